@@ -1,0 +1,68 @@
+package actors
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Hub. The zero value works.
+type Config struct {
+	// History is how many events are kept for resume. Zero means 10,000.
+	History int
+	// Mailbox is each stream's mailbox size in frames. Zero means 64.
+	Mailbox int
+	// Heartbeat is the interval of ":ping" comments on an otherwise quiet
+	// stream; each stream's first ping falls at a random point of the first
+	// interval so they spread out. Zero means 30s; negative turns it off.
+	Heartbeat time.Duration
+	// WriteTimeout bounds one write to a stream's socket. Zero means 10s.
+	WriteTimeout time.Duration
+	// Retry is the reconnection delay announced with "retry:" when a stream
+	// starts. Zero means 3s.
+	Retry time.Duration
+	// ShutdownRetrySpread is the range over which the "retry:" sent to each
+	// stream at shutdown is jittered, so clients do not all come back at
+	// once. Zero means 10s.
+	ShutdownRetrySpread time.Duration
+	// MaxStreams bounds the streams this hub holds. Zero means no bound.
+	MaxStreams int
+	// MaxStreamsPerUser bounds one user's streams. Zero means no bound.
+	MaxStreamsPerUser int
+	// PublishTimeout bounds how long Publish waits for the hub actor. Zero
+	// means 5s.
+	PublishTimeout time.Duration
+	// Logger receives the hub's logs. Nil means they are discarded.
+	Logger *slog.Logger
+	// Registerer is where the hub's metrics are registered. Nil means a
+	// private registry (the metrics exist but nobody scrapes them).
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.History <= 0 {
+		c.History = 10000
+	}
+	if c.Mailbox <= 0 {
+		c.Mailbox = 64
+	}
+	def(&c.Heartbeat, 30*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.Retry, 3*time.Second)
+	def(&c.ShutdownRetrySpread, 10*time.Second)
+	def(&c.PublishTimeout, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return c
+}

@@ -1,0 +1,179 @@
+package actors
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// stream is one open SSE connection. Its fields are set by Hub.Open before
+// any goroutine sees it and never change, except reason, which the first
+// closer sets.
+type stream struct {
+	hub    *Hub
+	conn   net.Conn
+	user   string
+	perms  *authz.Permissions
+	filter jobs.Filter
+	ticket *Ticket
+	mb     *mailbox
+	pid    *actor.PID
+
+	reason atomic.Int32 // CloseReason; 0 while open
+}
+
+// close ends the stream for reason r, once: whoever calls first (the reader
+// seeing EOF, a full mailbox, a failed write, shutdown) names the reason.
+// It never blocks: closing the socket unblocks a write in progress and the
+// reader, and the conn actor stops and accounts for the stream.
+func (s *stream) close(r CloseReason) {
+	if !s.reason.CompareAndSwap(0, int32(r)) {
+		return
+	}
+	s.mb.close()
+	s.conn.Close()
+	s.hub.system.Root.Stop(s.pid)
+}
+
+// closeGracefully asks the conn actor to write what is pending, then a
+// retry hint, then close.
+func (s *stream) closeGracefully(r CloseReason, retryMs int64) {
+	if !s.mb.postAlways(&closeStream{reason: r, retryMs: retryMs}) {
+		s.close(r) // already closing
+	}
+}
+
+// overflow is the mailbox's refusal: the client is not reading fast enough.
+// Closing it is the decision, not an accident: it resumes with Last-Event-ID.
+func (s *stream) overflow() {
+	s.hub.m.mailboxOverflow.Inc()
+	s.close(CloseSlow)
+}
+
+// read is the stream's reader goroutine. A client sends nothing after its
+// request, so the only thing to learn here is that it went away, and a
+// blocked Read learns that at once.
+func (s *stream) read() {
+	defer s.hub.goroutines.Done()
+	var buf [64]byte
+	for {
+		if _, err := s.conn.Read(buf[:]); err != nil {
+			s.close(CloseClientGone)
+			return
+		}
+	}
+}
+
+// maxCoalesce bounds how many frames one write may gather, so a stream whose
+// mailbox never empties still writes regularly.
+const maxCoalesce = 64
+
+// connActor owns a stream's writing side: what is pending, the heartbeat
+// timer, and the socket's write deadline.
+type connActor struct {
+	s       *stream
+	pending net.Buffers // frames to write, shared and read-only
+	frames  int         // event frames in pending
+	wrote   bool        // something was written since the last heartbeat
+	timer   *time.Timer
+}
+
+func (c *connActor) Receive(ctx actor.Context) {
+	s := c.s
+	switch msg := ctx.Message().(type) {
+	case *frame:
+		c.pending = append(c.pending, msg.bytes)
+		c.frames++
+	case *replay:
+		c.pending = append(c.pending, msg.frames...)
+		c.frames += len(msg.frames)
+		c.flush()
+	case *heartbeat:
+		if !c.wrote && len(c.pending) == 0 {
+			c.pending = append(c.pending, pingFrame)
+		}
+		c.wrote = false
+		c.timer.Reset(s.hub.cfg.Heartbeat)
+	case *closeStream:
+		c.pending = append(c.pending, appendRetry(nil, msg.retryMs))
+		c.flush()
+		s.close(msg.reason)
+		return
+	case *actor.Started:
+		if hb := s.hub.cfg.Heartbeat; hb > 0 {
+			// The first ping falls anywhere in the first interval, so streams
+			// opened together do not ping together forever after.
+			c.timer = time.AfterFunc(rand.N(hb)+time.Millisecond, func() { s.mb.PostUserMessage(&heartbeat{}) })
+		}
+	case *actor.Stopping:
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	case *actor.Stopped:
+		c.stopped()
+		return
+	}
+	if len(c.pending) > 0 && (s.mb.pending() == 0 || len(c.pending) >= maxCoalesce) {
+		c.flush()
+	}
+}
+
+// flush writes everything pending in one writev, under the write deadline.
+func (c *connActor) flush() {
+	s := c.s
+	if len(c.pending) == 0 || s.reason.Load() != 0 {
+		return
+	}
+	err := s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+	if err == nil {
+		bufs := c.pending // WriteTo consumes its receiver
+		_, err = bufs.WriteTo(s.conn)
+	}
+	if err != nil {
+		c.writeFailed(err)
+	} else {
+		s.hub.m.delivered.Add(float64(c.frames))
+	}
+	c.wrote = true
+	clear(c.pending)
+	if cap(c.pending) > maxCoalesce {
+		c.pending = nil // a replay is over: give its memory back
+	} else {
+		c.pending = c.pending[:0]
+	}
+	c.frames = 0
+}
+
+func (c *connActor) writeFailed(err error) {
+	s := c.s
+	if s.reason.Load() != 0 {
+		return // closed meanwhile: the write failed because of that
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.hub.RecordStreamError(StreamWriteTimeout)
+		s.close(CloseWriteTimeout)
+		return
+	}
+	s.hub.RecordStreamError(StreamWriteError)
+	s.close(CloseWriteError)
+}
+
+// stopped accounts for the stream once its actor is gone.
+func (c *connActor) stopped() {
+	s := c.s
+	s.close(CloseError) // a no-op unless the actor stopped on its own (a panic)
+	h := s.hub
+	h.m.streamsClosed[s.reason.Load()].Inc()
+	h.m.streamsActive.Dec()
+	s.ticket.Release()
+	h.forget(s)
+	h.goroutines.Done()
+}

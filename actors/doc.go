@@ -1,0 +1,36 @@
+// Package actors is eventhub's routing core: a hub actor, one user actor per
+// connected user, and one conn actor per open stream, on protoactor-go.
+//
+// # Model
+//
+// The hub actor owns the event id counter, the history ring and the routing
+// index (users by asset, by scenario, and the admins). Each event is given an
+// id, encoded into its SSE frame once, kept in history, and sent only to the
+// user actors whose permissions can cover it, so the cost of an event follows
+// its audience, not the number of connections.
+//
+// A user actor owns one user's permissions and the list of that user's
+// streams. It applies the RBAC rule (authz.Permissions.Allows) and each
+// stream's filter, and posts the shared frame to the matching conn actors.
+// It stops when its last stream has closed.
+//
+// A conn actor owns one socket's writing side. Its mailbox is bounded and
+// never blocks a sender: a frame that does not fit is refused and counted
+// (eventhub_mailbox_overflow_total) and the stream is closed with reason
+// "slow"; the client resumes with Last-Event-ID. A conn actor writes with a
+// deadline and coalesces every frame pending in its mailbox into one write.
+// A small reader goroutine per stream sees a client that went away at once.
+//
+// # Ordering
+//
+// Everything one stream receives passes through one chain of FIFO mailboxes
+// (hub → user → conn), so a stream sees events in id order, never twice, and
+// a resumed stream's replay is followed by the live events with no gap.
+//
+// # Concurrency
+//
+// Hub's exported methods may be called from any goroutine. Actors keep their
+// state to themselves and need no locks; the few things shared across
+// goroutines (a stream's close reason, a mailbox's queue, the admission
+// counts) are guarded where they are declared.
+package actors

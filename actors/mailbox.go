@@ -1,0 +1,218 @@
+package actors
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// mailbox is a conn actor's bounded mailbox. Neither of protoactor's stock
+// bounded mailboxes will do (DESIGN.md): actor.Bounded busy-waits the sender
+// when full, and actor.BoundedDropping drops the oldest message silently and
+// then spins. This one refuses a user message when full, says so to its
+// owner (onOverflow, called on the poster's goroutine), and never blocks.
+//
+// Its queue grows on demand up to the capacity, so an idle stream costs a
+// few words, not a preallocated ring.
+//
+// Any goroutine may post; the dispatcher runs one processMessages at a time.
+type mailbox struct {
+	capacity   int
+	onOverflow func() // called once per refused message; must not block
+
+	mu     sync.Mutex // guards the fields below it
+	queue  []any      // ring buffer; len(queue) is its current size
+	head   int
+	n      int
+	sys    []any
+	closed bool // after close, user messages are dropped, not counted
+
+	userCount atomic.Int32 // = n, written under mu, read without it
+	sysCount  atomic.Int32
+	scheduled atomic.Bool
+	suspended atomic.Bool
+
+	invoker    actor.MessageInvoker
+	dispatcher actor.Dispatcher
+}
+
+var _ actor.Mailbox = (*mailbox)(nil)
+
+func newMailbox(capacity int, onOverflow func()) *mailbox {
+	return &mailbox{capacity: capacity, onOverflow: onOverflow}
+}
+
+// PostUserMessage queues m, or refuses it if the mailbox is full.
+func (m *mailbox) PostUserMessage(msg any) {
+	if m.push(msg, false) {
+		m.schedule()
+	}
+}
+
+// postAlways queues msg even when the mailbox is full: for the few control
+// messages (a replay, a graceful close) that must not be mistaken for a slow
+// client. It reports false only after close.
+func (m *mailbox) postAlways(msg any) bool {
+	if !m.push(msg, true) {
+		return false
+	}
+	m.schedule()
+	return true
+}
+
+func (m *mailbox) push(msg any, force bool) bool {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false
+	}
+	if m.n >= m.capacity && !force {
+		m.mu.Unlock()
+		m.onOverflow()
+		return false
+	}
+	if m.n == len(m.queue) {
+		m.grow()
+	}
+	m.queue[(m.head+m.n)%len(m.queue)] = msg
+	m.n++
+	m.userCount.Store(int32(m.n))
+	m.mu.Unlock()
+	return true
+}
+
+// grow doubles the ring (from 4), unwrapping it. Caller holds mu.
+func (m *mailbox) grow() {
+	size := 2 * len(m.queue)
+	if size == 0 {
+		size = 4
+	}
+	q := make([]any, size)
+	for i := 0; i < m.n; i++ {
+		q[i] = m.queue[(m.head+i)%len(m.queue)]
+	}
+	m.queue, m.head = q, 0
+}
+
+func (m *mailbox) popUser() any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == 0 {
+		return nil
+	}
+	msg := m.queue[m.head]
+	m.queue[m.head] = nil
+	m.head = (m.head + 1) % len(m.queue)
+	m.n--
+	m.userCount.Store(int32(m.n))
+	if m.n == 0 && len(m.queue) > 16 {
+		m.queue, m.head = nil, 0 // a burst is over: give the memory back
+	}
+	return msg
+}
+
+// PostSystemMessage queues a protoactor system message (Started, Stop,
+// Watch, Terminated, …). These are never refused.
+func (m *mailbox) PostSystemMessage(msg any) {
+	m.mu.Lock()
+	m.sys = append(m.sys, msg)
+	m.mu.Unlock()
+	m.sysCount.Add(1)
+	m.schedule()
+}
+
+func (m *mailbox) popSys() any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.sys) == 0 {
+		return nil
+	}
+	msg := m.sys[0]
+	m.sys[0] = nil
+	m.sys = m.sys[1:]
+	if len(m.sys) == 0 {
+		m.sys = nil
+	}
+	return msg
+}
+
+// close makes every later user message a silent drop: the stream is closing
+// and the client will resume from its Last-Event-ID. Queued messages are
+// dropped too, so their memory goes at once.
+func (m *mailbox) close() {
+	m.mu.Lock()
+	m.closed = true
+	m.queue, m.head, m.n = nil, 0, 0
+	m.userCount.Store(0)
+	m.mu.Unlock()
+}
+
+// pending is the number of user messages queued behind the one being handled.
+func (m *mailbox) pending() int { return int(m.userCount.Load()) }
+
+func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.invoker, m.dispatcher = invoker, dispatcher
+}
+
+func (m *mailbox) Start() {}
+
+func (m *mailbox) UserMessageCount() int { return m.pending() }
+
+func (m *mailbox) schedule() {
+	if m.scheduled.CompareAndSwap(false, true) {
+		m.dispatcher.Schedule(m.processMessages)
+	}
+}
+
+// processMessages is protoactor's default mailbox loop: system messages
+// first, then user messages unless suspended, yielding every throughput
+// messages; it re-checks after going idle so no message is stranded.
+func (m *mailbox) processMessages() {
+	for {
+		m.run()
+		m.scheduled.Store(false)
+		if m.sysCount.Load() == 0 && (m.suspended.Load() || m.userCount.Load() == 0) {
+			return
+		}
+		if !m.scheduled.CompareAndSwap(false, true) {
+			return // another poster scheduled a run
+		}
+	}
+}
+
+func (m *mailbox) run() {
+	var msg any
+	defer func() {
+		if r := recover(); r != nil {
+			m.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	throughput := m.dispatcher.Throughput()
+	for i := 0; ; i++ {
+		if i > throughput {
+			i = 0
+			runtime.Gosched()
+		}
+		if msg = m.popSys(); msg != nil {
+			m.sysCount.Add(-1)
+			switch msg.(type) {
+			case *actor.SuspendMailbox:
+				m.suspended.Store(true)
+			case *actor.ResumeMailbox:
+				m.suspended.Store(false)
+			default:
+				m.invoker.InvokeSystemMessage(msg)
+			}
+			continue
+		}
+		if m.suspended.Load() {
+			return
+		}
+		if msg = m.popUser(); msg == nil {
+			return
+		}
+		m.invoker.InvokeUserMessage(msg)
+	}
+}

@@ -1,0 +1,121 @@
+package actors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// CloseReason says why a stream ended. It is a metric label, so the set is
+// small and fixed.
+type CloseReason int32
+
+// The reasons a stream ends. Zero means open.
+const (
+	_                 CloseReason = iota
+	CloseClientGone               // the client closed the connection
+	CloseSlow                     // its mailbox overflowed
+	CloseWriteTimeout             // a write did not finish within the write timeout
+	CloseWriteError               // a write failed
+	CloseShutdown                 // the hub is shutting down
+	CloseLifetime                 // the stream reached its lifetime
+	CloseRevoked                  // the user lost every permission
+	CloseError                    // the conn actor failed (a bug): the stream is closed, not left hanging
+	closeReasonCount
+)
+
+var closeReasonNames = [closeReasonCount]string{
+	CloseClientGone:   "client_gone",
+	CloseSlow:         "slow",
+	CloseWriteTimeout: "write_timeout",
+	CloseWriteError:   "write_error",
+	CloseShutdown:     "shutdown",
+	CloseLifetime:     "lifetime",
+	CloseRevoked:      "revoked",
+	CloseError:        "error",
+}
+
+func (r CloseReason) String() string {
+	if r > 0 && r < closeReasonCount {
+		return closeReasonNames[r]
+	}
+	return "open"
+}
+
+// StreamError names why a stream request was refused or a stream failed; it
+// is the label of eventhub_stream_errors_total.
+type StreamError string
+
+// Stream errors counted by the transport and by conn actors.
+const (
+	StreamUnauthorized StreamError = "unauthorized"
+	StreamForbidden    StreamError = "forbidden"
+	StreamBadRequest   StreamError = "bad_request"
+	StreamTooMany      StreamError = "too_many_streams"
+	StreamUnavailable  StreamError = "unavailable"
+	StreamWriteError   StreamError = "write_error"
+	StreamWriteTimeout StreamError = "write_timeout"
+)
+
+var streamErrors = [...]StreamError{StreamUnauthorized, StreamForbidden, StreamBadRequest,
+	StreamTooMany, StreamUnavailable, StreamWriteError, StreamWriteTimeout}
+
+// metrics holds the hub's Prometheus metrics with every labelled child
+// resolved once, so the hot paths touch only atomic counters.
+type metrics struct {
+	streamsActive   prometheus.Gauge
+	streamsOpened   prometheus.Counter
+	streamsClosed   [closeReasonCount]prometheus.Counter
+	streamErrors    map[StreamError]prometheus.Counter
+	ingested        [len(jobs.Types) + 1][len(jobs.Statuses) + 1]prometheus.Counter
+	delivered       prometheus.Counter
+	mailboxOverflow prometheus.Counter
+	usersActive     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		streamsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventhub_streams_active", Help: "Open SSE streams.",
+		}),
+		streamsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventhub_streams_opened_total", Help: "SSE streams opened.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventhub_events_delivered_total", Help: "Event frames written to streams (replays included).",
+		}),
+		mailboxOverflow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventhub_mailbox_overflow_total", Help: "Frames refused by a full stream mailbox; each closes its stream as slow.",
+		}),
+		usersActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventhub_users_active", Help: "Users with at least one open stream (user actors alive).",
+		}),
+		streamErrors: make(map[StreamError]prometheus.Counter, len(streamErrors)),
+	}
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_streams_closed_total", Help: "SSE streams closed, by reason.",
+	}, []string{"reason"})
+	for r := CloseReason(1); r < closeReasonCount; r++ {
+		m.streamsClosed[r] = closed.WithLabelValues(r.String())
+	}
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_stream_errors_total", Help: "Stream requests refused before the stream started, and streams ended by a failed write, by reason.",
+	}, []string{"reason"})
+	for _, e := range streamErrors {
+		m.streamErrors[e] = errs.WithLabelValues(string(e))
+	}
+	ingested := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_events_ingested_total", Help: "Events accepted by the hub, by job type and status.",
+	}, []string{"type", "status"})
+	for _, t := range jobs.Types {
+		for _, s := range jobs.Statuses {
+			m.ingested[t][s] = ingested.WithLabelValues(t.String(), s.String())
+		}
+	}
+	for _, c := range []prometheus.Collector{m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
