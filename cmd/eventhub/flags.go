@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// serveConfig is what "eventhub serve" was asked to do.
+type serveConfig struct {
+	listen            string
+	auth              string
+	permissions       string
+	publishKey        string
+	heartbeat         time.Duration
+	history           int
+	mailbox           int
+	maxStreams        int
+	maxStreamsPerUser int
+	demo              bool
+	writeTimeout      time.Duration
+	drain             time.Duration
+	logLevel          slog.Level
+}
+
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("eventhub serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.auth, "auth", "dev", "authentication: dev (Bearer dev:<user>, loopback only) or clerk")
+	fs.StringVar(&c.permissions, "permissions", "", "permissions file (JSON); empty means the built-in demo permissions")
+	fs.StringVar(&c.publishKey, "publish-key", "", "key for POST /api/events (dev default: dev-publish-key; required with clerk)")
+	fs.DurationVar(&c.heartbeat, "heartbeat", 30*time.Second, "interval of :ping comments on quiet streams")
+	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
+	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
+	fs.IntVar(&c.maxStreams, "max-streams", 0, "streams this process holds; 0 means as many as open files allow")
+	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 16, "streams one user may hold; 0 means no limit")
+	fs.BoolVar(&c.demo, "demo", false, "keep submitting demo jobs, so a dashboard shows life at once")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a stream")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long streams get to close before they are cut")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// The environment fills in what the command line did not set.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, c.validate()
+}
+
+func (c *serveConfig) validate() error {
+	switch c.auth {
+	case "dev":
+		if c.publishKey == "" {
+			c.publishKey = "dev-publish-key"
+		}
+		if !loopback(c.listen) {
+			return fmt.Errorf("--auth dev proves nothing about who is asking: it listens on loopback only, not %q", c.listen)
+		}
+	case "clerk":
+		return errors.New("--auth clerk is not available in this build yet")
+	default:
+		return fmt.Errorf("--auth %q: want dev or clerk", c.auth)
+	}
+	if c.heartbeat <= 0 {
+		return fmt.Errorf("--heartbeat %v: must be positive", c.heartbeat)
+	}
+	for name, v := range map[string]int{"history": c.history, "mailbox": c.mailbox} {
+		if v <= 0 {
+			return fmt.Errorf("--%s %d: must be positive", name, v)
+		}
+	}
+	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 {
+		return errors.New("--max-streams and --max-streams-per-user must not be negative")
+	}
+	return nil
+}
+
+// loopback reports whether addr's host is a loopback address or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

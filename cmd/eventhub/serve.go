@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/jobs"
+	"github.com/finexbot/eventhub/transport"
+)
+
+// fileReserve is how many open files a hub keeps for itself (listeners,
+// logs, outgoing connections) when --max-streams is 0.
+const fileReserve = 100
+
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Writer) error {
+	table := authz.DemoTable()
+	if cfg.permissions != "" {
+		var err error
+		if table, err = authz.LoadTable(cfg.permissions); err != nil {
+			return err
+		}
+	}
+	maxStreams := cfg.maxStreams
+	if maxStreams == 0 {
+		maxStreams = streamsOpenFilesAllow()
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// protoactor logs through our handler, quietly: its Info lines (dead
+	// letters, system start) are noise at our scale.
+	actorLog := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("lib", "protoactor")
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
+	defer system.Shutdown()
+
+	hub, err := actors.NewHub(system, actors.Config{
+		History:           cfg.history,
+		Mailbox:           cfg.mailbox,
+		Heartbeat:         cfg.heartbeat,
+		WriteTimeout:      cfg.writeTimeout,
+		MaxStreams:        maxStreams,
+		MaxStreamsPerUser: cfg.maxStreamsPerUser,
+		Logger:            log,
+		Registerer:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{})
+	defer workers.Stop()
+
+	srv := transport.New(transport.Config{
+		Hub:          hub,
+		Authenticate: authz.DevAuthenticate,
+		Permissions:  table.Lookup,
+		PublishKey:   cfg.publishKey,
+		Submit:       workers.Submit,
+		Gatherer:     reg,
+		Logger:       log,
+	})
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("eventhub listening", "addr", ln.Addr().String(), "auth", cfg.auth, "max_streams", maxStreams, "demo", cfg.demo)
+
+	var wg sync.WaitGroup // the goroutines below; serve waits for them before it returns
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	if cfg.demo {
+		wg.Go(func() { runDemo(demoCtx, workers) })
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	stopDemo()
+	log.Info("eventhub shutting down", "streams_drain", cfg.drain.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.drain)
+	defer cancel()
+	var shutdown sync.WaitGroup
+	shutdown.Go(func() {
+		if err := srv.Shutdown(drainCtx); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
+	})
+	if err := hub.Shutdown(drainCtx); err != nil {
+		log.Warn("hub shutdown", "err", err)
+	}
+	shutdown.Wait()
+	wg.Wait()
+	log.Info("eventhub stopped")
+	return err
+}
+
+// runDemo submits a few demo jobs every second until ctx is done.
+func runDemo(ctx context.Context, workers *jobs.Workers) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	assets, scenarios := authz.DemoScopes()
+	users := []string{"alice", "bob", "carol"}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for range 1 + rng.IntN(3) {
+				user := users[rng.IntN(len(users))]
+				job := jobs.DemoJob(rng, user, assets, scenarios)
+				job.ID = jobs.NewJobID()
+				workers.Submit(job)
+			}
+		}
+	}
+}
+
+// streamsOpenFilesAllow raises the soft open-file limit to the hard one and
+// returns how many streams fit in it.
+func streamsOpenFilesAllow() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	if lim.Cur < lim.Max {
+		raised := lim
+		raised.Cur = raised.Max
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+			lim = raised
+		}
+	}
+	if lim.Cur <= fileReserve*2 {
+		return 1
+	}
+	return int(lim.Cur) - fileReserve
+}

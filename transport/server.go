@@ -1,0 +1,240 @@
+package transport
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// Config configures a Server. Hub, Authenticate, Permissions and Submit are
+// required; the rest has working zero values.
+type Config struct {
+	Hub *actors.Hub
+	// Authenticate turns a session token (Bearer header or __session cookie)
+	// into an identity, or returns an error wrapping authz.ErrBadToken.
+	Authenticate func(token string) (authz.Identity, error)
+	// Permissions returns a user's permissions; false for an unknown user.
+	Permissions func(user string) (*authz.Permissions, bool)
+	// PublishKey authorizes POST /api/events. Empty means publishing over
+	// HTTP is refused.
+	PublishKey string
+	// Submit hands a job to the workers. It must not block.
+	Submit func(jobs.Job)
+	// Gatherer is what GET /metrics serves. Nil means no /metrics route.
+	Gatherer prometheus.Gatherer
+	// MaxBodySize bounds a request body. Zero means 1 MiB.
+	MaxBodySize int
+	// Logger receives request errors worth a look. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is eventhub's HTTP server. Serve and Shutdown may be called from
+// different goroutines.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	srv *fasthttp.Server
+}
+
+// New builds a Server.
+func New(cfg Config) *Server {
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	r := router.New()
+	r.GET("/api/events", s.stream)
+	r.POST("/api/events", s.publish)
+	r.POST("/api/jobs", s.submitJob)
+	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	r.GET("/", s.index)
+	if cfg.Gatherer != nil {
+		r.GET("/metrics", fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	}
+	r.NotFound = func(ctx *fasthttp.RequestCtx) { writeError(ctx, fasthttp.StatusNotFound, "not found") }
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+	}
+	r.HandleMethodNotAllowed = true
+	s.srv = &fasthttp.Server{
+		Handler:            r.Handler,
+		Name:               "eventhub",
+		ReadBufferSize:     16 << 10, // a 4.5 KB Clerk cookie gets 431 with the 4 KiB default
+		MaxRequestBodySize: cfg.MaxBodySize,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        90 * time.Second,
+		KeepHijackedConns:  true, // streams belong to the hub, which closes them
+		CloseOnShutdown:    true,
+		ErrorHandler:       s.requestError,
+		Logger:             fasthttpLogger{s.log},
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting and waits, until ctx is done, for the HTTP
+// connections that are not streams to finish. Streams are the hub's: shut
+// it down too.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+// requestError answers what fasthttp could not parse, as JSON.
+func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	var smallBuf *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodySize))
+	case errors.As(err, &smallBuf):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+	}
+}
+
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	if !s.cfg.Hub.Ready() {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// publish is POST /api/events: one JobEvent or an array, all or nothing.
+func (s *Server) publish(ctx *fasthttp.RequestCtx) {
+	key, ok := bearer(ctx)
+	if !ok || s.cfg.PublishKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.PublishKey)) != 1 {
+		writeError(ctx, fasthttp.StatusUnauthorized, "invalid publish key")
+		return
+	}
+	events, err := jobs.DecodeEvents(ctx.PostBody())
+	if err != nil {
+		writeDecodeError(ctx, err)
+		return
+	}
+	ids, err := s.cfg.Hub.Publish(ctx, events)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, map[string][]uint64{"ids": ids})
+}
+
+// submitJob is POST /api/jobs: a user submits a job on a scope they may see.
+func (s *Server) submitJob(ctx *fasthttp.RequestCtx) {
+	id, perms, ok := s.authenticate(ctx)
+	if !ok {
+		return
+	}
+	job, err := jobs.DecodeJob(ctx.PostBody())
+	if err != nil {
+		writeDecodeError(ctx, err)
+		return
+	}
+	if !perms.AllowsScope(job.AssetID, job.ScenarioID) {
+		writeError(ctx, fasthttp.StatusForbidden, "not allowed on this job's asset or scenario")
+		return
+	}
+	if !s.cfg.Hub.Ready() {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	job.ID = jobs.NewJobID()
+	job.User = id.User
+	s.cfg.Submit(job)
+	writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"jobId": job.ID})
+}
+
+func writeDecodeError(ctx *fasthttp.RequestCtx, err error) {
+	var verr *jobs.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeError(ctx, fasthttp.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, jobs.ErrTooManyEvents):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, err.Error())
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+	}
+}
+
+// authenticate answers 401 or 403 itself and reports false when the request
+// may not go on.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (authz.Identity, *authz.Permissions, bool) {
+	token, ok := sessionToken(ctx)
+	if !ok {
+		writeError(ctx, fasthttp.StatusUnauthorized, authz.ErrNoToken.Error())
+		return authz.Identity{}, nil, false
+	}
+	id, err := s.cfg.Authenticate(token)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusUnauthorized, err.Error())
+		return authz.Identity{}, nil, false
+	}
+	perms, known := s.cfg.Permissions(id.User)
+	if !known || perms.None() {
+		writeError(ctx, fasthttp.StatusForbidden, "no permissions for this user")
+		return authz.Identity{}, nil, false
+	}
+	return id, perms, true
+}
+
+// sessionToken finds the caller's session: a Bearer token, or else Clerk's
+// __session cookie (EventSource cannot set headers).
+func sessionToken(ctx *fasthttp.RequestCtx) (string, bool) {
+	if len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) > 0 {
+		return bearer(ctx)
+	}
+	if c := ctx.Request.Header.Cookie("__session"); len(c) > 0 {
+		return string(c), true
+	}
+	return "", false
+}
+
+func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
+	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
+		return "", false
+	}
+	return string(h[len(prefix):]), true
+}
+
+//go:embed index.html
+var indexHTML []byte
+
+func (s *Server) index(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.SetBody(indexHTML)
+}
+
+// fasthttpLogger sends fasthttp's own log lines to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "lib", "fasthttp")
+}

@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// streamHead is the response head of every stream, with the first retry
+// hint. There is no Content-Length and no chunking: the body ends when the
+// connection does, which every SSE client expects.
+var streamHead = []byte("HTTP/1.1 200 OK\r\n" +
+	"Content-Type: text/event-stream; charset=utf-8\r\n" +
+	"Cache-Control: no-cache\r\n" +
+	"Connection: keep-alive\r\n" +
+	"X-Accel-Buffering: no\r\n" +
+	"\r\n")
+
+// headWriteTimeout bounds writing the response head to a new stream.
+const headWriteTimeout = 10 * time.Second
+
+// stream is GET /api/events. Everything that can refuse the stream is
+// checked and answered here, before the connection is hijacked.
+func (s *Server) stream(ctx *fasthttp.RequestCtx) {
+	hub := s.cfg.Hub
+	id, perms, ok := s.authenticate(ctx)
+	if !ok {
+		if ctx.Response.StatusCode() == fasthttp.StatusForbidden {
+			hub.RecordStreamError(actors.StreamForbidden)
+		} else {
+			hub.RecordStreamError(actors.StreamUnauthorized)
+		}
+		return
+	}
+	args := ctx.QueryArgs()
+	filter, err := jobs.ParseFilter(func(key string) (string, bool) {
+		if !args.Has(key) {
+			return "", false
+		}
+		return string(args.Peek(key)), true
+	})
+	if err != nil {
+		hub.RecordStreamError(actors.StreamBadRequest)
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	req := actors.StreamRequest{User: id.User, Perms: perms, Filter: filter}
+	req.Resume, req.LastEventID, err = lastEventID(ctx)
+	if err != nil {
+		hub.RecordStreamError(actors.StreamBadRequest)
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	ticket, err := hub.Admit(id.User)
+	switch {
+	case errors.Is(err, actors.ErrClosed):
+		hub.RecordStreamError(actors.StreamUnavailable)
+		ctx.Response.Header.Set("Retry-After", "3")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		hub.RecordStreamError(actors.StreamTooMany)
+		writeError(ctx, fasthttp.StatusTooManyRequests, err.Error())
+		return
+	}
+	retry := appendRetryField(nil, hub)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		// Read from the socket itself, not through fasthttp's buffered
+		// reader, so the request's read buffer goes back to the GC now.
+		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+			c = u.UnsafeConn()
+		}
+		if err := writeHead(c, retry); err != nil {
+			ticket.Release()
+			c.Close()
+			hub.RecordStreamError(actors.StreamWriteError)
+			return
+		}
+		_ = hub.Open(c, ticket, req) // on error the hub has closed c and released ticket
+	})
+}
+
+func writeHead(c net.Conn, retry []byte) error {
+	if err := c.SetWriteDeadline(time.Now().Add(headWriteTimeout)); err != nil {
+		return err
+	}
+	bufs := net.Buffers{streamHead, retry}
+	_, err := bufs.WriteTo(c)
+	return err
+}
+
+func appendRetryField(dst []byte, hub *actors.Hub) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, hub.RetryHint().Milliseconds(), 10)
+	return append(dst, "\n\n"...)
+}
+
+// lastEventID reads where a stream resumes: the Last-Event-ID header a
+// browser sends when it reconnects by itself, else the lastEventId query
+// parameter of a client that rebuilt its EventSource. The header wins: on an
+// automatic reconnect the browser reuses the old URL with its old query.
+func lastEventID(ctx *fasthttp.RequestCtx) (resume bool, id uint64, err error) {
+	raw := ctx.Request.Header.Peek("Last-Event-ID")
+	source := "Last-Event-ID"
+	if len(raw) == 0 {
+		raw = ctx.QueryArgs().Peek("lastEventId")
+		source = "lastEventId"
+	}
+	if len(raw) == 0 {
+		return false, 0, nil
+	}
+	id, err = parseEventID(raw)
+	if err != nil {
+		return false, 0, fmt.Errorf("%s: %w", source, err)
+	}
+	return true, id, nil
+}
+
+// parseEventID accepts the decimal ids the hub gives: 1 to 20 digits that
+// fit a uint64. Nothing else (no sign, no space, no hex).
+func parseEventID(raw []byte) (uint64, error) {
+	if len(raw) > 20 {
+		return 0, errors.New("not an event id: too long")
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not an event id: want decimal digits")
+		}
+	}
+	id, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		return 0, errors.New("not an event id: out of range")
+	}
+	return id, nil
+}
