@@ -16,6 +16,11 @@ var ErrTooManyEvents = errors.New("too many events in one batch")
 // empty or malformed value, or too many values. Clients get a 400.
 var ErrBadFilter = errors.New("bad filter")
 
+// ErrBadParams is returned when a job's params do not fit its kind: an
+// unknown param, a value of the wrong JSON type, or one out of range. The job
+// then ends failed, with the message in data.error.
+var ErrBadParams = errors.New("bad params")
+
 // ValidationError says which field of which event is invalid. Clients get a
 // 422 with its message.
 type ValidationError struct {

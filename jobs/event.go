@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Type is a job kind.
@@ -157,14 +158,25 @@ func DecodeEvents(body []byte) ([]Event, error) {
 }
 
 func decodeOne(raw []byte, i int, ev *Event) error {
+	var w wireEvent
+	if err := decodeObject(raw, i, "event", &w); err != nil {
+		return err
+	}
+	return w.validate(i, ev)
+}
+
+// decodeObject decodes raw, which must hold exactly one JSON object and
+// nothing after it, into dst with unknown fields rejected. what names the
+// object in ErrMalformed messages. A field of the wrong JSON type or an
+// unknown field is a *ValidationError; anything else is ErrMalformed.
+func decodeObject(raw []byte, i int, what string, dst any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return fmt.Errorf("%w: event %d is not an object", ErrMalformed, i)
+		return fmt.Errorf("%w: %s %d is not an object", ErrMalformed, what, i)
 	}
-	var w wireEvent
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := dec.Decode(dst); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			return &ValidationError{Index: i, Field: typeErr.Field, Msg: "must be a " + typeErr.Type.String()}
@@ -172,9 +184,14 @@ func decodeOne(raw []byte, i int, ev *Event) error {
 		if strings.HasPrefix(err.Error(), "json: unknown field ") {
 			return &ValidationError{Index: i, Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
 		}
-		return fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
+		return fmt.Errorf("%w: %s %d: %v", ErrMalformed, what, i, err)
 	}
-	return w.validate(i, ev)
+	// A Decoder stops after the first value: without this check a single
+	// object followed by anything ("{…}{…}", "{…}]") would be accepted.
+	if dec.InputOffset() != int64(len(raw)) {
+		return fmt.Errorf("%w: %s %d: data after the object", ErrMalformed, what, i)
+	}
+	return nil
 }
 
 func (w *wireEvent) validate(i int, ev *Event) error {
@@ -193,6 +210,12 @@ func (w *wireEvent) validate(i int, ev *Event) error {
 	ts, err := time.Parse(time.RFC3339Nano, w.Timestamp)
 	if err != nil {
 		return bad("timestamp", fmt.Sprintf("not an RFC 3339 time: %q", clip(w.Timestamp)))
+	}
+	// An offset can move a time at either end of RFC 3339's four-digit
+	// years out of them once in UTC ("0000-01-01T00:00:00+01:00" is year
+	// -1), and AppendJSON could not write it back as RFC 3339.
+	if y := ts.UTC().Year(); y < 0 || y > 9999 {
+		return bad("timestamp", fmt.Sprintf("year %d in UTC is outside 0000-9999", y))
 	}
 	*ev = Event{Type: t, JobID: w.JobID, Status: st, Timestamp: ts.UTC()}
 	if len(w.Data) > 0 && !bytes.Equal(w.Data, []byte("null")) {
@@ -220,30 +243,32 @@ func (ev *Event) setData(data []byte) *ValidationError {
 	if buf.Len() > MaxDataSize {
 		return &ValidationError{Field: "data", Msg: fmt.Sprintf("%d bytes encoded, over the %d limit", buf.Len(), MaxDataSize)}
 	}
-	var scope struct {
-		AssetID    *json.RawMessage `json:"assetId"`
-		ScenarioID *json.RawMessage `json:"scenarioId"`
-	}
-	if err := json.Unmarshal(buf.Bytes(), &scope); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, so {"AssetId":"a2"} would scope the event to a2 while
+	// a browser reading data.assetId sees nothing (and {"assetId":"a1",
+	// "ASSETID":"a2"} would route by a2 and display a1). Map keys match
+	// exactly, and a repeated key keeps its last value, as JSON.parse does.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(buf.Bytes(), &top); err != nil {
 		return &ValidationError{Field: "data", Msg: "invalid json"}
 	}
 	var err *ValidationError
-	if ev.AssetID, err = scopeID("data.assetId", scope.AssetID); err != nil {
+	if ev.AssetID, err = scopeID("data.assetId", top["assetId"]); err != nil {
 		return err
 	}
-	if ev.ScenarioID, err = scopeID("data.scenarioId", scope.ScenarioID); err != nil {
+	if ev.ScenarioID, err = scopeID("data.scenarioId", top["scenarioId"]); err != nil {
 		return err
 	}
 	ev.Data = buf.Bytes()
 	return nil
 }
 
-func scopeID(field string, raw *json.RawMessage) (string, *ValidationError) {
-	if raw == nil || string(*raw) == "null" {
+func scopeID(field string, raw json.RawMessage) (string, *ValidationError) {
+	if raw == nil || string(raw) == "null" {
 		return "", nil
 	}
 	var s string
-	if err := json.Unmarshal(*raw, &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &ValidationError{Field: field, Msg: "must be a string"}
 	}
 	if err := CheckID(s); err != nil {
@@ -279,6 +304,9 @@ func (ev *Event) Validate() error {
 	}
 	if len(ev.Data) > MaxDataSize {
 		return &ValidationError{Field: "data", Msg: "over the size limit"}
+	}
+	if len(ev.Data) > 0 && (ev.Data[0] != '{' || ev.Data[len(ev.Data)-1] != '}') {
+		return &ValidationError{Field: "data", Msg: "must be an object"}
 	}
 	if bytes.ContainsAny(ev.Data, "\r\n") {
 		return &ValidationError{Field: "data", Msg: "not compact"}
@@ -336,9 +364,16 @@ func idChar(c byte) bool {
 }
 
 // clip shortens an echoed input so an error message stays small.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
+func clip(s string) string { return clipTo(s, 40) }
+
+// clipTo cuts s to at most n bytes and an ellipsis. It cuts on a rune
+// boundary, so a valid UTF-8 input gives a valid UTF-8 result.
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

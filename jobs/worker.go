@@ -1,0 +1,382 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// WorkersConfig configures StartWorkers. Its zero value works.
+type WorkersConfig struct {
+	// PerType is the number of worker actors per job type: at most PerType
+	// jobs of one type run at once, the rest wait in the workers' mailboxes.
+	// Zero means 2.
+	PerType int
+	// Timeout bounds one job's run: a job still running then ends failed.
+	// Zero means 10s.
+	Timeout time.Duration
+	// Logger receives the panics recovered from jobs and worker restarts.
+	// Nil means no logging.
+	Logger *slog.Logger
+
+	// Test seams.
+	now func() time.Time                                // the clock; nil means time.Now
+	run func(ctx context.Context, job Job) (any, error) // a job's computation; nil means compute
+}
+
+// Workers runs submitted jobs on worker actors, a supervised pool of them per
+// job type, and sends each job's events to the hub: queued, started, then
+// completed or failed. Its methods are safe for concurrent use.
+//
+// The actors own the jobs they run; Workers itself owns only the stopped
+// flag (under mu) and the cancel of the context every job runs under.
+type Workers struct {
+	root   *actor.RootContext
+	env    *workerEnv
+	pools  [Probability + 1]*actor.PID // by Type; set once by StartWorkers
+	cancel context.CancelFunc          // cancels env.base: Stop ends running jobs
+
+	// mu is held shared by Submit while it sends, and exclusively by Stop to
+	// set stopped: so every job Submit let through is in a pool's mailbox
+	// before Stop sends the pools drain.
+	mu       sync.RWMutex
+	stopped  bool
+	stopOnce sync.Once
+}
+
+// workerEnv is what every pool and worker actor of one Workers shares. It is
+// read-only after StartWorkers.
+type workerEnv struct {
+	hub     *actor.PID
+	base    context.Context // done once Stop is called
+	timeout time.Duration
+	now     func() time.Time
+	run     func(ctx context.Context, job Job) (any, error)
+	log     *slog.Logger
+}
+
+// StartWorkers spawns the worker pools on root's actor system and returns at
+// once; events go to hub as *Event values. Stop them with Stop, before the hub
+// is stopped, so the hub receives the failed events of the jobs Stop cuts
+// short.
+func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) *Workers {
+	env := &workerEnv{hub: hub, timeout: cfg.Timeout, now: cfg.now, run: cfg.run, log: cfg.Logger}
+	if env.timeout <= 0 {
+		env.timeout = 10 * time.Second
+	}
+	if env.now == nil {
+		env.now = time.Now
+	}
+	if env.run == nil {
+		env.run = compute
+	}
+	if env.log == nil {
+		env.log = slog.New(slog.DiscardHandler)
+	}
+	perType := cfg.PerType
+	if perType <= 0 {
+		perType = 2
+	}
+	var cancel context.CancelFunc
+	env.base, cancel = context.WithCancel(context.Background())
+
+	w := &Workers{root: root, env: env, cancel: cancel}
+	// OneForOne, restart: the workers of a pool share nothing, so one that
+	// fails is restarted alone, with its mailbox (the jobs queued behind the
+	// one it failed on) kept, and its siblings' running jobs are left alone,
+	// which AllForOne would cut short for no reason. A job's own panic never
+	// gets here (the worker recovers it and fails the job); this is for a
+	// failure in the worker's code. A worker that fails more than 10 times a
+	// minute is stopped and the pool replaces it.
+	supervisor := actor.NewOneForOneStrategy(10, time.Minute, actor.DefaultDecider)
+	for _, t := range Types {
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &pool{env: env, typ: t, size: perType}
+		}, actor.WithSupervisor(supervisor))
+		w.pools[t] = root.SpawnPrefix(props, "jobs-"+t.String()+"-")
+	}
+	return w
+}
+
+// Submit sends job's queued event to the hub, then hands the job to a worker
+// of its type (round robin). It returns at once. The job must be valid: an id
+// passing CheckID (see NewJobID), a known type and the scope ids its type
+// needs, as DecodeJob and DemoJob make them; Submit panics otherwise, a
+// programming error. Submit keeps job.Params: the caller must not modify it
+// afterwards. After Stop, the job is failed at once.
+func (w *Workers) Submit(job Job) {
+	if err := job.check(); err != nil {
+		panic("BUG: jobs: Submit: " + err.Error())
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	now := w.env.now()
+	w.root.Send(w.env.hub, w.env.event(job, Queued, now, eventData{}))
+	if w.stopped {
+		w.root.Send(w.env.hub, w.env.event(job, Failed, now, eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
+		return
+	}
+	w.root.Send(w.pools[job.Type], runJob{job: job})
+}
+
+// Stop ends the workers and waits for their actors to stop. Jobs running or
+// still waiting end failed ("canceled"): none is left queued or started
+// forever. Stop is idempotent; a concurrent second call waits for the first.
+func (w *Workers) Stop() {
+	w.stopOnce.Do(func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.mu.Unlock()
+		// Canceling first makes the running jobs end at their next context
+		// check, and the waiting ones fail as soon as a worker takes them.
+		w.cancel()
+		// A running job may take until its next context check to see the
+		// cancel; the margin covers a job that ends at its deadline anyway.
+		wait := w.env.timeout + 5*time.Second
+		var drains []*actor.Future
+		for _, t := range Types {
+			drains = append(drains, w.root.RequestFuture(w.pools[t], drain{}, wait))
+		}
+		for i, f := range drains {
+			if err := f.Wait(); err != nil {
+				w.env.log.Error("jobs: a worker pool did not drain", "type", Types[i].String(), "err", err)
+			}
+		}
+		var stops []*actor.Future
+		for _, t := range Types {
+			stops = append(stops, w.root.StopFuture(w.pools[t]))
+		}
+		for i, f := range stops {
+			if err := f.Wait(); err != nil {
+				w.env.log.Error("jobs: a worker pool did not stop", "type", Types[i].String(), "err", err)
+			}
+		}
+	})
+}
+
+// pool is the supervisor of the workers of one job type, and the round robin
+// that hands them jobs. It owns its fields; only its actor touches them.
+type pool struct {
+	env      *workerEnv
+	typ      Type
+	size     int
+	workers  []*actor.PID
+	next     int
+	drainer  *actor.PID // who asked to drain; nil until then
+	stopping bool       // no more replacement workers
+}
+
+// Receive implements actor.Actor.
+func (p *pool) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		for range p.size {
+			p.spawn(c)
+		}
+	case runJob:
+		if len(p.workers) == 0 { // only after drain, which Submit never races
+			c.Send(p.env.hub, p.env.event(m.job, Failed, p.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
+			return
+		}
+		c.Send(p.workers[p.next%len(p.workers)], m)
+		p.next = (p.next + 1) % len(p.workers)
+	case drain:
+		p.stopping = true
+		p.drainer = c.Sender()
+		// Poison, not Stop: the pill waits behind the jobs a worker still
+		// holds, so each of them ends failed instead of vanishing.
+		for _, pid := range p.workers {
+			c.Poison(pid)
+		}
+		p.maybeDrained(c)
+	case *actor.Terminated:
+		for i, pid := range p.workers {
+			if pid.Equal(m.Who) {
+				p.workers = append(p.workers[:i], p.workers[i+1:]...)
+				break
+			}
+		}
+		if !p.stopping {
+			// The supervisor gave up on a worker (too many restarts): keep
+			// the pool at its size, with a fresh worker.
+			p.env.log.Error("jobs: worker stopped after repeated failures; replacing it", "type", p.typ.String())
+			p.spawn(c)
+		}
+		p.maybeDrained(c)
+	case *actor.Stopping, *actor.Restarting:
+		// Our children are being stopped with us: do not replace them.
+		p.stopping = true
+	}
+}
+
+func (p *pool) spawn(c actor.Context) {
+	env := p.env
+	props := actor.PropsFromProducer(func() actor.Actor { return &worker{env: env} })
+	p.workers = append(p.workers, c.Spawn(props))
+}
+
+func (p *pool) maybeDrained(c actor.Context) {
+	if p.drainer != nil && len(p.workers) == 0 {
+		c.Send(p.drainer, drained{})
+		p.drainer = nil
+	}
+}
+
+// worker runs one job at a time, in its Receive: a worker busy with a job is
+// a full mailbox for its peers to share the load, not a blocked hub. It holds
+// no state of its own, so a restart loses nothing.
+type worker struct {
+	env *workerEnv
+}
+
+// Receive implements actor.Actor.
+func (wk *worker) Receive(c actor.Context) {
+	if m, ok := c.Message().(runJob); ok {
+		wk.env.handle(c, m.job)
+	}
+}
+
+// errPanicked stands for a job that panicked; the panic itself is logged, not
+// shown to whoever watches the job.
+var errPanicked = errors.New("internal error")
+
+// handle runs one job and sends its started and completed or failed events.
+func (e *workerEnv) handle(c actor.Context, job Job) {
+	start := e.now()
+	c.Send(e.hub, e.event(job, Started, start, eventData{}))
+	result, err := e.runBounded(job)
+	end := e.now()
+	ms := end.Sub(start).Milliseconds()
+	if err == nil {
+		var ev *Event
+		if ev, err = e.tryEvent(job, Completed, end, eventData{DurationMs: &ms, Result: result}); err == nil {
+			c.Send(e.hub, ev)
+			return
+		}
+	}
+	c.Send(e.hub, e.event(job, Failed, end, eventData{DurationMs: &ms, Error: e.describe(err)}))
+}
+
+// runBounded runs the job's computation under the timeout and turns a panic
+// into errPanicked, so the worker goes on with its next job. A computation
+// must check its context: one that ignores it holds its worker until it
+// returns.
+func (e *workerEnv) runBounded(job Job) (result any, err error) {
+	ctx, cancel := context.WithTimeout(e.base, e.timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("jobs: job panicked", "job", job.ID, "type", job.Type.String(), "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			result, err = nil, errPanicked
+		}
+	}()
+	return e.run(ctx, job)
+}
+
+// maxErrorLen bounds data.error, whatever a computation's error says.
+const maxErrorLen = 512
+
+// describe is the data.error of a failed job.
+func (e *workerEnv) describe(err error) string {
+	var msg string
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = fmt.Sprintf("timed out after %v", e.timeout)
+	case errors.Is(err, context.Canceled):
+		msg = "canceled: workers stopping"
+	default:
+		msg = err.Error()
+	}
+	return clipTo(msg, maxErrorLen)
+}
+
+// eventData is the data of the events workers send. It always carries the
+// job's scope, so the hub can check RBAC on every step of the job.
+type eventData struct {
+	AssetID    string `json:"assetId,omitempty"`
+	ScenarioID string `json:"scenarioId,omitempty"`
+	DurationMs *int64 `json:"durationMs,omitempty"` // completed, failed
+	Result     any    `json:"result,omitempty"`     // completed
+	Error      string `json:"error,omitempty"`      // failed
+}
+
+// tryEvent builds a job's event at time ts with data d plus the job's scope.
+// It fails only when d does not encode (a result holding NaN, say) or is over
+// MaxDataSize encoded.
+func (e *workerEnv) tryEvent(job Job, st Status, ts time.Time, d eventData) (*Event, error) {
+	d.AssetID, d.ScenarioID = job.AssetID, job.ScenarioID
+	data, err := json.Marshal(d) // compact, and escapes any CR, LF, U+2028
+	if err != nil {
+		return nil, fmt.Errorf("result does not encode as JSON: %v", err)
+	}
+	if len(data) > MaxDataSize {
+		return nil, fmt.Errorf("result is %d bytes encoded, over the %d limit", len(data), MaxDataSize)
+	}
+	ev := &Event{
+		Type:       job.Type,
+		JobID:      job.ID,
+		Status:     st,
+		Timestamp:  ts.UTC(),
+		Data:       data,
+		AssetID:    job.AssetID,
+		ScenarioID: job.ScenarioID,
+	}
+	if err := ev.Validate(); err != nil {
+		panic(fmt.Sprintf("BUG: jobs: invalid %v event for job %s: %v", st, job.ID, err))
+	}
+	return ev, nil
+}
+
+// event is tryEvent for data that always encodes: no result, and an error
+// message bounded by maxErrorLen.
+func (e *workerEnv) event(job Job, st Status, ts time.Time, d eventData) *Event {
+	ev, err := e.tryEvent(job, st, ts, d)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: jobs: %v event for job %s: %v", st, job.ID, err))
+	}
+	return ev
+}
+
+// DemoJob makes a small random job of a random kind for demo mode, scoped to
+// ids picked from assets and scenarios (which must pass CheckID), with a
+// fresh id and the given user. A kind whose scope a list cannot provide is
+// not picked; DemoJob panics when both lists are empty. It uses only rng, so
+// it is as safe for concurrent use as rng is (a *rand.Rand is not).
+func DemoJob(rng *rand.Rand, user string, assets, scenarios []string) Job {
+	var kinds []Type
+	for _, t := range Types {
+		if (!t.NeedsAsset() || len(assets) > 0) && (!t.NeedsScenario() || len(scenarios) > 0) {
+			kinds = append(kinds, t)
+		}
+	}
+	if len(kinds) == 0 {
+		panic("BUG: jobs: DemoJob needs at least one asset or scenario")
+	}
+	job := Job{ID: NewJobID(), Type: kinds[rng.IntN(len(kinds))], User: user}
+	if job.Type.NeedsAsset() {
+		job.AssetID = assets[rng.IntN(len(assets))]
+	}
+	if job.Type.NeedsScenario() {
+		job.ScenarioID = scenarios[rng.IntN(len(scenarios))]
+	}
+	cents := func(lo, hi float64) float64 { return round(lo+(hi-lo)*rng.Float64(), 2) }
+	var params any
+	switch job.Type {
+	case Matrix:
+		params = matrixParams{Rows: 3 + rng.IntN(8), Cols: 3 + rng.IntN(8), Shock: cents(0.05, 0.5)}
+	case Growth:
+		params = growthParams{Principal: cents(1000, 100000), Rate: cents(0.01, 0.12), Years: 5 + rng.IntN(26), Contribution: cents(0, 5000)}
+	case Probability:
+		params = probabilityParams{Start: 100, Target: cents(80, 200), Mu: cents(-0.02, 0.12), Sigma: cents(0.05, 0.4), Years: float64(1 + rng.IntN(10)), Trials: 5000}
+	}
+	job.Params, _ = json.Marshal(params) // plain numbers: never fails
+	return job
+}
