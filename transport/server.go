@@ -64,8 +64,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	r := router.New()
 	r.GET("/api/events", s.stream)
-	r.POST("/api/events", s.publish)
-	r.POST("/api/jobs", s.submitJob)
+	r.POST("/api/events", s.limitBody(s.publish))
+	r.POST("/api/jobs", s.limitBody(s.submitJob))
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/", s.index)
@@ -81,7 +81,12 @@ func New(cfg Config) *Server {
 		Handler:            r.Handler,
 		Name:               "eventhub",
 		ReadBufferSize:     16 << 10, // a 4.5 KB Clerk cookie gets 431 with the 4 KiB default
-		MaxRequestBodySize: cfg.MaxBodySize,
+		// fasthttp answers a body over its limit before reading it and
+		// closes, and closing on unread data resets the connection, which
+		// can destroy the answer before the client reads it. So fasthttp's
+		// limit is a far ceiling, and limitBody answers 413 on a body it has
+		// read, over a connection that stays healthy.
+		MaxRequestBodySize: 4 * cfg.MaxBodySize,
 		ReadTimeout:        30 * time.Second,
 		WriteTimeout:       30 * time.Second,
 		IdleTimeout:        90 * time.Second,
@@ -114,6 +119,17 @@ func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+	}
+}
+
+// limitBody answers 413 for a body over MaxBodySize.
+func (s *Server) limitBody(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
+			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodySize))
+			return
+		}
+		h(ctx)
 	}
 }
 

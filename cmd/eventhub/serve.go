@@ -60,8 +60,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{})
-	defer workers.Stop()
+	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Logger: log})
+	defer workers.Stop() // on an early return; idempotent
 
 	srv := transport.New(transport.Config{
 		Hub:          hub,
@@ -101,6 +101,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 			log.Warn("http shutdown", "err", err)
 		}
 	})
+	// Workers first: the jobs they cut short end failed, and those events
+	// still reach the streams that the hub is about to close.
+	workers.Stop()
 	if err := hub.Shutdown(drainCtx); err != nil {
 		log.Warn("hub shutdown", "err", err)
 	}
