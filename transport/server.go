@@ -78,9 +78,9 @@ func New(cfg Config) *Server {
 	}
 	r.HandleMethodNotAllowed = true
 	s.srv = &fasthttp.Server{
-		Handler:            r.Handler,
-		Name:               "eventhub",
-		ReadBufferSize:     16 << 10, // a 4.5 KB Clerk cookie gets 431 with the 4 KiB default
+		Handler:        r.Handler,
+		Name:           "eventhub",
+		ReadBufferSize: 16 << 10, // a 4.5 KB Clerk cookie gets 431 with the 4 KiB default
 		// fasthttp answers a body over its limit before reading it and
 		// closes, and closing on unread data resets the connection, which
 		// can destroy the answer before the client reads it. So fasthttp's
