@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startRun runs the program in process with args and env, and returns the
+// address it listens on once it logs it.
+func startRun(t *testing.T, args []string, env map[string]string) (addr string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, func(k string) string { return env[k] }, pw)
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "eventhub listening" {
+				addrCh <- line.Addr
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case addr = <-addrCh:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run ended before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("run did not listen within 10s")
+	}
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return within 15s of cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stop
+}
+
+func post(t *testing.T, url, auth, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+const oneEvent = `{"type":"growth","jobId":"j1","status":"queued","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1"}}`
+
+func TestServeDefaultsAndEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		goodKey   string
+		rejectKey string
+	}{
+		{"defaults", []string{"serve", "--listen", "127.0.0.1:0"}, nil, "dev-publish-key", "other"},
+		{"key from environment", []string{"serve", "--listen", "127.0.0.1:0"},
+			map[string]string{"EVENTHUB_PUBLISH_KEY": "from-env"}, "from-env", "dev-publish-key"},
+		{"flag beats environment", []string{"serve", "--listen", "127.0.0.1:0", "--publish-key", "from-flag"},
+			map[string]string{"EVENTHUB_PUBLISH_KEY": "from-env"}, "from-flag", "from-env"},
+		{"listen from environment", []string{"serve"},
+			map[string]string{"EVENTHUB_LISTEN": "127.0.0.1:0"}, "dev-publish-key", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, stop := startRun(t, tc.args, tc.env)
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("healthz: %d", resp.StatusCode)
+			}
+			if got := post(t, "http://"+addr+"/api/events", tc.goodKey, oneEvent); got != 202 {
+				t.Errorf("publish with %q: %d, want 202", tc.goodKey, got)
+			}
+			if tc.rejectKey != "" {
+				if got := post(t, "http://"+addr+"/api/events", tc.rejectKey, oneEvent); got != 401 {
+					t.Errorf("publish with %q: %d, want 401", tc.rejectKey, got)
+				}
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		})
+	}
+}
+
+func TestServeRefusesBadConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "unknown command"},
+		{"dev auth off loopback", []string{"serve", "--listen", "0.0.0.0:8080"}, nil, "loopback"},
+		{"unknown auth", []string{"serve", "--auth", "ldap"}, nil, "want dev or clerk"},
+		{"bad duration in env", []string{"serve"}, map[string]string{"EVENTHUB_HEARTBEAT": "soon"}, "EVENTHUB_HEARTBEAT"},
+		{"bad mailbox", []string{"serve", "--mailbox", "0"}, nil, "mailbox"},
+		{"missing permissions file", []string{"serve", "--permissions", "/nonexistent.json"}, nil, "permissions"},
+		{"unknown flag", []string{"serve", "--colour"}, nil, "colour"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out)
+			if err == nil || !strings.Contains(err.Error()+out.String(), tc.want) {
+				t.Fatalf("err %v (output %q), want one mentioning %q", err, out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestSIGTERMExitsZero builds the real binary, opens a stream, and sends
+// SIGTERM: the stream gets a final retry hint and the process exits 0.
+func TestSIGTERMExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "eventhub")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--demo")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	sc := bufio.NewScanner(stderr)
+	var addr string
+	for addr == "" && sc.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "eventhub listening" {
+			addr = line.Addr
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer dev:ops")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read until the demo's first event, so the stream is surely live.
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		if strings.HasPrefix(line, "event: job") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(br)
+	if !strings.Contains(string(rest), "retry: ") {
+		t.Errorf("stream ended without a retry hint: %q", rest)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM")
+	}
+}
