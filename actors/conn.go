@@ -2,7 +2,6 @@ package actors
 
 import (
 	"errors"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync/atomic"
@@ -26,8 +25,15 @@ type stream struct {
 	ticket *Ticket
 	mb     *mailbox
 	pid    *actor.PID
+	slot   int // in the heartbeat wheel; guarded by the wheel's mutex
 
 	reason atomic.Int32 // CloseReason; 0 while open
+	// wrote is set by the conn actor after each write and cleared by the
+	// heartbeat wheel: a stream that wrote since the last visit needs no ping.
+	wrote atomic.Bool
+	// userPID is the user actor the hub attached the stream to, once it has;
+	// the conn actor tells it when the stream is gone.
+	userPID atomic.Pointer[actor.PID]
 }
 
 // close ends the stream for reason r, once: whoever calls first (the reader
@@ -76,14 +82,12 @@ func (s *stream) read() {
 // mailbox never empties still writes regularly.
 const maxCoalesce = 64
 
-// connActor owns a stream's writing side: what is pending, the heartbeat
-// timer, and the socket's write deadline.
+// connActor owns a stream's writing side: what is pending and the socket's
+// write deadline.
 type connActor struct {
 	s       *stream
 	pending net.Buffers // frames to write, shared and read-only
 	frames  int         // event frames in pending
-	wrote   bool        // something was written since the last heartbeat
-	timer   *time.Timer
 }
 
 func (c *connActor) Receive(ctx actor.Context) {
@@ -97,26 +101,14 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.frames += len(msg.frames)
 		c.flush()
 	case *heartbeat:
-		if !c.wrote && len(c.pending) == 0 {
+		if len(c.pending) == 0 {
 			c.pending = append(c.pending, pingFrame)
 		}
-		c.wrote = false
-		c.timer.Reset(s.hub.cfg.Heartbeat)
 	case *closeStream:
 		c.pending = append(c.pending, appendRetry(nil, msg.retryMs))
 		c.flush()
 		s.close(msg.reason)
 		return
-	case *actor.Started:
-		if hb := s.hub.cfg.Heartbeat; hb > 0 {
-			// The first ping falls anywhere in the first interval, so streams
-			// opened together do not ping together forever after.
-			c.timer = time.AfterFunc(rand.N(hb)+time.Millisecond, func() { s.mb.PostUserMessage(&heartbeat{}) })
-		}
-	case *actor.Stopping:
-		if c.timer != nil {
-			c.timer.Stop()
-		}
 	case *actor.Stopped:
 		c.stopped()
 		return
@@ -134,15 +126,21 @@ func (c *connActor) flush() {
 	}
 	err := s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 	if err == nil {
-		bufs := c.pending // WriteTo consumes its receiver
-		_, err = bufs.WriteTo(s.conn)
+		if len(c.pending) == 1 {
+			// One frame is the common case: a plain write spares the
+			// socket the iovec array that writev keeps per connection.
+			_, err = s.conn.Write(c.pending[0])
+		} else {
+			bufs := c.pending // WriteTo consumes its receiver
+			_, err = bufs.WriteTo(s.conn)
+		}
 	}
 	if err != nil {
 		c.writeFailed(err)
 	} else {
 		s.hub.m.delivered.Add(float64(c.frames))
 	}
-	c.wrote = true
+	s.wrote.Store(true)
 	clear(c.pending)
 	if cap(c.pending) > maxCoalesce {
 		c.pending = nil // a replay is over: give its memory back
@@ -174,6 +172,9 @@ func (c *connActor) stopped() {
 	h.m.streamsClosed[s.reason.Load()].Inc()
 	h.m.streamsActive.Dec()
 	s.ticket.Release()
-	h.forget(s)
+	h.streams.remove(s)
+	if user := s.userPID.Load(); user != nil {
+		h.system.Root.Send(user, &detach{s: s})
+	}
 	h.goroutines.Done()
 }

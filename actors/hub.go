@@ -24,15 +24,24 @@ type Hub struct {
 	system *actor.ActorSystem
 	pid    *actor.PID
 
-	connGuardian actor.SupervisorStrategy
-	admission    admission
+	admission admission
+	streams   wheel      // every open stream, and their heartbeats
+	ping      *heartbeat // the one heartbeat message, shared by every post
 
-	mu      sync.Mutex // guards closing and live; held for map updates only
+	// connProps spawns every conn actor. Its producers take the stream from
+	// spawning, which Open sets under spawnMu for the length of one
+	// synchronous Spawn: one shared Props instead of one per stream (a few
+	// hundred bytes each, kept as long as the actor lives).
+	connProps *actor.Props
+	spawnMu   sync.Mutex
+	spawning  *stream
+
+	mu      sync.Mutex // guards closing
 	closing bool
-	live    map[*stream]struct{}
 	// goroutines counts each stream's conn actor and reader goroutine (two
-	// per stream) so Shutdown can wait for all of them.
+	// per stream), and the heartbeat wheel, so Shutdown can wait for all.
 	goroutines sync.WaitGroup
+	stopWheel  chan struct{}
 	shutdown   sync.Once
 }
 
@@ -50,14 +59,18 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		m:         m,
 		system:    system,
 		admission: admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},
-		live:      map[*stream]struct{}{},
+		ping:      &heartbeat{},
+		stopWheel: make(chan struct{}),
 	}
 	// A conn actor that panics has a bug, not a state worth keeping: stop it,
-	// which closes its stream; the client resumes.
-	h.connGuardian = actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
+	// which closes its stream; the client resumes. Never restart it: its
+	// producers only work inside Open.
+	connGuardian := actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 		h.log.Error("conn actor failed", "err", reason)
 		return actor.StopDirective
 	})
+	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
+		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian))
 	// The hub and the user actors resume after a panic: restarting them would
 	// lose the id counter, the history or a user's streams. The message that
 	// failed is dropped and logged.
@@ -70,6 +83,9 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
 		return nil, fmt.Errorf("spawn hub: %w", err)
+	}
+	if cfg.Heartbeat > 0 {
+		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.stopWheel) })
 	}
 	return h, nil
 }
@@ -154,25 +170,20 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		conn.Close()
 		return ErrClosed
 	}
-	h.live[s] = struct{}{}
 	h.goroutines.Add(2)
 	h.mu.Unlock()
 
 	h.m.streamsOpened.Inc()
 	h.m.streamsActive.Inc()
-	props := actor.PropsFromProducer(func() actor.Actor { return &connActor{s: s} },
-		actor.WithMailbox(func() actor.Mailbox { return s.mb }), actor.WithGuardian(h.connGuardian))
-	s.pid = h.system.Root.Spawn(props)
+	h.streams.add(s) // before the actor exists, so its removal always comes after
+	h.spawnMu.Lock()
+	h.spawning = s
+	s.pid = h.system.Root.Spawn(h.connProps)
+	h.spawning = nil
+	h.spawnMu.Unlock()
 	h.system.Root.Send(h.pid, &subscribe{s: s, resume: req.Resume, lastID: req.LastEventID})
 	go s.read()
 	return nil
-}
-
-// forget is called once by each stream's conn actor when it has stopped.
-func (h *Hub) forget(s *stream) {
-	h.mu.Lock()
-	delete(h.live, s)
-	h.mu.Unlock()
 }
 
 func (h *Hub) isClosing() bool {
@@ -197,11 +208,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 func (h *Hub) doShutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
-	streams := make([]*stream, 0, len(h.live))
-	for s := range h.live {
-		streams = append(streams, s)
-	}
 	h.mu.Unlock()
+	close(h.stopWheel)
+	streams := h.streams.all()
 
 	spread := h.cfg.ShutdownRetrySpread.Milliseconds()
 	base := h.cfg.Retry.Milliseconds()
@@ -215,11 +224,9 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: streams still open: %w", ctx.Err())
-		h.mu.Lock()
-		for s := range h.live {
+		for _, s := range h.streams.all() {
 			s.close(CloseShutdown)
 		}
-		h.mu.Unlock()
 		<-done // every socket is closed now: readers and actors end at once
 	}
 	if stopErr := h.system.Root.StopFuture(h.pid).Wait(); stopErr != nil && err == nil {

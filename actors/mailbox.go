@@ -40,8 +40,13 @@ type mailbox struct {
 
 var _ actor.Mailbox = (*mailbox)(nil)
 
+// newMailbox returns a mailbox that queues but does not run anything until
+// Start: a stream can be posted to (by the heartbeat wheel, say) before its
+// actor is spawned.
 func newMailbox(capacity int, onOverflow func()) *mailbox {
-	return &mailbox{capacity: capacity, onOverflow: onOverflow}
+	m := &mailbox{capacity: capacity, onOverflow: onOverflow}
+	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
+	return m
 }
 
 // PostUserMessage queues m, or refuses it if the mailbox is full.
@@ -83,12 +88,10 @@ func (m *mailbox) push(msg any, force bool) bool {
 	return true
 }
 
-// grow doubles the ring (from 4), unwrapping it. Caller holds mu.
+// grow doubles the ring (from 1: most streams never hold more than one
+// message at a time), unwrapping it. Caller holds mu.
 func (m *mailbox) grow() {
-	size := 2 * len(m.queue)
-	if size == 0 {
-		size = 4
-	}
+	size := max(2*len(m.queue), 1)
 	q := make([]any, size)
 	for i := 0; i < m.n; i++ {
 		q[i] = m.queue[(m.head+i)%len(m.queue)]
@@ -156,7 +159,12 @@ func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher acto
 	m.invoker, m.dispatcher = invoker, dispatcher
 }
 
-func (m *mailbox) Start() {}
+// Start is called by protoactor once the handlers are registered: from here
+// on, posts run the actor.
+func (m *mailbox) Start() {
+	m.scheduled.Store(false)
+	m.schedule()
+}
 
 func (m *mailbox) UserMessageCount() int { return m.pending() }
 

@@ -31,14 +31,19 @@ type userIdle struct {
 	attaches uint64
 }
 
-// Messages of a user actor. Besides these it takes *frame (route this event)
-// and *actor.Terminated (a watched stream ended).
+// Messages of a user actor. Besides these it takes *frame (route this event).
 
 // attach hands a user actor a new stream and the frames it must write
 // before any live event (a reset notice and/or a replay).
 type attach struct {
 	s      *stream
 	replay [][]byte
+}
+
+// detach says a stream has closed. It may arrive before the stream's
+// attach; attach then sees the stream closed and drops it.
+type detach struct {
+	s *stream
 }
 
 // setPermissions replaces a user actor's permissions.
@@ -54,8 +59,8 @@ type replay struct {
 	frames [][]byte
 }
 
-// heartbeat asks a conn actor to write ":ping" if nothing was written since
-// the last one. Its timer posts the same value each time.
+// heartbeat asks a conn actor to write ":ping". The heartbeat wheel posts
+// the hub's one value of it, only to streams that wrote nothing lately.
 type heartbeat struct{}
 
 // closeStream asks a conn actor to write a retry hint and close: a graceful

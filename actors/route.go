@@ -130,6 +130,7 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 		frames = a.replay(s, msg.lastID)
 	}
 	e.attaches++
+	s.userPID.Store(e.pid)
 	ctx.Send(e.pid, &attach{s: s, replay: frames})
 }
 

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"slices"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/finexbot/eventhub/authz"
@@ -31,24 +33,30 @@ func (u *userActor) Receive(ctx actor.Context) {
 		}
 	case *attach:
 		u.attaches++
-		ctx.Watch(msg.s.pid) // a stream that is already gone answers Terminated at once
-		if len(msg.replay) > 0 {
-			msg.s.mb.postAlways(&replay{frames: msg.replay})
-		}
-		u.streams = append(u.streams, msg.s)
-	case *actor.Terminated:
-		for i, s := range u.streams {
-			if s.pid.Equal(msg.Who) {
-				last := len(u.streams) - 1
-				u.streams[i], u.streams[last] = u.streams[last], nil
-				u.streams = u.streams[:last]
-				break
+		// A stream that closed before it was attached is dropped here; its
+		// detach came first or never comes (see stream.userPID).
+		if msg.s.reason.Load() == 0 {
+			if len(msg.replay) > 0 {
+				msg.s.mb.postAlways(&replay{frames: msg.replay})
 			}
+			u.streams = append(u.streams, msg.s)
 		}
-		if len(u.streams) == 0 {
-			ctx.Send(ctx.Parent(), &userIdle{user: u.user, attaches: u.attaches})
+		u.idleCheck(ctx)
+	case *detach:
+		if i := slices.Index(u.streams, msg.s); i >= 0 {
+			last := len(u.streams) - 1
+			u.streams[i], u.streams[last] = u.streams[last], nil
+			u.streams = u.streams[:last]
+			u.idleCheck(ctx)
 		}
 	case *setPermissions:
 		u.perms = msg.perms
+	}
+}
+
+// idleCheck tells the hub when the user has no stream left.
+func (u *userActor) idleCheck(ctx actor.Context) {
+	if len(u.streams) == 0 {
+		ctx.Send(ctx.Parent(), &userIdle{user: u.user, attaches: u.attaches})
 	}
 }

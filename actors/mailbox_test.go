@@ -1,0 +1,477 @@
+package actors
+
+import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// recorder is a MessageInvoker that records what the mailbox hands it, in
+// order. onUser, when set, runs on each user message (and may panic).
+type recorder struct {
+	onUser func(msg any)
+
+	mu       sync.Mutex // guards the fields below
+	log      []any
+	failures []failure
+}
+
+type failure struct{ reason, msg any }
+
+var _ actor.MessageInvoker = (*recorder)(nil)
+
+func (r *recorder) InvokeSystemMessage(msg any) {
+	r.mu.Lock()
+	r.log = append(r.log, msg)
+	r.mu.Unlock()
+}
+
+func (r *recorder) InvokeUserMessage(msg any) {
+	r.mu.Lock()
+	r.log = append(r.log, msg)
+	r.mu.Unlock()
+	if r.onUser != nil {
+		r.onUser(msg)
+	}
+}
+
+func (r *recorder) EscalateFailure(reason, msg any) {
+	r.mu.Lock()
+	r.failures = append(r.failures, failure{reason, msg})
+	r.mu.Unlock()
+}
+
+func (r *recorder) got() []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]any(nil), r.log...)
+}
+
+// manualDispatcher runs nothing until the test says so, which makes the
+// mailbox's state between posts and runs observable.
+type manualDispatcher struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (d *manualDispatcher) Schedule(fn func()) {
+	d.mu.Lock()
+	d.fns = append(d.fns, fn)
+	d.mu.Unlock()
+}
+
+func (d *manualDispatcher) Throughput() int { return 300 }
+
+// drain runs every scheduled run, and any they schedule, to completion.
+func (d *manualDispatcher) drain() {
+	for {
+		d.mu.Lock()
+		if len(d.fns) == 0 {
+			d.mu.Unlock()
+			return
+		}
+		fn := d.fns[0]
+		d.fns = d.fns[1:]
+		d.mu.Unlock()
+		fn()
+	}
+}
+
+// sysMsg stands for a protoactor system message (Started, Stop, Watch…).
+type sysMsg int
+
+// newManualMailbox is a mailbox of the given capacity driven by a manual
+// dispatcher; overflow counts refusals.
+func newManualMailbox(capacity int) (m *mailbox, d *manualDispatcher, r *recorder, overflow *atomic.Int64) {
+	overflow = new(atomic.Int64)
+	m = newMailbox(capacity, func() { overflow.Add(1) })
+	d, r = &manualDispatcher{}, &recorder{}
+	m.RegisterHandlers(r, d)
+	m.Start()
+	return m, d, r, overflow
+}
+
+func seq(from, to int) []any {
+	var out []any
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func TestMailboxRefusesWhenFull(t *testing.T) {
+	t.Parallel()
+	m, d, r, overflow := newManualMailbox(3)
+	for i := 1; i <= 5; i++ {
+		m.PostUserMessage(i)
+	}
+	if got := overflow.Load(); got != 2 {
+		t.Errorf("overflow called %d times, want 2", got)
+	}
+	if m.pending() != 3 || m.UserMessageCount() != 3 {
+		t.Errorf("pending %d, UserMessageCount %d, want 3", m.pending(), m.UserMessageCount())
+	}
+	d.drain()
+	if got, want := r.got(), seq(1, 3); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+	if m.pending() != 0 {
+		t.Errorf("pending %d after the run, want 0", m.pending())
+	}
+	// Room again: the next post is accepted.
+	m.PostUserMessage(6)
+	d.drain()
+	if got := r.got(); got[len(got)-1] != 6 || overflow.Load() != 2 {
+		t.Errorf("after draining, a post was refused: delivered %v, overflow %d", got, overflow.Load())
+	}
+}
+
+func TestMailboxSystemMessagesNeverRefused(t *testing.T) {
+	t.Parallel()
+	m, d, r, overflow := newManualMailbox(2)
+	m.PostUserMessage(1)
+	m.PostUserMessage(2)
+	m.PostUserMessage(3) // refused: full
+	const nsys = 50
+	for i := range nsys {
+		m.PostSystemMessage(sysMsg(i))
+	}
+	if got := overflow.Load(); got != 1 {
+		t.Fatalf("overflow called %d times, want 1 (system messages are never refused)", got)
+	}
+	d.drain()
+	// System messages first, in order, then the user messages.
+	var want []any
+	for i := range nsys {
+		want = append(want, sysMsg(i))
+	}
+	want = append(want, 1, 2)
+	if got := r.got(); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v\nwant %v", got, want)
+	}
+}
+
+func TestMailboxSuspendResume(t *testing.T) {
+	t.Parallel()
+	m, d, r, _ := newManualMailbox(8)
+	m.PostSystemMessage(&actor.SuspendMailbox{})
+	m.PostUserMessage(1)
+	m.PostSystemMessage(sysMsg(7))
+	d.drain()
+	// Suspend and Resume are the mailbox's own: they never reach the actor.
+	// While suspended, system messages still flow; user messages wait.
+	if got, want := r.got(), []any{sysMsg(7)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("while suspended: delivered %v, want %v", got, want)
+	}
+	if m.pending() != 1 {
+		t.Fatalf("pending %d while suspended, want 1", m.pending())
+	}
+	m.PostSystemMessage(&actor.ResumeMailbox{})
+	d.drain()
+	if got, want := r.got(), []any{sysMsg(7), 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after resume: delivered %v, want %v", got, want)
+	}
+}
+
+func TestMailboxPostAlwaysIgnoresBound(t *testing.T) {
+	t.Parallel()
+	m, d, r, overflow := newManualMailbox(2)
+	m.PostUserMessage(1)
+	m.PostUserMessage(2)
+	for i := 3; i <= 7; i++ {
+		if !m.postAlways(i) {
+			t.Fatalf("postAlways(%d) refused on an open mailbox", i)
+		}
+	}
+	if overflow.Load() != 0 || m.pending() != 7 {
+		t.Fatalf("overflow %d, pending %d; want 0, 7", overflow.Load(), m.pending())
+	}
+	m.PostUserMessage(8) // the bound still holds for ordinary posts
+	if overflow.Load() != 1 {
+		t.Fatalf("a post over the bound after postAlways was not refused")
+	}
+	d.drain()
+	if got, want := r.got(), seq(1, 7); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
+
+func TestMailboxClose(t *testing.T) {
+	t.Parallel()
+	m, d, r, overflow := newManualMailbox(4)
+	m.PostUserMessage(1)
+	m.PostUserMessage(2)
+	m.close()
+	if m.pending() != 0 || m.UserMessageCount() != 0 {
+		t.Errorf("pending %d after close, want 0", m.pending())
+	}
+	m.mu.Lock()
+	if m.queue != nil || m.n != 0 {
+		t.Errorf("queue still holds %d messages (%d slots) after close", m.n, len(m.queue))
+	}
+	m.mu.Unlock()
+	for i := range 10 {
+		m.PostUserMessage(100 + i)
+	}
+	if m.postAlways(200) {
+		t.Errorf("postAlways after close reported true")
+	}
+	if got := overflow.Load(); got != 0 {
+		t.Errorf("overflow called %d times after close: a closing stream is not a slow one", got)
+	}
+	if m.pending() != 0 {
+		t.Errorf("pending %d after posting to a closed mailbox, want 0", m.pending())
+	}
+	// System messages still arrive: the actor must be able to stop.
+	m.PostSystemMessage(sysMsg(1))
+	d.drain()
+	if got, want := r.got(), []any{sysMsg(1)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v after close, want %v", got, want)
+	}
+}
+
+// ringLen is the ring's current size, read under the mailbox's lock.
+func ringLen(m *mailbox) (size int, isNil bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue), m.queue == nil
+}
+
+func TestMailboxRingGrowsAndShrinks(t *testing.T) {
+	t.Parallel()
+	m, d, r, overflow := newManualMailbox(64)
+	if size, isNil := ringLen(m); !isNil {
+		t.Fatalf("a new mailbox holds a ring of %d slots; it should grow on demand from nil", size)
+	}
+	wantSize := func(n int) int { // 4, then doubling
+		size := 4
+		for size < n {
+			size *= 2
+		}
+		return size
+	}
+	for i := 1; i <= 64; i++ {
+		m.PostUserMessage(i)
+		if size, _ := ringLen(m); size != wantSize(i) {
+			t.Fatalf("after %d posts the ring has %d slots, want %d", i, size, wantSize(i))
+		}
+	}
+	m.PostUserMessage(65) // refused: full, the ring does not grow
+	if size, _ := ringLen(m); size != 64 || overflow.Load() != 1 {
+		t.Fatalf("over capacity: ring %d slots, overflow %d; want 64, 1", size, overflow.Load())
+	}
+	d.drain()
+	if got := r.got(); !reflect.DeepEqual(got, seq(1, 64)) {
+		t.Fatalf("delivered %v", got)
+	}
+	if size, isNil := ringLen(m); !isNil {
+		t.Errorf("after a burst of 64 the ring keeps %d slots; it should give them back", size)
+	}
+	// A small burst keeps its small ring (at most 16 slots): no churn for a
+	// stream that gets an event now and then.
+	for i := range 3 {
+		m.PostUserMessage(i)
+	}
+	d.drain()
+	if size, isNil := ringLen(m); isNil || size > 16 {
+		t.Errorf("after a burst of 3 the ring has %d slots (nil %v), want a small ring kept", size, isNil)
+	}
+}
+
+// TestMailboxRingWraps grows the ring while its contents wrap around the
+// end, which must unwrap them in order.
+func TestMailboxRingWraps(t *testing.T) {
+	t.Parallel()
+	m := newMailbox(100, func() { t.Error("refused") })
+	var got []any
+	push := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if !m.push(i, false) {
+				t.Fatalf("push(%d) refused", i)
+			}
+		}
+	}
+	pop := func(n int) {
+		for range n {
+			got = append(got, m.popUser())
+		}
+	}
+	push(1, 3) // ring of 4: [1 2 3 _]
+	pop(2)     // head at 2
+	push(4, 6) // wraps: [5 6 3 4]
+	if size, _ := ringLen(m); size != 4 {
+		t.Fatalf("ring has %d slots, want 4 (no growth yet)", size)
+	}
+	push(7, 20) // grows twice while wrapped
+	pop(18)
+	if m.popUser() != nil {
+		t.Errorf("popUser on an empty ring returned a message")
+	}
+	if want := seq(1, 20); !reflect.DeepEqual(got, want) {
+		t.Errorf("popped %v, want %v", got, want)
+	}
+}
+
+// TestMailboxPanicEscalates: a message whose handling panics is escalated to
+// the supervisor with the message, and the mailbox goes on with the next.
+func TestMailboxPanicEscalates(t *testing.T) {
+	t.Parallel()
+	m, d, r, _ := newManualMailbox(8)
+	r.onUser = func(msg any) {
+		if msg == "boom" {
+			panic("kaboom")
+		}
+	}
+	m.PostUserMessage("a")
+	m.PostUserMessage("boom")
+	m.PostUserMessage("c")
+	d.drain()
+	if got, want := r.got(), []any{"a", "boom", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if want := []failure{{"kaboom", "boom"}}; !reflect.DeepEqual(r.failures, want) {
+		t.Errorf("escalated %v, want %v", r.failures, want)
+	}
+}
+
+// posted is a user message of the race test: poster p's seq-th message.
+type posted struct{ poster, seq int }
+
+// TestMailboxRace posts from several goroutines to a real protoactor actor
+// whose mailbox is ours, first while the actor is blocked (every post over
+// capacity must return at once, refused and counted), then while it is
+// merely slow. Every message is either received or refused, never both,
+// never lost; each poster's messages arrive in the order it posted them.
+func TestMailboxRace(t *testing.T) {
+	t.Parallel()
+	const (
+		capacity = 8
+		posters  = 8
+		perPhase = 2000 // messages per poster per phase
+	)
+	var refused, received, outOfOrder atomic.Int64
+	mb := newMailbox(capacity, func() { refused.Add(1) })
+	gate := make(chan struct{}) // the actor is blocked until this is closed
+	var openGate sync.Once
+	release := func() { openGate.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+
+	last := make([]int, posters) // owned by the actor: the last seq seen per poster
+	system := quietSystem()
+	t.Cleanup(system.Shutdown)
+	props := actor.PropsFromFunc(func(ctx actor.Context) {
+		msg, ok := ctx.Message().(posted)
+		if !ok {
+			return // Started and friends
+		}
+		<-gate
+		if msg.seq <= last[msg.poster] {
+			outOfOrder.Add(1)
+		}
+		last[msg.poster] = msg.seq
+		// Slow-ish: a little work per message, so posters outrun it.
+		for i := 0; i < 200; i++ {
+			runtime.Gosched()
+		}
+		received.Add(1)
+	}, actor.WithMailbox(func() actor.Mailbox { return mb }))
+	pid := system.Root.Spawn(props)
+	t.Cleanup(func() { system.Root.Stop(pid) })
+
+	post := func(phase int) {
+		var wg sync.WaitGroup
+		for p := range posters {
+			wg.Go(func() {
+				for i := 1; i <= perPhase; i++ {
+					system.Root.Send(pid, posted{poster: p, seq: phase*perPhase + i})
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitTimeout):
+			t.Fatalf("phase %d: posters still blocked after %v", phase, waitTimeout)
+		}
+	}
+	settle := func(sent int64) {
+		t.Helper()
+		waitFor(t, "every message received or refused", func() bool {
+			return received.Load()+refused.Load() >= sent
+		})
+		if got := received.Load() + refused.Load(); got != sent {
+			t.Fatalf("received %d + refused %d = %d, want %d sent", received.Load(), refused.Load(), got, sent)
+		}
+		if mb.pending() != 0 {
+			t.Fatalf("pending %d after everything was handled", mb.pending())
+		}
+	}
+
+	// Phase 1: the actor is blocked on its first message. The posts that fit
+	// are queued; every other one returns at once and is counted.
+	post(0)
+	sent := int64(posters * perPhase)
+	if got, least := refused.Load(), sent-(capacity+1); got < least {
+		t.Fatalf("with the actor blocked: refused %d of %d, want at least %d", got, sent, least)
+	}
+	if received.Load() != 0 {
+		t.Fatalf("the blocked actor received %d messages", received.Load())
+	}
+	release()
+	settle(sent)
+	if got := received.Load(); got < 1 || got > capacity+1 {
+		t.Errorf("phase 1: received %d, want 1..%d (what fit while blocked)", got, capacity+1)
+	}
+
+	// Phase 2: the actor is slow but running.
+	before := received.Load()
+	post(1)
+	sent += posters * perPhase
+	settle(sent)
+	if received.Load() == before {
+		t.Errorf("phase 2: nothing received")
+	}
+	if n := outOfOrder.Load(); n != 0 {
+		t.Errorf("%d messages arrived out of their poster's order", n)
+	}
+	t.Logf("sent %d, received %d, refused %d", sent, received.Load(), refused.Load())
+}
+
+// TestMailboxOrder: one poster, a mailbox large enough for all, a real
+// goroutine dispatcher: everything arrives, in order.
+func TestMailboxOrder(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	m := newMailbox(n, func() { t.Error("refused") })
+	done := make(chan struct{})
+	var got []int // written by the mailbox's run, read after done
+	r := &recorder{onUser: func(msg any) {
+		got = append(got, msg.(int))
+		if len(got) == n {
+			close(done)
+		}
+	}}
+	m.RegisterHandlers(r, actor.NewDefaultDispatcher(16))
+	for i := range n {
+		m.PostUserMessage(i)
+	}
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("not everything delivered within %v", waitTimeout)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("message %d is %d: %v", i, v, fmt.Sprint(got[max(0, i-3):min(len(got), i+3)]))
+		}
+	}
+}
