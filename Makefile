@@ -26,6 +26,7 @@ fuzz: ## each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvents$$' -fuzztime=$(FUZZTIME) ./jobs
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) ./jobs
 	$(GO) test -run='^$$' -fuzz='^FuzzEventFrame$$' -fuzztime=$(FUZZTIME) ./actors
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEventID$$' -fuzztime=$(FUZZTIME) ./transport
 
 bench: ## in-process Go benchmarks (fan-out, frame encoding, mailbox)
 	$(GO) test -run='^$$' -bench=. -benchmem ./actors

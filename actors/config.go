@@ -12,6 +12,18 @@ import (
 type Config struct {
 	// History is how many events are kept for resume. Zero means 10,000.
 	History int
+	// HistoryFile, when set, is where the history ring and the id counter are
+	// saved at Shutdown and loaded by NewHub (then removed, so a crash later
+	// cannot bring back stale ids). Empty means history is lost on restart
+	// and resuming clients get a reset.
+	HistoryFile string
+	// Jobs is how many jobs' latest status are kept for Snapshot. Zero means
+	// 10,000.
+	Jobs int
+	// StreamLifetime ends each stream, with a retry hint, after this long
+	// (±10%, so streams opened together do not end together); the client
+	// resumes. Zero means streams live until they close otherwise.
+	StreamLifetime time.Duration
 	// Mailbox is each stream's mailbox size in frames. Zero means 64.
 	Mailbox int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet
@@ -24,8 +36,8 @@ type Config struct {
 	// starts. Zero means 3s.
 	Retry time.Duration
 	// ShutdownRetrySpread is the range over which the "retry:" sent to each
-	// stream at shutdown is jittered, so clients do not all come back at
-	// once. Zero means 10s.
+	// stream at a forced close (shutdown, lifetime) is jittered, so clients
+	// do not all come back at once. Zero means 10s.
 	ShutdownRetrySpread time.Duration
 	// MaxStreams bounds the streams this hub holds. Zero means no bound.
 	MaxStreams int
@@ -49,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.History <= 0 {
 		c.History = 10000
+	}
+	if c.Jobs <= 0 {
+		c.Jobs = 10000
 	}
 	if c.Mailbox <= 0 {
 		c.Mailbox = 64

@@ -26,6 +26,8 @@ type stream struct {
 	mb     *mailbox
 	pid    *actor.PID
 	slot   int // in the heartbeat wheel; guarded by the wheel's mutex
+	// lifetime ends the stream at StreamLifetime; nil when unlimited.
+	lifetime *time.Timer
 
 	reason atomic.Int32 // CloseReason; 0 while open
 	// wrote is set by the conn actor after each write and cleared by the
@@ -168,6 +170,9 @@ func (c *connActor) writeFailed(err error) {
 func (c *connActor) stopped() {
 	s := c.s
 	s.close(CloseError) // a no-op unless the actor stopped on its own (a panic)
+	if s.lifetime != nil {
+		s.lifetime.Stop()
+	}
 	h := s.hub
 	h.m.streamsClosed[s.reason.Load()].Inc()
 	h.m.streamsActive.Dec()

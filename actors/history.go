@@ -42,3 +42,12 @@ func (h *history) after(id uint64, fn func(*frame)) {
 		fn(h.buf[(h.start+i)%len(h.buf)])
 	}
 }
+
+// all returns the kept frames, oldest first.
+func (h *history) all() []*frame {
+	out := make([]*frame, 0, h.n)
+	for i := 0; i < h.n; i++ {
+		out = append(out, h.buf[(h.start+i)%len(h.buf)])
+	}
+	return out
+}

@@ -2,10 +2,12 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -78,7 +80,13 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.log.Error("hub actor failed", "err", reason)
 		return actor.ResumeDirective
 	})
-	props := actor.PropsFromProducer(func() actor.Actor { return newHubActor(h) },
+	nextID, frames, err := h.loadHistory()
+	if err != nil {
+		return nil, err
+	}
+	// One instance, whatever happens: a resumed hub keeps its state.
+	hubActor := newHubActor(h, nextID, frames)
+	props := actor.PropsFromProducer(func() actor.Actor { return hubActor },
 		actor.WithGuardian(resume), actor.WithSupervisor(resume))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
@@ -88,6 +96,33 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.stopWheel) })
 	}
 	return h, nil
+}
+
+// loadHistory returns where ids start and the frames to start with: those
+// of the history file if there is one (which it then removes: a crash after
+// this must not bring back stale ids), else none, and ids from the clock.
+func (h *Hub) loadHistory() (uint64, []*frame, error) {
+	// Ids only grow, even across a restart that lost history: starting from
+	// the clock (a thousand ids per millisecond) puts a restarted hub's ids
+	// above every id it gave before, so a client resuming from one of those
+	// gets a reset, never events it did not ask for.
+	fromClock := max(uint64(time.Now().UnixMilli())*1000, 1)
+	path := h.cfg.HistoryFile
+	if path == "" {
+		return fromClock, nil, nil
+	}
+	nextID, frames, err := readHistoryFile(path, h.cfg.History)
+	if errors.Is(err, errNoHistoryFile) {
+		return fromClock, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := os.Remove(path); err != nil {
+		return 0, nil, fmt.Errorf("history file: %w", err)
+	}
+	h.log.Info("history loaded", "file", path, "events", len(frames), "next_id", nextID)
+	return nextID, frames, nil
 }
 
 // PID is the hub actor, for in-process workers: send it *jobs.Event values
@@ -113,6 +148,34 @@ func (h *Hub) Publish(ctx context.Context, events []jobs.Event) ([]uint64, error
 		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
 	case <-t.C:
 		return nil, ErrBusy
+	}
+}
+
+// Snapshot is the latest status of the most recent jobs a user may see, and
+// the id of the newest event when it was taken: a stream opened with that
+// Last-Event-ID misses nothing that happened after the snapshot.
+type Snapshot struct {
+	LastEventID uint64
+	Jobs        []JobStatus // most recently updated first
+}
+
+// Snapshot returns up to limit jobs whose latest event perms allows and
+// filter accepts.
+func (h *Hub) Snapshot(ctx context.Context, perms *authz.Permissions, filter jobs.Filter, limit int) (Snapshot, error) {
+	if h.isClosing() {
+		return Snapshot{}, ErrClosed
+	}
+	reply := make(chan Snapshot, 1)
+	h.system.Root.Send(h.pid, &snapshot{perms: perms, filter: &filter, limit: limit, reply: reply})
+	t := time.NewTimer(h.cfg.PublishTimeout)
+	defer t.Stop()
+	select {
+	case snap := <-reply:
+		return snap, nil
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+	case <-t.C:
+		return Snapshot{}, ErrBusy
 	}
 }
 
@@ -175,6 +238,10 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 
 	h.m.streamsOpened.Inc()
 	h.m.streamsActive.Inc()
+	if d := h.cfg.StreamLifetime; d > 0 {
+		d += time.Duration(rand.Int64N(int64(d/5)+1)) - d/10 // ±10%
+		s.lifetime = time.AfterFunc(d, func() { s.closeGracefully(CloseLifetime, h.retryJitter()) })
+	}
 	h.streams.add(s) // before the actor exists, so its removal always comes after
 	h.spawnMu.Lock()
 	h.spawning = s
@@ -210,29 +277,66 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 	h.closing = true
 	h.mu.Unlock()
 	close(h.stopWheel)
-	streams := h.streams.all()
 
-	spread := h.cfg.ShutdownRetrySpread.Milliseconds()
-	base := h.cfg.Retry.Milliseconds()
-	for _, s := range streams {
-		s.closeGracefully(CloseShutdown, base+rand.Int64N(spread+1))
+	// Close the streams spread over the first half of the time we have, in
+	// random order, each with a jittered retry hint: the clients come back
+	// (here after a restart, or to another hub) spread out, not in one burst.
+	streams := h.streams.all()
+	rand.Shuffle(len(streams), func(i, j int) { streams[i], streams[j] = streams[j], streams[i] })
+	var spread time.Duration
+	if deadline, ok := ctx.Deadline(); ok {
+		spread = time.Until(deadline) / 2
 	}
+	start := time.Now()
+	for i, s := range streams {
+		if spread > 0 {
+			due := start.Add(spread * time.Duration(i) / time.Duration(len(streams)))
+			if wait := time.Until(due); wait > time.Millisecond {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+				}
+			}
+		}
+		s.closeGracefully(CloseShutdown, h.retryJitter())
+	}
+
 	done := make(chan struct{})
 	go func() { h.goroutines.Wait(); close(done) }()
-	var err error
+	var errs []error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("shutdown: streams still open: %w", ctx.Err())
+		errs = append(errs, fmt.Errorf("shutdown: streams still open: %w", ctx.Err()))
 		for _, s := range h.streams.all() {
 			s.close(CloseShutdown)
 		}
 		<-done // every socket is closed now: readers and actors end at once
 	}
-	if stopErr := h.system.Root.StopFuture(h.pid).Wait(); stopErr != nil && err == nil {
-		err = fmt.Errorf("stop hub actor: %w", stopErr)
+	if h.cfg.HistoryFile != "" {
+		reply := make(chan historyDump, 1)
+		h.system.Root.Send(h.pid, &dumpHistory{reply: reply})
+		select {
+		case dump := <-reply:
+			if err := writeHistoryFile(h.cfg.HistoryFile, dump.nextID, dump.frames); err != nil {
+				errs = append(errs, err)
+			} else {
+				h.log.Info("history saved", "file", h.cfg.HistoryFile, "events", len(dump.frames), "next_id", dump.nextID)
+			}
+		case <-time.After(h.cfg.PublishTimeout):
+			errs = append(errs, fmt.Errorf("history file: %w", ErrBusy))
+		}
 	}
-	return err
+	if err := h.system.Root.StopFuture(h.pid).Wait(); err != nil {
+		errs = append(errs, fmt.Errorf("stop hub actor: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// retryJitter is a retry hint for a forced close, in milliseconds: the
+// normal delay plus a random part of ShutdownRetrySpread.
+func (h *Hub) retryJitter() int64 {
+	return h.cfg.Retry.Milliseconds() + rand.Int64N(h.cfg.ShutdownRetrySpread.Milliseconds()+1)
 }
 
 // admission counts streams against the hub's limits.

@@ -31,6 +31,25 @@ type userIdle struct {
 	attaches uint64
 }
 
+// snapshot asks for the latest status of the most recent jobs a user may
+// see, with the id of the newest event: the point a stream resumes from.
+type snapshot struct {
+	perms  *authz.Permissions
+	filter *jobs.Filter
+	limit  int
+	reply  chan Snapshot // capacity 1: the hub never blocks on a caller that gave up
+}
+
+// dumpHistory asks for the history ring and the id counter, to save them.
+type dumpHistory struct {
+	reply chan historyDump // capacity 1
+}
+
+type historyDump struct {
+	nextID uint64
+	frames []*frame
+}
+
 // Messages of a user actor. Besides these it takes *frame (route this event).
 
 // attach hands a user actor a new stream and the frames it must write

@@ -7,12 +7,14 @@ import (
 	"github.com/finexbot/eventhub/jobs"
 )
 
-// hubActor owns the id counter, the history ring and the routing index. It is
-// the only writer of all three and handles one message at a time.
+// hubActor owns the id counter, the history ring, the job table and the
+// routing index. It is the only writer of all four and handles one message
+// at a time.
 type hubActor struct {
 	h       *Hub
-	nextID  uint64 // id of the next event; ids start at 1, so 0 means "before everything"
+	nextID  uint64 // id of the next event; never 0, so 0 means "before everything"
 	history *history
+	jobs    *jobTable
 
 	users      map[string]*userEntry
 	byAsset    map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
@@ -28,16 +30,24 @@ type userEntry struct {
 	attaches uint64 // streams handed to the user actor so far
 }
 
-func newHubActor(h *Hub) *hubActor {
-	return &hubActor{
+// newHubActor starts from nextID and the frames loaded from a history
+// file, if any.
+func newHubActor(h *Hub, nextID uint64, frames []*frame) *hubActor {
+	a := &hubActor{
 		h:          h,
-		nextID:     1,
+		nextID:     nextID,
 		history:    newHistory(h.cfg.History),
+		jobs:       newJobTable(h.cfg.Jobs),
 		users:      map[string]*userEntry{},
 		byAsset:    map[string]map[*userEntry]struct{}{},
 		byScenario: map[string]map[*userEntry]struct{}{},
 		admins:     map[*userEntry]struct{}{},
 	}
+	for _, f := range frames {
+		a.history.push(f)
+		a.jobs.update(f)
+	}
+	return a
 }
 
 func (a *hubActor) Receive(ctx actor.Context) {
@@ -52,6 +62,15 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.ingest(ctx, msg)
 	case *subscribe:
 		a.subscribe(ctx, msg)
+	case *snapshot:
+		msg.reply <- Snapshot{
+			LastEventID: a.nextID - 1,
+			Jobs: a.jobs.newest(msg.limit, func(ev *jobs.Event) bool {
+				return msg.perms.Allows(ev) && msg.filter.Match(ev)
+			}),
+		}
+	case *dumpHistory:
+		msg.reply <- historyDump{nextID: a.nextID, frames: a.history.all()}
 	case *userIdle:
 		if e := a.users[msg.user]; e != nil && e.attaches == msg.attaches {
 			a.unindex(e)
@@ -70,6 +89,7 @@ func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
 	f := &frame{id: id, ev: ev}
 	f.bytes = appendEventFrame(make([]byte, 0, 128+len(ev.Data)), id, ev)
 	a.history.push(f)
+	a.jobs.update(f)
 	a.h.m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)
 	return id

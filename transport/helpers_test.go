@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type testServer struct {
 	hub     *actors.Hub
 	workers *jobs.Workers
 	reg     *prometheus.Registry
+	stop    func() // shuts the server, workers and hub down; idempotent
 }
 
 const testPermissions = `{"users": {
@@ -66,22 +68,27 @@ func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testSer
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
-		}
-		workers.Stop()
-		system.Shutdown()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg}
+	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg}
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("server shutdown: %v", err)
+			}
+			workers.Stop()
+			if err := hub.Shutdown(ctx); err != nil {
+				t.Errorf("hub shutdown: %v", err)
+			}
+			system.Shutdown()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.stop)
+	return ts
 }
 
 func (ts *testServer) url(path string) string { return "http://" + ts.addr + path }

@@ -66,6 +66,7 @@ func New(cfg Config) *Server {
 	r.GET("/api/events", s.stream)
 	r.POST("/api/events", s.limitBody(s.publish))
 	r.POST("/api/jobs", s.limitBody(s.submitJob))
+	r.GET("/api/jobs", s.jobSnapshot)
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/", s.index)

@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/finexbot/eventhub/actors"
-	"github.com/finexbot/eventhub/jobs"
 )
 
 // streamHead is the response head of every stream, with the first retry
@@ -39,13 +38,7 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	args := ctx.QueryArgs()
-	filter, err := jobs.ParseFilter(func(key string) (string, bool) {
-		if !args.Has(key) {
-			return "", false
-		}
-		return string(args.Peek(key)), true
-	})
+	filter, err := parseFilter(ctx)
 	if err != nil {
 		hub.RecordStreamError(actors.StreamBadRequest)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())

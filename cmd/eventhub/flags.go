@@ -18,6 +18,8 @@ type serveConfig struct {
 	publishKey        string
 	heartbeat         time.Duration
 	history           int
+	historyFile       string
+	streamLifetime    time.Duration
 	mailbox           int
 	maxStreams        int
 	maxStreamsPerUser int
@@ -37,12 +39,14 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.publishKey, "publish-key", "", "key for POST /api/events (dev default: dev-publish-key; required with clerk)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 30*time.Second, "interval of :ping comments on quiet streams")
 	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
+	fs.StringVar(&c.historyFile, "history-file", "", "save history and the id counter here on shutdown, load them at start: clients resume across a restart")
+	fs.DurationVar(&c.streamLifetime, "stream-lifetime", 0, "end each stream after this long (±10%) with a retry hint; 0 means unlimited")
 	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
 	fs.IntVar(&c.maxStreams, "max-streams", 0, "streams this process holds; 0 means as many as open files allow")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 16, "streams one user may hold; 0 means no limit")
 	fs.BoolVar(&c.demo, "demo", false, "keep submitting demo jobs, so a dashboard shows life at once")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a stream")
-	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long streams get to close before they are cut")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, streams are closed spread over the first half of this, and cut at its end")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -91,6 +95,9 @@ func (c *serveConfig) validate() error {
 		if v <= 0 {
 			return fmt.Errorf("--%s %d: must be positive", name, v)
 		}
+	}
+	if c.streamLifetime < 0 || c.drain <= 0 {
+		return errors.New("--stream-lifetime must not be negative and --drain must be positive")
 	}
 	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 {
 		return errors.New("--max-streams and --max-streams-per-user must not be negative")

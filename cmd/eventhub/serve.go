@@ -49,6 +49,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 
 	hub, err := actors.NewHub(system, actors.Config{
 		History:           cfg.history,
+		HistoryFile:       cfg.historyFile,
+		StreamLifetime:    cfg.streamLifetime,
 		Mailbox:           cfg.mailbox,
 		Heartbeat:         cfg.heartbeat,
 		WriteTimeout:      cfg.writeTimeout,

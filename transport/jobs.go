@@ -1,0 +1,82 @@
+package transport
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// Snapshot limits for GET /api/jobs.
+const (
+	defaultSnapshotLimit = 100
+	maxSnapshotLimit     = 1000
+)
+
+// jobSnapshot is GET /api/jobs: the latest status of the most recent jobs
+// the user may see, newest first, and the id of the newest event, to open
+// the stream from with ?lastEventId= so that nothing falls in between:
+//
+//	{"lastEventId":1042,"jobs":[{"eventId":1040,"event":{…JobEvent…}},…]}
+//
+// Each "event" is exactly what the stream's data line carries.
+func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
+	_, perms, ok := s.authenticate(ctx)
+	if !ok {
+		return
+	}
+	filter, err := parseFilter(ctx)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	limit := defaultSnapshotLimit
+	if raw := ctx.QueryArgs().Peek("limit"); raw != nil {
+		n, err := strconv.Atoi(string(raw))
+		if err != nil || n < 1 || n > maxSnapshotLimit {
+			writeError(ctx, fasthttp.StatusBadRequest, "limit: want a whole number from 1 to "+strconv.Itoa(maxSnapshotLimit))
+			return
+		}
+		limit = n
+	}
+	snap, err := s.cfg.Hub.Snapshot(ctx, perms, filter, limit)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(appendSnapshot(make([]byte, 0, 256*len(snap.Jobs)+64), snap))
+}
+
+func appendSnapshot(dst []byte, snap actors.Snapshot) []byte {
+	dst = append(dst, `{"lastEventId":`...)
+	dst = strconv.AppendUint(dst, snap.LastEventID, 10)
+	dst = append(dst, `,"jobs":[`...)
+	for i, js := range snap.Jobs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"eventId":`...)
+		dst = strconv.AppendUint(dst, js.ID, 10)
+		dst = append(dst, `,"event":`...)
+		dst = js.Event.AppendJSON(dst)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}\n"...)
+}
+
+// parseFilter reads the stream filters (types, statuses, jobs, assets,
+// scenarios) from the query string.
+func parseFilter(ctx *fasthttp.RequestCtx) (jobs.Filter, error) {
+	args := ctx.QueryArgs()
+	return jobs.ParseFilter(func(key string) (string, bool) {
+		if !args.Has(key) {
+			return "", false
+		}
+		return string(args.Peek(key)), true
+	})
+}
