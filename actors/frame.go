@@ -45,3 +45,10 @@ func appendRetry(dst []byte, ms int64) []byte {
 }
 
 var pingFrame = []byte(":ping\n\n")
+
+// frameSize is the exact upper bound of an event frame's length: its fixed
+// text (with the longest type, status and id) plus the variable parts, so
+// encoding never reallocates.
+func frameSize(ev *jobs.Event) int {
+	return 145 + len(ev.JobID) + len(ev.Data)
+}

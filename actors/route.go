@@ -87,7 +87,7 @@ func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
 	id := a.nextID
 	a.nextID++
 	f := &frame{id: id, ev: ev}
-	f.bytes = appendEventFrame(make([]byte, 0, 128+len(ev.Data)), id, ev)
+	f.bytes = appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)
 	a.history.push(f)
 	a.jobs.update(f)
 	a.h.m.ingested[ev.Type][ev.Status].Inc()

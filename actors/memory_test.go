@@ -1,0 +1,51 @@
+package actors
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// BenchmarkHistoryMemory reports what a full history costs: bytes per event
+// kept (frame, event and job table entry), for a typical small event.
+func BenchmarkHistoryMemory(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		h := newHistory(n)
+		table := newJobTable(n)
+		for i := range n {
+			ev := &jobs.Event{Type: jobs.Matrix, JobID: fmt.Sprintf("j-%016x", i), Status: jobs.Completed,
+				Timestamp: time.Now(), AssetID: "asset-42", ScenarioID: "scenario-7",
+				Data: []byte(`{"assetId":"asset-42","scenarioId":"scenario-7","durationMs":12,"result":{"mean":1.234,"min":0.5,"max":2.5}}`)}
+			f := &frame{id: uint64(i + 1), ev: ev, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), uint64(i+1), ev)}
+			h.push(f)
+			table.update(f)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/event")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/10k")
+		runtime.KeepAlive(h)
+		runtime.KeepAlive(table)
+	}
+}
+
+// TestFrameSizeIsEnough: frameSize bounds the longest frame, so the hub
+// encodes each event in one allocation.
+func TestFrameSizeIsEnough(t *testing.T) {
+	for _, ev := range []*jobs.Event{
+		{Type: jobs.Probability, Status: jobs.Completed, JobID: string(make([]byte, jobs.MaxIDLen)), Timestamp: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), Data: []byte(`{"x":1}`)},
+		{Type: jobs.Probability, Status: jobs.Completed, JobID: "j"},
+	} {
+		f := appendEventFrame(nil, ^uint64(0), ev)
+		if len(f) > frameSize(ev) {
+			t.Errorf("frame of %d bytes, frameSize %d", len(f), frameSize(ev))
+		}
+	}
+}
