@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 
 	"github.com/finexbot/eventhub/jobs"
@@ -100,22 +101,54 @@ func ParseTable(data []byte) (*Table, error) {
 		if err := CheckUserID(user); err != nil {
 			return nil, fmt.Errorf("%w: user %q: %v", ErrBadPermissions, user, err)
 		}
-		p := &Permissions{Admin: u.Admin, Assets: make(map[string]struct{}, len(u.Assets)), Scenarios: make(map[string]struct{}, len(u.Scenarios))}
-		for _, a := range u.Assets {
-			if err := jobs.CheckID(a); err != nil {
-				return nil, fmt.Errorf("%w: user %q: asset %q: %v", ErrBadPermissions, user, a, err)
-			}
-			p.Assets[a] = struct{}{}
-		}
-		for _, s := range u.Scenarios {
-			if err := jobs.CheckID(s); err != nil {
-				return nil, fmt.Errorf("%w: user %q: scenario %q: %v", ErrBadPermissions, user, s, err)
-			}
-			p.Scenarios[s] = struct{}{}
+		p, err := u.permissions()
+		if err != nil {
+			return nil, fmt.Errorf("%w: user %q: %v", ErrBadPermissions, user, err)
 		}
 		t.users[user] = p
 	}
 	return t, nil
+}
+
+// permissions checks one user's document and builds their Permissions.
+func (u userDoc) permissions() (*Permissions, error) {
+	p := &Permissions{Admin: u.Admin, Assets: make(map[string]struct{}, len(u.Assets)), Scenarios: make(map[string]struct{}, len(u.Scenarios))}
+	for _, a := range u.Assets {
+		if err := jobs.CheckID(a); err != nil {
+			return nil, fmt.Errorf("asset %q: %v", a, err)
+		}
+		p.Assets[a] = struct{}{}
+	}
+	for _, s := range u.Scenarios {
+		if err := jobs.CheckID(s); err != nil {
+			return nil, fmt.Errorf("scenario %q: %v", s, err)
+		}
+		p.Scenarios[s] = struct{}{}
+	}
+	return p, nil
+}
+
+// parseUser decodes one user's permissions: {"assets":[…],"scenarios":[…],"admin":…}.
+func parseUser(data []byte) (*Permissions, error) {
+	var u userDoc
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPermissions, err)
+	}
+	p, err := u.permissions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPermissions, err)
+	}
+	return p, nil
+}
+
+// Equal reports whether p and q grant the same.
+func (p *Permissions) Equal(q *Permissions) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return p.Admin == q.Admin && maps.Equal(p.Assets, q.Assets) && maps.Equal(p.Scenarios, q.Scenarios)
 }
 
 // LoadTable reads and parses a permissions file.
