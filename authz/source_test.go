@@ -41,7 +41,10 @@ func TestFileSourceReloads(t *testing.T) {
 	errs := make(chan error, 10)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { src.Watch(wctx, 10*time.Millisecond, func() { changes <- struct{}{} }, func(err error) { errs <- err }); close(done) }()
+	go func() {
+		src.Watch(wctx, 10*time.Millisecond, func() { changes <- struct{}{} }, func(err error) { errs <- err })
+		close(done)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	write(`{"users": {"alice": {"assets": ["a2"]}}}`)
