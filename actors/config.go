@@ -28,7 +28,8 @@ type Config struct {
 	Mailbox int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet
 	// stream; each stream's first ping falls at a random point of the first
-	// interval so they spread out. Zero means 30s; negative turns it off.
+	// interval so they spread out. Zero means 30s; negative turns it off;
+	// at least 64ms (the wheel's slots times a millisecond).
 	Heartbeat time.Duration
 	// WriteTimeout bounds one write to a stream's socket. Zero means 10s.
 	WriteTimeout time.Duration
@@ -58,6 +59,7 @@ func (c Config) withDefaults() Config {
 		if *v == 0 {
 			*v = d
 		}
+		*v = max(*v, 0) // a negative duration means "none", never a panic
 	}
 	if c.History <= 0 {
 		c.History = 10000
@@ -68,7 +70,12 @@ func (c Config) withDefaults() Config {
 	if c.Mailbox <= 0 {
 		c.Mailbox = 64
 	}
-	def(&c.Heartbeat, 30*time.Second)
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 30 * time.Second
+	}
+	if c.Heartbeat > 0 {
+		c.Heartbeat = max(c.Heartbeat, wheelSlots*time.Millisecond)
+	}
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.Retry, 3*time.Second)
 	def(&c.ShutdownRetrySpread, 10*time.Second)

@@ -24,7 +24,7 @@ type stream struct {
 	filter jobs.Filter
 	ticket *Ticket
 	mb     *mailbox
-	pid    *actor.PID
+	pid    atomic.Pointer[actor.PID] // set once spawned; see close
 	slot   int // in the heartbeat wheel; guarded by the wheel's mutex
 	// lifetime ends the stream at StreamLifetime; nil when unlimited.
 	lifetime *time.Timer
@@ -48,7 +48,11 @@ func (s *stream) close(r CloseReason) {
 	}
 	s.mb.close()
 	s.conn.Close()
-	s.hub.system.Root.Stop(s.pid)
+	// A stream closed while Open is still spawning its actor has no pid yet:
+	// Open, which stores the pid and then checks reason, stops it instead.
+	if pid := s.pid.Load(); pid != nil {
+		s.hub.system.Root.Stop(pid)
+	}
 }
 
 // closeGracefully asks the conn actor to write what is pending, then a

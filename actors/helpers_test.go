@@ -189,15 +189,28 @@ func newTestHub(t testing.TB, cfg Config) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	th := &testHub{Hub: h, system: system, reg: reg}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
+		if err := th.shutdown(context.Background()); err != nil {
 			t.Errorf("hub shutdown: %v", err)
 		}
 		system.Shutdown()
 	})
-	return &testHub{Hub: h, system: system, reg: reg}
+	return th
+}
+
+// shutdown runs Shutdown, failing the test if it does not return within
+// waitTimeout. A context without a deadline makes Shutdown close every
+// stream at once rather than spread over the time it has.
+func (h *testHub) shutdown(ctx context.Context) error {
+	done := make(chan error, 1) // the test may have given up on it
+	go func() { done <- h.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitTimeout):
+		return fmt.Errorf("Shutdown did not return within %v", waitTimeout)
+	}
 }
 
 // open admits and opens a stream on a new testConn.

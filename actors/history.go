@@ -36,6 +36,9 @@ func (h *history) after(id uint64, fn func(*frame)) {
 	}
 	skip := 0
 	if oldest := h.oldest(); id >= oldest {
+		if id-oldest >= uint64(h.n) {
+			return // at or past the newest
+		}
 		skip = int(id - oldest + 1)
 	}
 	for i := skip; i < h.n; i++ {

@@ -234,20 +234,28 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		return ErrClosed
 	}
 	h.goroutines.Add(2)
+	// In the wheel before the actor exists, so its removal always comes
+	// after, and under mu, so a Shutdown that has begun sees it.
+	h.streams.add(s)
 	h.mu.Unlock()
 
 	h.m.streamsOpened.Inc()
 	h.m.streamsActive.Inc()
 	if d := h.cfg.StreamLifetime; d > 0 {
+		// Armed before the actor exists (a close it posts waits in the
+		// mailbox), so the actor's stop always sees it.
 		d += time.Duration(rand.Int64N(int64(d/5)+1)) - d/10 // ±10%
 		s.lifetime = time.AfterFunc(d, func() { s.closeGracefully(CloseLifetime, h.retryJitter()) })
 	}
-	h.streams.add(s) // before the actor exists, so its removal always comes after
 	h.spawnMu.Lock()
 	h.spawning = s
-	s.pid = h.system.Root.Spawn(h.connProps)
+	pid := h.system.Root.Spawn(h.connProps)
 	h.spawning = nil
 	h.spawnMu.Unlock()
+	s.pid.Store(pid)
+	if s.reason.Load() != 0 {
+		h.system.Root.Stop(pid) // closed while spawning: close could not stop it
+	}
 	h.system.Root.Send(h.pid, &subscribe{s: s, resume: req.Resume, lastID: req.LastEventID})
 	go s.read()
 	return nil

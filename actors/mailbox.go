@@ -36,6 +36,7 @@ type mailbox struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
+	process    func() // m.processMessages, bound once: a method value allocates each time it is made
 }
 
 var _ actor.Mailbox = (*mailbox)(nil)
@@ -45,6 +46,7 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // actor is spawned.
 func newMailbox(capacity int, onOverflow func()) *mailbox {
 	m := &mailbox{capacity: capacity, onOverflow: onOverflow}
+	m.process = m.processMessages
 	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 	return m
 }
@@ -170,7 +172,7 @@ func (m *mailbox) UserMessageCount() int { return m.pending() }
 
 func (m *mailbox) schedule() {
 	if m.scheduled.CompareAndSwap(false, true) {
-		m.dispatcher.Schedule(m.processMessages)
+		m.dispatcher.Schedule(m.process)
 	}
 }
 

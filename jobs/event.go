@@ -131,6 +131,11 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would pass invalid bytes through to every stream,
+		// which announces charset=utf-8.
+		return nil, fmt.Errorf("%w: not UTF-8", ErrMalformed)
+	}
 	var raws []json.RawMessage
 	switch body[0] {
 	case '{':

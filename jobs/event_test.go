@@ -319,3 +319,15 @@ func TestTypeAndStatusNames(t *testing.T) {
 		t.Errorf("invalid names = %q", got)
 	}
 }
+
+// TestDecodeRejectsInvalidUTF8: streams announce charset=utf-8, so bytes that
+// are not UTF-8 never get into an event or a job.
+func TestDecodeRejectsInvalidUTF8(t *testing.T) {
+	body := []byte("{\"type\":\"growth\",\"jobId\":\"j-1\",\"status\":\"completed\",\"timestamp\":\"2026-11-27T10:00:00Z\",\"data\":{\"assetId\":\"a1\",\"x\":\"\xff\xfe\"}}")
+	if _, err := DecodeEvents(body); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeEvents: %v, want ErrMalformed", err)
+	}
+	if _, err := DecodeJob([]byte("{\"type\":\"growth\",\"assetId\":\"a1\",\"params\":{\"x\":\"\xc0\"}}")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeJob: %v, want ErrMalformed", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Job is a submitted job: what POST /api/jobs asks the in-process workers to
@@ -53,6 +54,9 @@ type wireJob struct {
 // *ValidationError naming the field otherwise. The returned Job has no ID and
 // no User: the caller sets them. DecodeJob is safe for concurrent use.
 func DecodeJob(body []byte) (Job, error) {
+	if !utf8.Valid(body) {
+		return Job{}, fmt.Errorf("%w: not UTF-8", ErrMalformed)
+	}
 	var w wireJob
 	if err := decodeObject(body, 0, "job", &w); err != nil {
 		return Job{}, err
