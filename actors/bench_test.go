@@ -106,7 +106,7 @@ func benchFanout(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		c := &fanoutConn{closed: make(chan struct{}), sink: sink}
-		if err := h.Open(c, tk, StreamRequest{User: user, Perms: perms}); err != nil {
+		if err := h.Open(c, tk, h.authorized(b, perms, StreamRequest{User: user})); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,12 +1,22 @@
 package actors
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/finexbot/eventhub/authz"
 )
+
+// denyAll is the permissions source of a hub configured without one.
+type denyAll struct{}
+
+func (denyAll) Permissions(context.Context, string) (*authz.Permissions, error) {
+	return &authz.Permissions{}, nil
+}
 
 // Config configures a Hub. The zero value works.
 type Config struct {
@@ -24,6 +34,20 @@ type Config struct {
 	// (±10%, so streams opened together do not end together); the client
 	// resumes. Zero means streams live until they close otherwise.
 	StreamLifetime time.Duration
+	// Permissions is where users' permissions come from. Nil means nobody
+	// may see anything.
+	Permissions authz.Source
+	// PermissionsTTL is how long a user's permissions are trusted before
+	// they are refreshed (in the background), and how long a source that
+	// fails may go on being trusted for what it said last. Zero means 60s.
+	PermissionsTTL time.Duration
+	// AuthTimeout bounds one request to the permissions source, and how long
+	// Authorize waits. Zero means 5s.
+	AuthTimeout time.Duration
+	// ReauthGrace is how long a stream outlives its session token's expiry
+	// (±10%), before it ends with a retry hint so the browser reconnects with
+	// a fresh token. Zero means 10 minutes.
+	ReauthGrace time.Duration
 	// Mailbox is each stream's mailbox size in frames. Zero means 64.
 	Mailbox int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet
@@ -80,6 +104,12 @@ func (c Config) withDefaults() Config {
 	def(&c.Retry, 3*time.Second)
 	def(&c.ShutdownRetrySpread, 10*time.Second)
 	def(&c.PublishTimeout, 5*time.Second)
+	def(&c.PermissionsTTL, 60*time.Second)
+	def(&c.AuthTimeout, 5*time.Second)
+	def(&c.ReauthGrace, 10*time.Minute)
+	if c.Permissions == nil {
+		c.Permissions = denyAll{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

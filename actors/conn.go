@@ -4,12 +4,12 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/finexbot/eventhub/authz"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -20,12 +20,12 @@ type stream struct {
 	hub    *Hub
 	conn   net.Conn
 	user   string
-	perms  *authz.Permissions
 	filter jobs.Filter
+	head   []byte // the response head, written first; shared and read-only
 	ticket *Ticket
 	mb     *mailbox
 	pid    atomic.Pointer[actor.PID] // set once spawned; see close
-	slot   int // in the heartbeat wheel; guarded by the wheel's mutex
+	slot   int                       // in the heartbeat wheel; guarded by the wheel's mutex
 	// lifetime ends the stream at StreamLifetime; nil when unlimited.
 	lifetime *time.Timer
 
@@ -91,9 +91,11 @@ const maxCoalesce = 64
 // connActor owns a stream's writing side: what is pending and the socket's
 // write deadline.
 type connActor struct {
-	s       *stream
-	pending net.Buffers // frames to write, shared and read-only
-	frames  int         // event frames in pending
+	s        *stream
+	pending  net.Buffers // frames to write, shared and read-only
+	frames   int         // event frames in pending
+	attached bool        // the user actor has taken the stream: its replay came
+	headDone bool        // the response head is written
 }
 
 func (c *connActor) Receive(ctx actor.Context) {
@@ -103,11 +105,15 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.pending = append(c.pending, msg.bytes)
 		c.frames++
 	case *replay:
+		// Every attach brings one, empty or not: the response head goes out
+		// with it, so a client that has the head has a stream the hub has
+		// subscribed: it gets every event published from then on.
+		c.attached = true
 		c.pending = append(c.pending, msg.frames...)
 		c.frames += len(msg.frames)
 		c.flush()
 	case *heartbeat:
-		if len(c.pending) == 0 {
+		if c.attached && len(c.pending) == 0 {
 			c.pending = append(c.pending, pingFrame)
 		}
 	case *closeStream:
@@ -127,6 +133,10 @@ func (c *connActor) Receive(ctx actor.Context) {
 // flush writes everything pending in one writev, under the write deadline.
 func (c *connActor) flush() {
 	s := c.s
+	if !c.headDone && s.head != nil && s.reason.Load() == 0 {
+		c.pending = slices.Insert(c.pending, 0, s.head)
+	}
+	c.headDone = true
 	if len(c.pending) == 0 || s.reason.Load() != 0 {
 		return
 	}

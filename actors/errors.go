@@ -10,6 +10,9 @@ var (
 	ErrTooManyStreams = errors.New("too many streams on this hub")
 	// ErrTooManyUserStreams: the user holds --max-streams-per-user streams already.
 	ErrTooManyUserStreams = errors.New("too many streams for this user")
+	// ErrPermissionsUnavailable: the permissions source failed and nothing
+	// it said before is still trusted; the request is denied.
+	ErrPermissionsUnavailable = errors.New("permissions unavailable")
 	// ErrBusy: the hub did not answer a publish in time; nothing is known to be published.
 	ErrBusy = errors.New("hub did not answer in time")
 )

@@ -167,11 +167,65 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// testHub is a real Hub on its own real actor system, with a fresh registry.
+// testHub is a real Hub on its own real actor system, with a fresh registry
+// and a permissions source the test fills.
 type testHub struct {
 	*Hub
 	system *actor.ActorSystem
 	reg    *prometheus.Registry
+	src    *testSource
+}
+
+// testSource is a permissions source held in memory; fail makes it answer
+// errors, as a source that is down.
+type testSource struct {
+	mu    sync.Mutex
+	perms map[string]*authz.Permissions
+	fail  bool
+	calls int
+}
+
+func (s *testSource) Permissions(_ context.Context, user string) (*authz.Permissions, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.fail {
+		return nil, authz.ErrSourceUnavailable
+	}
+	if p, ok := s.perms[user]; ok {
+		return p, nil
+	}
+	return &authz.Permissions{}, nil
+}
+
+func (s *testSource) set(user string, p *authz.Permissions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perms[user] = p
+}
+
+func (s *testSource) setFailing(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = fail
+}
+
+// authorized gives user perms in the source and authorizes them, as the
+// transport does before it opens a stream; it returns req.
+func (h *testHub) authorized(t testing.TB, perms *authz.Permissions, req StreamRequest) StreamRequest {
+	t.Helper()
+	h.src.set(req.User, perms)
+	got, err := h.Authorize(context.Background(), req.User)
+	if err != nil {
+		t.Fatalf("authorize %s: %v", req.User, err)
+	}
+	if !got.Equal(perms) {
+		// The user actor had other permissions cached: have it reload.
+		if err := h.Invalidate(context.Background(), req.User); err != nil {
+			t.Fatalf("invalidate %s: %v", req.User, err)
+		}
+	}
+	return req
 }
 
 func quietSystem() *actor.ActorSystem {
@@ -185,11 +239,15 @@ func newTestHub(t testing.TB, cfg Config) *testHub {
 	system := quietSystem()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
+	src := &testSource{perms: map[string]*authz.Permissions{}}
+	if cfg.Permissions == nil {
+		cfg.Permissions = src
+	}
 	h, err := NewHub(system, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := &testHub{Hub: h, system: system, reg: reg}
+	th := &testHub{Hub: h, system: system, reg: reg, src: src}
 	t.Cleanup(func() {
 		if err := th.shutdown(context.Background()); err != nil {
 			t.Errorf("hub shutdown: %v", err)

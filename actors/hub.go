@@ -45,6 +45,9 @@ type Hub struct {
 	goroutines sync.WaitGroup
 	stopWheel  chan struct{}
 	shutdown   sync.Once
+	// loads counts user actors' permission loads in flight; each ends by
+	// its timeout, or at once when its actor stops.
+	loads sync.WaitGroup
 }
 
 // NewHub starts a hub actor on system. The caller owns system and shuts it
@@ -210,21 +213,29 @@ func (h *Hub) Admit(user string) (*Ticket, error) {
 	return &Ticket{a: &h.admission, user: user}, nil
 }
 
-// StreamRequest is what a stream asked for, validated by the transport.
+// StreamRequest is what a stream asked for, validated by the transport,
+// for a user it has authorized (Authorize) just before.
 type StreamRequest struct {
 	User   string
-	Perms  *authz.Permissions
 	Filter jobs.Filter
+	// Expires is when the user's session token expires; the stream ends
+	// ReauthGrace (±10%) after it. Zero means the token does not expire.
+	Expires time.Time
+	// Head is written before anything else, once the hub has subscribed the
+	// stream: the HTTP response head (and a first retry hint). Shared,
+	// read-only.
+	Head []byte
 	// Resume is true when the client sent a Last-Event-ID; LastEventID is it.
 	Resume      bool
 	LastEventID uint64
 }
 
-// Open serves an SSE stream on conn, whose response head the caller has
-// written. From here the hub owns conn and t: it closes conn when the stream
-// ends and releases t. Open does not block.
+// Open serves an SSE stream on conn. The hub writes req.Head once it has
+// subscribed the stream, so a client that has read the head receives every
+// event published after. From here the hub owns conn and t: it closes conn
+// when the stream ends and releases t. Open does not block.
 func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
-	s := &stream{hub: h, conn: conn, user: req.User, perms: req.Perms, filter: req.Filter, ticket: t}
+	s := &stream{hub: h, conn: conn, user: req.User, filter: req.Filter, head: req.Head, ticket: t}
 	s.mb = newMailbox(h.cfg.Mailbox, s.overflow)
 	h.mu.Lock()
 	if h.closing {
@@ -241,10 +252,9 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 
 	h.m.streamsOpened.Inc()
 	h.m.streamsActive.Inc()
-	if d := h.cfg.StreamLifetime; d > 0 {
+	if d, ok := h.lifetime(req.Expires); ok {
 		// Armed before the actor exists (a close it posts waits in the
 		// mailbox), so the actor's stop always sees it.
-		d += time.Duration(rand.Int64N(int64(d/5)+1)) - d/10 // ±10%
 		s.lifetime = time.AfterFunc(d, func() { s.closeGracefully(CloseLifetime, h.retryJitter()) })
 	}
 	h.spawnMu.Lock()
@@ -338,6 +348,7 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 	if err := h.system.Root.StopFuture(h.pid).Wait(); err != nil {
 		errs = append(errs, fmt.Errorf("stop hub actor: %w", err))
 	}
+	h.loads.Wait() // the user actors have stopped and canceled their loads
 	return errors.Join(errs...)
 }
 
@@ -376,6 +387,74 @@ func (a *admission) release(user string) {
 	a.total--
 	if a.users[user]--; a.users[user] <= 0 {
 		delete(a.users, user)
+	}
+}
+
+// lifetime is how long a stream may live: StreamLifetime, or its token's
+// expiry plus ReauthGrace, whichever ends first, each jittered ±10% so that
+// streams opened together do not end together.
+func (h *Hub) lifetime(expires time.Time) (time.Duration, bool) {
+	jitter := func(d time.Duration) time.Duration {
+		return d + time.Duration(rand.Int64N(int64(d/5)+1)) - d/10
+	}
+	var d time.Duration
+	if h.cfg.StreamLifetime > 0 {
+		d = jitter(h.cfg.StreamLifetime)
+	}
+	if !expires.IsZero() {
+		untilExpiry := max(time.Until(expires), 0) + jitter(h.cfg.ReauthGrace)
+		if d == 0 || untilExpiry < d {
+			d = max(untilExpiry, time.Millisecond)
+		}
+	}
+	return d, d > 0
+}
+
+// Authorize returns user's permissions, from their user actor's cache or
+// from the permissions source, and keeps the user actor alive for a TTL.
+// It returns ErrPermissionsUnavailable when the source fails and nothing it
+// said is still trusted.
+func (h *Hub) Authorize(ctx context.Context, user string) (*authz.Permissions, error) {
+	if h.isClosing() {
+		return nil, ErrClosed
+	}
+	reply := make(chan authResult, 1)
+	h.system.Root.Send(h.pid, &authorize{user: user, reply: reply})
+	t := time.NewTimer(h.cfg.AuthTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case r := <-reply:
+		return r.perms, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+	case <-t.C:
+		return nil, ErrBusy
+	}
+}
+
+// Invalidate makes user's actor reload their permissions now, and returns
+// once the result is in force: live streams then carry only what the new
+// permissions allow, and end if they allow nothing. A user without an
+// actor has nothing cached.
+func (h *Hub) Invalidate(ctx context.Context, user string) error {
+	if h.isClosing() {
+		return ErrClosed
+	}
+	done := make(chan struct{}, 1)
+	h.system.Root.Send(h.pid, &invalidate{user: user, reply: done})
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+	}
+}
+
+// InvalidateAll makes every user actor reload its permissions, e.g. after
+// the permissions file changed. It does not wait.
+func (h *Hub) InvalidateAll() {
+	if !h.isClosing() {
+		h.system.Root.Send(h.pid, &invalidate{all: true})
 	}
 }
 

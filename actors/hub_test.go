@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/finexbot/eventhub/authz"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -47,7 +46,7 @@ func TestHubAdmit(t *testing.T) {
 
 	// An open stream holds its place until it ends, then gives it back.
 	c := newTestConn()
-	if err := h.Open(c, a2, StreamRequest{User: "alice", Perms: adminPerms}); err != nil {
+	if err := h.Open(c, a2, h.authorized(t, adminPerms, StreamRequest{User: "alice"})); err != nil {
 		t.Fatal(err)
 	}
 	admit("dave", ErrTooManyStreams) // alice's stream, b1, b2
@@ -77,7 +76,7 @@ func TestHubAdmit(t *testing.T) {
 func TestHubPublishIDs(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, quiet)
-	c := h.open(t, StreamRequest{User: "ops", Perms: adminPerms})
+	c := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	evs := []jobs.Event{
 		mkEvent(t, jobs.Growth, "j1", jobs.Queued, "a1", ""),
 		mkEvent(t, jobs.Matrix, "j2", jobs.Started, "a1", "s1"),
@@ -155,26 +154,23 @@ func TestHubResume(t *testing.T) {
 		want []uint64 // event numbers
 	}{
 		{"alice resumes inside the window",
-			StreamRequest{User: "alice", Perms: alice, Filter: aliceFilter, Resume: true, LastEventID: base + 3},
+			h.authorized(t, alice, StreamRequest{User: "alice", Filter: aliceFilter, Resume: true, LastEventID: base + 3}),
 			[]uint64{6, 8, 9, 12, 13}},
 		{"alice resumes from before the first event",
-			StreamRequest{User: "alice", Perms: alice, Filter: aliceFilter, Resume: true, LastEventID: base},
+			h.authorized(t, alice, StreamRequest{User: "alice", Filter: aliceFilter, Resume: true, LastEventID: base}),
 			[]uint64{1, 3, 6, 8, 9, 12, 13}},
 		{"alice does not resume",
-			StreamRequest{User: "alice", Perms: alice, Filter: aliceFilter},
+			h.authorized(t, alice, StreamRequest{User: "alice", Filter: aliceFilter}),
 			[]uint64{9, 12, 13}},
 		{"ops resumes at the newest",
-			StreamRequest{User: "ops", Perms: adminPerms, Resume: true, LastEventID: base + 8},
+			h.authorized(t, adminPerms, StreamRequest{User: "ops", Resume: true, LastEventID: base + 8}),
 			[]uint64{9, 10, 11, 12, 13, 14, 15, 16}},
 		{"ops resumes from the first",
-			StreamRequest{User: "ops", Perms: adminPerms, Resume: true, LastEventID: base + 1},
+			h.authorized(t, adminPerms, StreamRequest{User: "ops", Resume: true, LastEventID: base + 1}),
 			[]uint64{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}},
 		{"bob resumes from the first",
-			StreamRequest{User: "bob", Perms: bob, Filter: bobFilter, Resume: true, LastEventID: base + 1},
+			h.authorized(t, bob, StreamRequest{User: "bob", Filter: bobFilter, Resume: true, LastEventID: base + 1}),
 			[]uint64{2, 11, 14, 16}},
-		{"nobody sees nothing",
-			StreamRequest{User: "nobody", Perms: &authz.Permissions{}, Resume: true, LastEventID: base},
-			nil},
 	}
 	conns := make([]*testConn, len(streams))
 	for i, s := range streams {
@@ -249,7 +245,7 @@ func TestHubResumeNoGap(t *testing.T) {
 	var streams []resumed
 	for id := range published {
 		if n := id - first; n%37 == 0 {
-			c := h.open(t, StreamRequest{User: "u" + strconv.Itoa(len(streams)%3), Perms: adminPerms, Resume: true, LastEventID: id})
+			c := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "u" + strconv.Itoa(len(streams)%3), Resume: true, LastEventID: id}))
 			streams = append(streams, resumed{id, c})
 		}
 	}
@@ -322,12 +318,12 @@ func TestHubResumeReset(t *testing.T) {
 			}
 			var c *testConn
 			if tt.published > 0 {
-				c = h.open(t, StreamRequest{User: "ops", Perms: adminPerms, Resume: true, LastEventID: tt.lastID(first)})
+				c = h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops", Resume: true, LastEventID: tt.lastID(first)}))
 			}
 			// With nothing published yet, the first id is known only once
 			// the live event has one; lastID does not depend on it then.
 			if tt.published == 0 {
-				c = h.open(t, StreamRequest{User: "ops", Perms: adminPerms, Resume: true, LastEventID: tt.lastID(0)})
+				c = h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops", Resume: true, LastEventID: tt.lastID(0)}))
 			}
 			live := h.publish(t, evs[tt.published])[0]
 			if tt.published == 0 {
@@ -370,7 +366,7 @@ func TestHubShutdown(t *testing.T) {
 	h := newTestHub(t, Config{Heartbeat: -1, Retry: retry, ShutdownRetrySpread: spread})
 	conns := make([]*testConn, n)
 	for i := range conns {
-		conns[i] = h.open(t, StreamRequest{User: "u" + strconv.Itoa(i%4), Perms: adminPerms})
+		conns[i] = h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "u" + strconv.Itoa(i%4)}))
 	}
 	ev := mkEvent(t, jobs.Growth, "j1", jobs.Started, "a1", "")
 	evFrame := frameOf(h.publish(t, ev)[0], &ev)
@@ -441,7 +437,7 @@ func TestHubOpenAfterShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newTestConn()
-	if err := h.Open(c, tk, StreamRequest{User: "alice", Perms: adminPerms}); !errors.Is(err, ErrClosed) {
+	if err := h.Open(c, tk, StreamRequest{User: "alice"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Open after Shutdown: %v, want ErrClosed", err)
 	}
 	if !c.isClosed() {
@@ -460,8 +456,8 @@ func TestHubShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, quiet)
 	stuck := newBlockedConn()
-	h.openOn(t, stuck, StreamRequest{User: "ops", Perms: adminPerms})
-	fine := h.open(t, StreamRequest{User: "ops", Perms: adminPerms})
+	h.openOn(t, stuck, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
+	fine := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	ev := mkEvent(t, jobs.Growth, "j1", jobs.Started, "a1", "")
 	evFrame := frameOf(h.publish(t, ev)[0], &ev)
 	fine.nextFrame(t)
@@ -488,16 +484,18 @@ func TestHubShutdownDeadline(t *testing.T) {
 }
 
 // TestHubUserActors: a user actor lives while its user has a stream, and
-// stops after the last one closes, including streams that close before the
-// hub has attached them.
+// stops a permissions TTL after the last one closes, including streams that
+// close before the hub has attached them.
 func TestHubUserActors(t *testing.T) {
 	t.Parallel()
-	h := newTestHub(t, quiet)
+	cfg := quiet
+	cfg.PermissionsTTL = 50 * time.Millisecond
+	h := newTestHub(t, cfg)
 	alice := permsFor([]string{"a1"}, nil)
 	bob := permsFor([]string{"a2"}, nil)
-	a1 := h.open(t, StreamRequest{User: "alice", Perms: alice})
-	a2 := h.open(t, StreamRequest{User: "alice", Perms: alice})
-	b1 := h.open(t, StreamRequest{User: "bob", Perms: bob})
+	a1 := h.open(t, h.authorized(t, alice, StreamRequest{User: "alice"}))
+	a2 := h.open(t, h.authorized(t, alice, StreamRequest{User: "alice"}))
+	b1 := h.open(t, h.authorized(t, bob, StreamRequest{User: "bob"}))
 	h.waitMetric(t, 2, "eventhub_users_active")
 	forAlice := mkEvent(t, jobs.Growth, "ja", jobs.Queued, "a1", "")
 
@@ -513,7 +511,7 @@ func TestHubUserActors(t *testing.T) {
 	h.waitMetric(t, 0, "eventhub_users_active")
 
 	// A user comes back: a new actor, and events flow again.
-	a3 := h.open(t, StreamRequest{User: "alice", Perms: alice})
+	a3 := h.open(t, h.authorized(t, alice, StreamRequest{User: "alice"}))
 	h.waitMetric(t, 1, "eventhub_users_active")
 	id = h.publish(t, forAlice)[0]
 	if got := a3.nextFrame(t); got != frameOf(id, &forAlice) {
@@ -523,11 +521,11 @@ func TestHubUserActors(t *testing.T) {
 	// Streams that close at once, racing their own attach, never leave a
 	// user actor behind nor orphan a stream opened next to them.
 	for range 50 {
-		h.open(t, StreamRequest{User: "carol", Perms: alice}).Close()
+		h.open(t, h.authorized(t, alice, StreamRequest{User: "carol"})).Close()
 	}
 	h.waitMetric(t, 1, "eventhub_streams_active") // a3 only
 	h.waitMetric(t, 1, "eventhub_users_active")
-	c := h.open(t, StreamRequest{User: "carol", Perms: alice})
+	c := h.open(t, h.authorized(t, alice, StreamRequest{User: "carol"}))
 	id = h.publish(t, forAlice)[0]
 	if got := c.nextFrame(t); got != frameOf(id, &forAlice) {
 		t.Fatalf("carol's stream after the churn got %q", got)
@@ -545,8 +543,8 @@ func TestHubSlowStream(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, Config{Heartbeat: -1, Mailbox: 4})
 	slow := newBlockedConn()
-	h.openOn(t, slow, StreamRequest{User: "ops", Perms: adminPerms})
-	fast := h.open(t, StreamRequest{User: "ops", Perms: adminPerms})
+	h.openOn(t, slow, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
+	fast := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	var want strings.Builder
 	for i := range 30 {
 		ev := mkEvent(t, jobs.Growth, "j"+strconv.Itoa(i), jobs.Started, "a1", "")
@@ -575,7 +573,7 @@ func TestHubWriteTimeout(t *testing.T) {
 	h := newTestHub(t, Config{Heartbeat: -1, WriteTimeout: 50 * time.Millisecond})
 	server, client := net.Pipe()
 	t.Cleanup(func() { client.Close() })
-	h.openOn(t, server, StreamRequest{User: "ops", Perms: adminPerms})
+	h.openOn(t, server, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	h.publish(t, mkEvent(t, jobs.Growth, "j1", jobs.Started, "a1", ""))
 	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "write_timeout")
 	if got := h.metric(t, "eventhub_stream_errors_total", "reason", "write_timeout"); got != 1 {
@@ -592,7 +590,7 @@ func TestHubWriteTimeout(t *testing.T) {
 func TestHubHeartbeat(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, Config{Heartbeat: 64 * time.Millisecond})
-	c := h.open(t, StreamRequest{User: "ops", Perms: adminPerms})
+	c := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	if got := c.nextFrame(t); got != ":ping\n\n" {
 		t.Fatalf("first frame of a quiet stream: %q, want a ping", got)
 	}
@@ -607,7 +605,7 @@ func TestHubStreamLifetime(t *testing.T) {
 	t.Parallel()
 	const retry, spread = time.Second, 500 * time.Millisecond
 	h := newTestHub(t, Config{Heartbeat: -1, StreamLifetime: 50 * time.Millisecond, Retry: retry, ShutdownRetrySpread: spread})
-	c := h.open(t, StreamRequest{User: "ops", Perms: adminPerms})
+	c := h.open(t, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 	c.waitClosed(t)
 	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "lifetime")
 	v, ok := strings.CutPrefix(c.written(), "retry: ")

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/finexbot/eventhub/authz"
 	"github.com/finexbot/eventhub/jobs"
 )
@@ -23,12 +25,41 @@ type subscribe struct {
 	lastID uint64 // valid when resume
 }
 
-// userIdle says a user actor's last stream closed. attaches is how many
-// streams it had been given; the hub stops it only if it gave it no more
-// since, so a stream attached in between is never orphaned.
+// userIdle says a user actor has had no stream and no request for a TTL.
+// recv is how many hub messages it has received (authorize, invalidate,
+// attach); the hub stops it only if it sent it no more since, so a request
+// or a stream in flight is never orphaned.
 type userIdle struct {
-	user     string
-	attaches uint64
+	user string
+	recv uint64
+}
+
+// authorize asks for a user's permissions, from the user actor's cache or
+// its source. The hub forwards it to the user actor, spawning it if need be.
+type authorize struct {
+	user  string
+	reply chan authResult // capacity 1: nobody blocks on a caller that gave up
+}
+
+type authResult struct {
+	perms *authz.Permissions
+	err   error
+}
+
+// invalidate makes a user actor reload its permissions now. With a reply,
+// it is answered once the result is applied (or found unchanged).
+type invalidate struct {
+	user  string
+	all   bool          // every user actor, for a reloaded permissions file
+	reply chan struct{} // capacity 1; nil when nobody waits
+}
+
+// permsChanged asks the hub to re-index a user under new permissions (nil:
+// unknown, deny). The hub answers with setPermissions once it has.
+type permsChanged struct {
+	user  string
+	pid   *actor.PID // the asking actor, so a stopped one's late news is ignored
+	perms *authz.Permissions
 }
 
 // snapshot asks for the latest status of the most recent jobs a user may
@@ -59,13 +90,23 @@ type attach struct {
 	replay [][]byte
 }
 
+// loaded is a permissions source's answer to a user actor's load.
+type loaded struct {
+	perms *authz.Permissions
+	err   error
+}
+
+// refreshDue is the user actor's timer: refresh, or go idle.
+type refreshDue struct{}
+
 // detach says a stream has closed. It may arrive before the stream's
 // attach; attach then sees the stream closed and drops it.
 type detach struct {
 	s *stream
 }
 
-// setPermissions replaces a user actor's permissions.
+// setPermissions is the hub's answer to permsChanged: the user actor now
+// routes with these permissions.
 type setPermissions struct {
 	perms *authz.Permissions
 }

@@ -12,27 +12,29 @@ type CloseReason int32
 
 // The reasons a stream ends. Zero means open.
 const (
-	_                 CloseReason = iota
-	CloseClientGone               // the client closed the connection
-	CloseSlow                     // its mailbox overflowed
-	CloseWriteTimeout             // a write did not finish within the write timeout
-	CloseWriteError               // a write failed
-	CloseShutdown                 // the hub is shutting down
-	CloseLifetime                 // the stream reached its lifetime
-	CloseRevoked                  // the user lost every permission
-	CloseError                    // the conn actor failed (a bug): the stream is closed, not left hanging
+	_                     CloseReason = iota
+	CloseClientGone                   // the client closed the connection
+	CloseSlow                         // its mailbox overflowed
+	CloseWriteTimeout                 // a write did not finish within the write timeout
+	CloseWriteError                   // a write failed
+	CloseShutdown                     // the hub is shutting down
+	CloseLifetime                     // the stream reached its lifetime
+	CloseRevoked                      // the user lost every permission ("forbidden")
+	CloseAuthzUnavailable             // the user's permissions could not be loaded (fail closed)
+	CloseError                        // the conn actor failed (a bug): the stream is closed, not left hanging
 	closeReasonCount
 )
 
 var closeReasonNames = [closeReasonCount]string{
-	CloseClientGone:   "client_gone",
-	CloseSlow:         "slow",
-	CloseWriteTimeout: "write_timeout",
-	CloseWriteError:   "write_error",
-	CloseShutdown:     "shutdown",
-	CloseLifetime:     "lifetime",
-	CloseRevoked:      "revoked",
-	CloseError:        "error",
+	CloseClientGone:       "client_gone",
+	CloseSlow:             "slow",
+	CloseWriteTimeout:     "write_timeout",
+	CloseWriteError:       "write_error",
+	CloseShutdown:         "shutdown",
+	CloseLifetime:         "lifetime",
+	CloseRevoked:          "forbidden",
+	CloseAuthzUnavailable: "authz_unavailable",
+	CloseError:            "error",
 }
 
 func (r CloseReason) String() string {
@@ -71,7 +73,19 @@ type metrics struct {
 	delivered       prometheus.Counter
 	mailboxOverflow prometheus.Counter
 	usersActive     prometheus.Gauge
+	authzCache      [authzResults]prometheus.Counter
 }
+
+// Results of a user actor's permissions cache.
+const (
+	authzHit     = iota // an authorization answered from the cache
+	authzMiss           // an authorization that needed a load
+	authzRefresh        // a background refresh started
+	authzError          // a load that failed
+	authzResults
+)
+
+var authzResultNames = [authzResults]string{"hit", "miss", "refresh", "error"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -88,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "eventhub_mailbox_overflow_total", Help: "Frames refused by a full stream mailbox; each closes its stream as slow.",
 		}),
 		usersActive: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "eventhub_users_active", Help: "Users with at least one open stream (user actors alive).",
+			Name: "eventhub_users_active", Help: "User actors alive: users with open streams or permissions cached.",
 		}),
 		streamErrors: make(map[StreamError]prometheus.Counter, len(streamErrors)),
 	}
@@ -112,7 +126,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			m.ingested[t][s] = ingested.WithLabelValues(t.String(), s.String())
 		}
 	}
-	for _, c := range []prometheus.Collector{m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_authz_cache_total", Help: "User actors' permission cache: hit and miss per authorization, refresh per background reload, error per failed load.",
+	}, []string{"result"})
+	for i, name := range authzResultNames {
+		m.authzCache[i] = cache.WithLabelValues(name)
+	}
+	for _, c := range []prometheus.Collector{cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

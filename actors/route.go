@@ -24,10 +24,10 @@ type hubActor struct {
 
 // userEntry is the hub's view of one user actor.
 type userEntry struct {
-	user     string
-	pid      *actor.PID
-	perms    *authz.Permissions
-	attaches uint64 // streams handed to the user actor so far
+	user  string
+	pid   *actor.PID
+	perms *authz.Permissions // applied; nil while unknown (not indexed)
+	sent  uint64             // messages sent that keep the actor alive; see userIdle
 }
 
 // newHubActor starts from nextID and the frames loaded from a history
@@ -71,8 +71,21 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 	case *dumpHistory:
 		msg.reply <- historyDump{nextID: a.nextID, frames: a.history.all()}
+	case *authorize:
+		e := a.user(ctx, msg.user)
+		e.sent++
+		ctx.Send(e.pid, msg)
+	case *invalidate:
+		a.invalidate(ctx, msg)
+	case *permsChanged:
+		if e := a.users[msg.user]; e != nil && e.pid.Equal(msg.pid) {
+			a.unindex(e)
+			e.perms = msg.perms
+			a.index(e)
+			ctx.Send(e.pid, &setPermissions{perms: msg.perms})
+		}
 	case *userIdle:
-		if e := a.users[msg.user]; e != nil && e.attaches == msg.attaches {
+		if e := a.users[msg.user]; e != nil && e.sent == msg.recv {
 			a.unindex(e)
 			delete(a.users, msg.user)
 			ctx.Stop(e.pid)
@@ -124,40 +137,66 @@ func (a *hubActor) route(ctx actor.Context, f *frame) {
 	}
 }
 
-// subscribe attaches a new stream to its user's actor (spawning it if need
-// be), preceded by what the stream missed. Because the hub handles one
-// message at a time and its mailbox to the user actor is FIFO, the replay
-// ends exactly where the live events begin.
+// subscribe attaches a new stream to its user's actor, preceded by what the
+// stream missed. Because the hub handles one message at a time and its
+// mailbox to the user actor is FIFO, the replay ends exactly where the live
+// events begin. The transport authorized the user just before, so their
+// permissions are known; if they are not (the user actor went idle in
+// between, or its source failed since), the stream is closed with a retry
+// hint and the client comes back through authorization.
 func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	s := msg.s
 	e := a.users[s.user]
-	switch {
-	case e == nil:
-		e = &userEntry{user: s.user, perms: s.perms}
-		e.pid = ctx.Spawn(a.userPropsFor(e))
-		a.users[s.user] = e
-		a.index(e)
-		a.h.m.usersActive.Inc()
-	case e.perms != s.perms:
-		// The stream brought newer permissions than the user actor has.
-		a.unindex(e)
-		e.perms = s.perms
-		a.index(e)
-		ctx.Send(e.pid, &setPermissions{perms: s.perms})
+	if e == nil || e.perms == nil {
+		s.closeGracefully(CloseAuthzUnavailable, a.h.retryJitter())
+		return
 	}
 	var frames [][]byte
 	if msg.resume {
-		frames = a.replay(s, msg.lastID)
+		frames = a.replay(e.perms, s, msg.lastID)
 	}
-	e.attaches++
+	e.sent++
 	s.userPID.Store(e.pid)
 	ctx.Send(e.pid, &attach{s: s, replay: frames})
+}
+
+// user returns the entry of user, spawning their actor if there is none.
+func (a *hubActor) user(ctx actor.Context, user string) *userEntry {
+	e := a.users[user]
+	if e == nil {
+		e = &userEntry{user: user}
+		e.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &userActor{hub: a.h, user: user} }))
+		a.users[user] = e
+		a.h.m.usersActive.Inc()
+	}
+	return e
+}
+
+// invalidate forwards an invalidation to one user actor or to all; a user
+// without an actor has nothing cached, and is answered at once.
+func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
+	if msg.all {
+		for _, e := range a.users {
+			e.sent++
+			ctx.Send(e.pid, &invalidate{user: e.user})
+		}
+		return
+	}
+	e := a.users[msg.user]
+	if e == nil {
+		if msg.reply != nil {
+			msg.reply <- struct{}{}
+		}
+		return
+	}
+	e.sent++
+	ctx.Send(e.pid, msg)
 }
 
 // replay returns the frames a stream resuming after lastID must get first:
 // the events it may see and asked for, or a reset notice when lastID is no
 // longer (or not yet) in history.
-func (a *hubActor) replay(s *stream, lastID uint64) [][]byte {
+func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64) [][]byte {
 	newest := a.nextID - 1
 	if lastID > newest {
 		return [][]byte{appendResetFrame(nil, newest, "ahead")}
@@ -167,17 +206,11 @@ func (a *hubActor) replay(s *stream, lastID uint64) [][]byte {
 	}
 	var frames [][]byte
 	a.history.after(lastID, func(f *frame) {
-		if s.perms.Allows(f.ev) && s.filter.Match(f.ev) {
+		if perms.Allows(f.ev) && s.filter.Match(f.ev) {
 			frames = append(frames, f.bytes)
 		}
 	})
 	return frames
-}
-
-func (a *hubActor) userPropsFor(e *userEntry) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &userActor{hub: a.h, user: e.user, perms: e.perms}
-	})
 }
 
 func (a *hubActor) index(e *userEntry) {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,7 +35,8 @@ type testServer struct {
 	hub     *actors.Hub
 	workers *jobs.Workers
 	reg     *prometheus.Registry
-	stop    func() // shuts the server, workers and hub down; idempotent
+	source  *authz.FileSource // the permissions file, for tests that change it
+	stop    func()            // shuts the server, workers and hub down; idempotent
 }
 
 const testPermissions = `{"users": {
@@ -45,9 +48,16 @@ const testPermissions = `{"users": {
 
 func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testServer {
 	t.Helper()
-	table, err := authz.ParseTable([]byte(permissions))
+	permFile := filepath.Join(t.TempDir(), "permissions.json")
+	if err := os.WriteFile(permFile, []byte(permissions), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	source, err := authz.NewFileSource(permFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Permissions == nil {
+		cfg.Permissions = source
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
@@ -58,17 +68,20 @@ func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testSer
 		t.Fatal(err)
 	}
 	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{})
-	srv := New(Config{
-		Hub: hub, Authenticate: authz.DevAuthenticate, Permissions: table.Lookup,
-		PublishKey: testKey, Submit: workers.Submit, Gatherer: reg,
+	srv, err := New(Config{
+		Hub: hub, Authenticate: authz.DevAuthenticate,
+		PublishKey: testKey, Submit: workers.Submit, Gatherer: reg, Registerer: reg,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg}
+	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source}
 	var once sync.Once
 	ts.stop = func() {
 		once.Do(func() {

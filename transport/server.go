@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +32,6 @@ type Config struct {
 	// Authenticate turns a session token (Bearer header or __session cookie)
 	// into an identity, or returns an error wrapping authz.ErrBadToken.
 	Authenticate func(token string) (authz.Identity, error)
-	// Permissions returns a user's permissions; false for an unknown user.
-	Permissions func(user string) (*authz.Permissions, bool)
 	// PublishKey authorizes POST /api/events. Empty means publishing over
 	// HTTP is refused.
 	PublishKey string
@@ -39,6 +39,9 @@ type Config struct {
 	Submit func(jobs.Job)
 	// Gatherer is what GET /metrics serves. Nil means no /metrics route.
 	Gatherer prometheus.Gatherer
+	// Registerer takes the transport's own metrics. Nil means a private
+	// registry.
+	Registerer prometheus.Registerer
 	// MaxBodySize bounds a request body. Zero means 1 MiB.
 	MaxBodySize int
 	// Logger receives request errors worth a look. Nil discards them.
@@ -48,25 +51,40 @@ type Config struct {
 // Server is eventhub's HTTP server. Serve and Shutdown may be called from
 // different goroutines.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	srv *fasthttp.Server
+	cfg          Config
+	log          *slog.Logger
+	srv          *fasthttp.Server
+	authFailures map[string]prometheus.Counter // by authz.FailureReason
+	head         []byte                        // every stream's first bytes; see streamHeadFor
 }
 
 // New builds a Server.
-func New(cfg Config) *Server {
+func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodySize <= 0 {
 		cfg.MaxBodySize = 1 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, authFailures: map[string]prometheus.Counter{}, head: streamHeadFor(cfg.Hub)}
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_auth_failures_total", Help: "Requests refused for want of a valid session token, by reason.",
+	}, []string{"reason"})
+	for _, reason := range authz.AuthFailureReasons {
+		s.authFailures[reason] = failures.WithLabelValues(reason)
+	}
+	if err := cfg.Registerer.Register(failures); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	r := router.New()
 	r.GET("/api/events", s.stream)
 	r.POST("/api/events", s.limitBody(s.publish))
 	r.POST("/api/jobs", s.limitBody(s.submitJob))
 	r.GET("/api/jobs", s.jobSnapshot)
+	r.POST("/api/permissions/invalidate", s.limitBody(s.invalidate))
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/", s.index)
@@ -96,7 +114,7 @@ func New(cfg Config) *Server {
 		ErrorHandler:       s.requestError,
 		Logger:             fasthttpLogger{s.log},
 	}
-	return s
+	return s, nil
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -144,9 +162,7 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 
 // publish is POST /api/events: one JobEvent or an array, all or nothing.
 func (s *Server) publish(ctx *fasthttp.RequestCtx) {
-	key, ok := bearer(ctx)
-	if !ok || s.cfg.PublishKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.PublishKey)) != 1 {
-		writeError(ctx, fasthttp.StatusUnauthorized, "invalid publish key")
+	if !s.publisher(ctx) {
 		return
 	}
 	events, err := jobs.DecodeEvents(ctx.PostBody())
@@ -199,25 +215,69 @@ func writeDecodeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// authenticate answers 401 or 403 itself and reports false when the request
-// may not go on.
+// authenticate answers 401, 403 or 503 itself and reports false when the
+// request may not go on. The permissions come from the user's actor: cached,
+// or loaded from the source before this returns.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (authz.Identity, *authz.Permissions, bool) {
 	token, ok := sessionToken(ctx)
 	if !ok {
+		s.authFailures["no_token"].Inc()
 		writeError(ctx, fasthttp.StatusUnauthorized, authz.ErrNoToken.Error())
 		return authz.Identity{}, nil, false
 	}
 	id, err := s.cfg.Authenticate(token)
 	if err != nil {
+		s.authFailures[authz.FailureReason(err)].Inc()
 		writeError(ctx, fasthttp.StatusUnauthorized, err.Error())
 		return authz.Identity{}, nil, false
 	}
-	perms, known := s.cfg.Permissions(id.User)
-	if !known || perms.None() {
+	perms, err := s.cfg.Hub.Authorize(ctx, id.User)
+	switch {
+	case err != nil:
+		ctx.Response.Header.Set("Retry-After", "5")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return authz.Identity{}, nil, false
+	case perms.None():
 		writeError(ctx, fasthttp.StatusForbidden, "no permissions for this user")
 		return authz.Identity{}, nil, false
 	}
 	return id, perms, true
+}
+
+// invalidate is POST /api/permissions/invalidate {"userId":"…"}: the user's
+// permissions are reloaded now, and in force when this answers.
+func (s *Server) invalidate(ctx *fasthttp.RequestCtx) {
+	if !s.publisher(ctx) {
+		return
+	}
+	var body struct {
+		UserID string `json:"userId"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed json: want {\"userId\":\"…\"}")
+		return
+	}
+	if err := authz.CheckUserID(body.UserID); err != nil {
+		writeError(ctx, fasthttp.StatusUnprocessableEntity, "userId: "+err.Error())
+		return
+	}
+	if err := s.cfg.Hub.Invalidate(ctx, body.UserID); err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"invalidated": body.UserID})
+}
+
+// publisher checks the publish key, answering 401 itself.
+func (s *Server) publisher(ctx *fasthttp.RequestCtx) bool {
+	key, ok := bearer(ctx)
+	if !ok || s.cfg.PublishKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.PublishKey)) != 1 {
+		writeError(ctx, fasthttp.StatusUnauthorized, "invalid publish key")
+		return false
+	}
+	return true
 }
 
 // sessionToken finds the caller's session: a Bearer token, or else Clerk's

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,18 +21,18 @@ var streamHead = []byte("HTTP/1.1 200 OK\r\n" +
 	"X-Accel-Buffering: no\r\n" +
 	"\r\n")
 
-// headWriteTimeout bounds writing the response head to a new stream.
-const headWriteTimeout = 10 * time.Second
-
 // stream is GET /api/events. Everything that can refuse the stream is
 // checked and answered here, before the connection is hijacked.
 func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 	hub := s.cfg.Hub
-	id, perms, ok := s.authenticate(ctx)
+	id, _, ok := s.authenticate(ctx) // the hub routes with the user actor's own permissions
 	if !ok {
-		if ctx.Response.StatusCode() == fasthttp.StatusForbidden {
+		switch ctx.Response.StatusCode() {
+		case fasthttp.StatusForbidden:
 			hub.RecordStreamError(actors.StreamForbidden)
-		} else {
+		case fasthttp.StatusServiceUnavailable:
+			hub.RecordStreamError(actors.StreamUnavailable)
+		default:
 			hub.RecordStreamError(actors.StreamUnauthorized)
 		}
 		return
@@ -44,7 +43,7 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	req := actors.StreamRequest{User: id.User, Perms: perms, Filter: filter}
+	req := actors.StreamRequest{User: id.User, Filter: filter, Expires: id.Expires}
 	req.Resume, req.LastEventID, err = lastEventID(ctx)
 	if err != nil {
 		hub.RecordStreamError(actors.StreamBadRequest)
@@ -63,7 +62,7 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusTooManyRequests, err.Error())
 		return
 	}
-	retry := appendRetryField(nil, hub)
+	req.Head = s.head
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		// Read from the socket itself, not through fasthttp's buffered
@@ -71,29 +70,17 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 			c = u.UnsafeConn()
 		}
-		if err := writeHead(c, retry); err != nil {
-			ticket.Release()
-			c.Close()
-			hub.RecordStreamError(actors.StreamWriteError)
-			return
-		}
 		_ = hub.Open(c, ticket, req) // on error the hub has closed c and released ticket
 	})
 }
 
-func writeHead(c net.Conn, retry []byte) error {
-	if err := c.SetWriteDeadline(time.Now().Add(headWriteTimeout)); err != nil {
-		return err
-	}
-	bufs := net.Buffers{streamHead, retry}
-	_, err := bufs.WriteTo(c)
-	return err
-}
-
-func appendRetryField(dst []byte, hub *actors.Hub) []byte {
-	dst = append(dst, "retry: "...)
-	dst = strconv.AppendInt(dst, hub.RetryHint().Milliseconds(), 10)
-	return append(dst, "\n\n"...)
+// streamHeadFor is the bytes a stream starts with: the response head and
+// the hub's retry hint.
+func streamHeadFor(hub *actors.Hub) []byte {
+	head := append([]byte(nil), streamHead...)
+	head = append(head, "retry: "...)
+	head = strconv.AppendInt(head, hub.RetryHint().Milliseconds(), 10)
+	return append(head, "\n\n"...)
 }
 
 // lastEventID reads where a stream resumes: the Last-Event-ID header a

@@ -27,6 +27,15 @@ type serveConfig struct {
 	writeTimeout      time.Duration
 	drain             time.Duration
 	logLevel          slog.Level
+
+	permissionsTTL time.Duration
+	reauthGrace    time.Duration
+	clerkParties   string
+	clerkLeeway    time.Duration
+	clerkIssuer    string
+	clerkAPIURL    string
+	clerkJWTKey    string // CLERK_JWT_KEY
+	clerkSecretKey string // CLERK_SECRET_KEY
 }
 
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -35,7 +44,13 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.auth, "auth", "dev", "authentication: dev (Bearer dev:<user>, loopback only) or clerk")
-	fs.StringVar(&c.permissions, "permissions", "", "permissions file (JSON); empty means the built-in demo permissions")
+	fs.StringVar(&c.permissions, "permissions", "", "where permissions come from: a JSON file (reloaded on change and SIGHUP), an http(s):// URL of your backend (GET <url>?userId=<id>), or clerk (public_metadata.eventhub); empty means the built-in demo file")
+	fs.DurationVar(&c.permissionsTTL, "permissions-ttl", 60*time.Second, "how long a user's permissions are cached before a background refresh")
+	fs.DurationVar(&c.reauthGrace, "reauth-grace", 10*time.Minute, "with clerk auth, a stream ends this long (±10%) after its token expires")
+	fs.StringVar(&c.clerkParties, "clerk-authorized-parties", "", "comma-separated origins whose session tokens are accepted (azp); empty accepts any")
+	fs.DurationVar(&c.clerkLeeway, "clerk-leeway", 5*time.Second, "clock skew allowed on token exp, nbf and iat")
+	fs.StringVar(&c.clerkIssuer, "clerk-issuer", "", "the only accepted token issuer; empty means Clerk's own rule")
+	fs.StringVar(&c.clerkAPIURL, "clerk-api-url", "", "Clerk Backend API base URL; empty means Clerk's")
 	fs.StringVar(&c.publishKey, "publish-key", "", "key for POST /api/events (dev default: dev-publish-key; required with clerk)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 30*time.Second, "interval of :ping comments on quiet streams")
 	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
@@ -71,6 +86,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	if envErr != nil {
 		return c, envErr
 	}
+	c.clerkJWTKey, c.clerkSecretKey = getenv("CLERK_JWT_KEY"), getenv("CLERK_SECRET_KEY")
 	return c, c.validate()
 }
 
@@ -84,7 +100,12 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--auth dev proves nothing about who is asking: it listens on loopback only, not %q", c.listen)
 		}
 	case "clerk":
-		return errors.New("--auth clerk is not available in this build yet")
+		if c.clerkJWTKey == "" && c.clerkSecretKey == "" {
+			return errors.New("--auth clerk needs CLERK_JWT_KEY (networkless verification) or CLERK_SECRET_KEY")
+		}
+		if c.publishKey == "" {
+			return errors.New("--auth clerk needs --publish-key (or EVENTHUB_PUBLISH_KEY)")
+		}
 	default:
 		return fmt.Errorf("--auth %q: want dev or clerk", c.auth)
 	}
@@ -96,8 +117,11 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--%s %d: must be positive", name, v)
 		}
 	}
-	if c.streamLifetime < 0 || c.drain <= 0 {
-		return errors.New("--stream-lifetime must not be negative and --drain must be positive")
+	if c.streamLifetime < 0 || c.drain <= 0 || c.permissionsTTL <= 0 || c.reauthGrace < 0 || c.clerkLeeway < 0 {
+		return errors.New("--stream-lifetime, --reauth-grace and --clerk-leeway must not be negative; --drain and --permissions-ttl must be positive")
+	}
+	if c.permissions == "clerk" && c.clerkSecretKey == "" {
+		return errors.New("--permissions clerk needs CLERK_SECRET_KEY")
 	}
 	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 {
 		return errors.New("--max-streams and --max-streams-per-user must not be negative")

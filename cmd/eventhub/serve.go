@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,12 +29,13 @@ import (
 const fileReserve = 100
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Writer) error {
-	table := authz.DemoTable()
-	if cfg.permissions != "" {
-		var err error
-		if table, err = authz.LoadTable(cfg.permissions); err != nil {
-			return err
-		}
+	source, file, err := permissionSource(cfg)
+	if err != nil {
+		return err
+	}
+	authenticate, err := authenticator(cfg)
+	if err != nil {
+		return err
 	}
 	maxStreams := cfg.maxStreams
 	if maxStreams == 0 {
@@ -56,6 +60,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		WriteTimeout:      cfg.writeTimeout,
 		MaxStreams:        maxStreams,
 		MaxStreamsPerUser: cfg.maxStreamsPerUser,
+		Permissions:       source,
+		PermissionsTTL:    cfg.permissionsTTL,
+		ReauthGrace:       cfg.reauthGrace,
 		Logger:            log,
 		Registerer:        reg,
 	})
@@ -65,15 +72,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Logger: log})
 	defer workers.Stop() // on an early return; idempotent
 
-	srv := transport.New(transport.Config{
+	srv, err := transport.New(transport.Config{
 		Hub:          hub,
-		Authenticate: authz.DevAuthenticate,
-		Permissions:  table.Lookup,
+		Authenticate: authenticate,
 		PublishKey:   cfg.publishKey,
 		Submit:       workers.Submit,
 		Gatherer:     reg,
+		Registerer:   reg,
 		Logger:       log,
 	})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
@@ -86,6 +96,30 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	if cfg.demo {
 		wg.Go(func() { runDemo(demoCtx, workers) })
+	}
+	if file != nil {
+		// A changed permissions file takes effect for every connected user
+		// at once; a broken one is logged and the last good one stays.
+		reload := func() { hub.InvalidateAll(); log.Info("permissions reloaded", "file", cfg.permissions) }
+		reloadFailed := func(err error) { log.Error("permissions not reloaded", "err", err) }
+		wg.Go(func() { file.Watch(demoCtx, time.Second, reload, reloadFailed) })
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		wg.Go(func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-demoCtx.Done():
+					return
+				case <-hup:
+					if changed, err := file.Reload(); err != nil {
+						reloadFailed(err)
+					} else if changed {
+						reload()
+					}
+				}
+			}
+		})
 	}
 
 	select {
@@ -113,6 +147,46 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	wg.Wait()
 	log.Info("eventhub stopped")
 	return err
+}
+
+// permissionSource builds the source --permissions names; file is set when
+// it is a file, to be watched.
+func permissionSource(cfg serveConfig) (source authz.Source, file *authz.FileSource, err error) {
+	switch p := cfg.permissions; {
+	case p == "clerk":
+		source, err = authz.NewClerkSource(cfg.clerkSecretKey, cfg.clerkAPIURL, nil, 0)
+	case strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://"):
+		source, err = authz.NewHTTPSource(p, nil, 0)
+	default:
+		file, err = authz.NewFileSource(p)
+		source = file
+	}
+	return source, file, err
+}
+
+// authenticator is the token check --auth names.
+func authenticator(cfg serveConfig) (func(string) (authz.Identity, error), error) {
+	if cfg.auth == "dev" {
+		return authz.DevAuthenticate, nil
+	}
+	var parties []string
+	for _, p := range strings.Split(cfg.clerkParties, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			parties = append(parties, p)
+		}
+	}
+	c, err := authz.NewClerk(authz.ClerkConfig{
+		JWTKey:            cfg.clerkJWTKey,
+		SecretKey:         cfg.clerkSecretKey,
+		APIURL:            cfg.clerkAPIURL,
+		AuthorizedParties: parties,
+		Issuer:            cfg.clerkIssuer,
+		Leeway:            cfg.clerkLeeway,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.Authenticate, nil
 }
 
 // runDemo submits a few demo jobs every second until ctx is done.
