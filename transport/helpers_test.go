@@ -30,13 +30,14 @@ const testKey = "test-publish-key"
 
 // testServer is a real hub on a real fasthttp listener on loopback.
 type testServer struct {
-	t       *testing.T
-	addr    string
-	hub     *actors.Hub
-	workers *jobs.Workers
-	reg     *prometheus.Registry
-	source  *authz.FileSource // the permissions file, for tests that change it
-	stop    func()            // shuts the server, workers and hub down; idempotent
+	t        *testing.T
+	addr     string
+	hub      *actors.Hub
+	workers  *jobs.Workers
+	reg      *prometheus.Registry
+	source   *authz.FileSource // the permissions file, for tests that change it
+	permFile string
+	stop     func() // shuts the server, workers and hub down; idempotent
 }
 
 const testPermissions = `{"users": {
@@ -47,6 +48,12 @@ const testPermissions = `{"users": {
 }}`
 
 func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testServer {
+	t.Helper()
+	return newTestServerAuth(t, cfg, permissions, authz.DevAuthenticate)
+}
+
+// newTestServerAuth is newTestServer with another authenticator (Clerk's).
+func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, authenticate func(string) (authz.Identity, error)) *testServer {
 	t.Helper()
 	permFile := filepath.Join(t.TempDir(), "permissions.json")
 	if err := os.WriteFile(permFile, []byte(permissions), 0o600); err != nil {
@@ -69,7 +76,7 @@ func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testSer
 	}
 	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{})
 	srv, err := New(Config{
-		Hub: hub, Authenticate: authz.DevAuthenticate,
+		Hub: hub, Authenticate: authenticate,
 		PublishKey: testKey, Submit: workers.Submit, Gatherer: reg, Registerer: reg,
 	})
 	if err != nil {
@@ -81,7 +88,7 @@ func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testSer
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source}
+	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile}
 	var once sync.Once
 	ts.stop = func() {
 		once.Do(func() {
