@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os/exec"
@@ -135,6 +139,11 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad mailbox", []string{"serve", "--mailbox", "0"}, nil, "mailbox"},
 		{"missing permissions file", []string{"serve", "--permissions", "/nonexistent.json"}, nil, "permissions"},
 		{"unknown flag", []string{"serve", "--colour"}, nil, "colour"},
+		{"clerk without keys", []string{"serve", "--auth", "clerk", "--publish-key", "k"}, nil, "CLERK_JWT_KEY"},
+		{"clerk without publish key", []string{"serve", "--auth", "clerk"}, map[string]string{"CLERK_SECRET_KEY": "sk_test_1"}, "publish-key"},
+		{"clerk with a bad key", []string{"serve", "--auth", "clerk", "--publish-key", "k"}, map[string]string{"CLERK_JWT_KEY": "not a pem"}, "CLERK_JWT_KEY"},
+		{"clerk permissions without secret", []string{"serve", "--permissions", "clerk"}, nil, "CLERK_SECRET_KEY"},
+		{"bad permissions url", []string{"serve", "--permissions", "http://"}, nil, "permissions url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -205,5 +214,35 @@ func TestSIGTERMExitsZero(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no exit within 15s of SIGTERM")
+	}
+}
+
+// TestServeWithClerkAuth: with --auth clerk the hub verifies session tokens
+// with CLERK_JWT_KEY and refuses development tokens.
+func TestServeWithClerkAuth(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	addr, stop := startRun(t, []string{"serve", "--listen", "127.0.0.1:0", "--auth", "clerk", "--publish-key", "secret"},
+		map[string]string{"CLERK_JWT_KEY": pemKey})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer dev:alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "malformed") {
+		t.Fatalf("dev token under clerk auth: %d %s", resp.StatusCode, body)
+	}
+	if got := post(t, "http://"+addr+"/api/events", "secret", oneEvent); got != 202 {
+		t.Errorf("publish with the key: %d", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
