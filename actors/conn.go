@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -91,17 +93,23 @@ const maxCoalesce = 64
 // connActor owns a stream's writing side: what is pending and the socket's
 // write deadline.
 type connActor struct {
-	s        *stream
-	pending  net.Buffers // frames to write, shared and read-only
-	frames   int         // event frames in pending
-	attached bool        // the user actor has taken the stream: its replay came
-	headDone bool        // the response head is written
+	s         *stream
+	pending   net.Buffers // frames to write, shared and read-only
+	frames    int         // event frames in pending
+	oldest    time.Time   // ingest time of the oldest live frame in pending
+	delivered int         // event frames written, for the close log
+	opened    time.Time
+	attached  bool // the user actor has taken the stream: its replay came
+	headDone  bool // the response head is written
 }
 
 func (c *connActor) Receive(ctx actor.Context) {
 	s := c.s
 	switch msg := ctx.Message().(type) {
 	case *frame:
+		if c.oldest.IsZero() {
+			c.oldest = msg.at
+		}
 		c.pending = append(c.pending, msg.bytes)
 		c.frames++
 	case *replay:
@@ -121,8 +129,14 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.flush()
 		s.close(msg.reason)
 		return
+	case *actor.Started:
+		c.opened = time.Now()
+		if log := s.hub.log; log.Enabled(context.Background(), slog.LevelInfo) {
+			log.LogAttrs(context.Background(), slog.LevelInfo, "stream opened",
+				slog.String("user", s.user), slog.String("conn", ctx.Self().Id))
+		}
 	case *actor.Stopped:
-		c.stopped()
+		c.stopped(ctx)
 		return
 	}
 	if len(c.pending) > 0 && (s.mb.pending() == 0 || len(c.pending) >= maxCoalesce) {
@@ -140,7 +154,8 @@ func (c *connActor) flush() {
 	if len(c.pending) == 0 || s.reason.Load() != 0 {
 		return
 	}
-	err := s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+	now := time.Now()
+	err := s.conn.SetWriteDeadline(now.Add(s.hub.cfg.WriteTimeout))
 	if err == nil {
 		if len(c.pending) == 1 {
 			// One frame is the common case: a plain write spares the
@@ -155,7 +170,14 @@ func (c *connActor) flush() {
 		c.writeFailed(err)
 	} else {
 		s.hub.m.delivered.Add(float64(c.frames))
+		c.delivered += c.frames
+		if !c.oldest.IsZero() {
+			// Once per write, for its oldest live event: replays are not
+			// deliveries late, and one sample per write keeps this cheap.
+			s.hub.m.deliveryLatency.Observe(time.Since(c.oldest).Seconds())
+		}
 	}
+	c.oldest = time.Time{}
 	s.wrote.Store(true)
 	clear(c.pending)
 	if cap(c.pending) > maxCoalesce {
@@ -181,9 +203,15 @@ func (c *connActor) writeFailed(err error) {
 }
 
 // stopped accounts for the stream once its actor is gone.
-func (c *connActor) stopped() {
+func (c *connActor) stopped(ctx actor.Context) {
 	s := c.s
 	s.close(CloseError) // a no-op unless the actor stopped on its own (a panic)
+	if log := s.hub.log; log.Enabled(context.Background(), slog.LevelInfo) {
+		log.LogAttrs(context.Background(), slog.LevelInfo, "stream closed",
+			slog.String("user", s.user), slog.String("conn", ctx.Self().Id),
+			slog.String("reason", CloseReason(s.reason.Load()).String()),
+			slog.Duration("duration", time.Since(c.opened)), slog.Int("events", c.delivered))
+	}
 	if s.lifetime != nil {
 		s.lifetime.Stop()
 	}

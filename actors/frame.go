@@ -2,6 +2,7 @@ package actors
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/finexbot/eventhub/jobs"
 )
@@ -11,7 +12,17 @@ import (
 type frame struct {
 	id    uint64
 	ev    *jobs.Event
-	bytes []byte // "id: N\nevent: job\ndata: {…}\n\n"
+	bytes []byte    // "id: N\nevent: job\ndata: {…}\n\n"
+	at    time.Time // when the hub ingested it, for eventhub_delivery_latency_seconds
+}
+
+// size is what a frame costs in history, roughly: its bytes and its event.
+func (f *frame) size() int {
+	n := len(f.bytes) + 64
+	if f.ev != nil {
+		n += len(f.ev.Data) + len(f.ev.JobID) + 96
+	}
+	return n
 }
 
 // appendEventFrame appends the SSE frame of ev with the given id. jobs.Event's

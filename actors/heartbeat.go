@@ -2,6 +2,8 @@ package actors
 
 import (
 	"math/rand/v2"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"sync"
 	"time"
 )
@@ -59,7 +61,7 @@ func (w *wheel) all() []*stream {
 }
 
 // run ticks through the slots every interval/wheelSlots until stop closes.
-func (w *wheel) run(interval time.Duration, ping *heartbeat, stop <-chan struct{}) {
+func (w *wheel) run(interval time.Duration, ping *heartbeat, depth prometheus.Observer, stop <-chan struct{}) {
 	t := time.NewTicker(interval / wheelSlots)
 	defer t.Stop()
 	for slot := 0; ; slot = (slot + 1) % wheelSlots {
@@ -70,6 +72,7 @@ func (w *wheel) run(interval time.Duration, ping *heartbeat, stop <-chan struct{
 		}
 		w.mu.Lock()
 		for s := range w.slots[slot] {
+			depth.Observe(float64(s.mb.pending()))
 			if !s.wrote.Swap(false) {
 				s.mb.PostUserMessage(ping)
 			}

@@ -7,16 +7,19 @@ type history struct {
 	buf   []*frame
 	start int // index of the oldest frame
 	n     int
+	bytes int // sum of the kept frames' size()
 }
 
 func newHistory(size int) *history { return &history{buf: make([]*frame, size)} }
 
 func (h *history) push(f *frame) {
+	h.bytes += f.size()
 	if h.n < len(h.buf) {
 		h.buf[(h.start+h.n)%len(h.buf)] = f
 		h.n++
 		return
 	}
+	h.bytes -= h.buf[h.start].size()
 	h.buf[h.start] = f
 	h.start = (h.start + 1) % len(h.buf)
 }

@@ -22,6 +22,7 @@ import (
 type Hub struct {
 	cfg    Config
 	log    *slog.Logger
+	warn   *rateLog // repeating warnings, once a minute per kind
 	m      *metrics
 	system *actor.ActorSystem
 	pid    *actor.PID
@@ -61,6 +62,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		warn:      newRateLog(cfg.Logger, time.Minute),
 		m:         m,
 		system:    system,
 		admission: admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},
@@ -96,7 +98,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("spawn hub: %w", err)
 	}
 	if cfg.Heartbeat > 0 {
-		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.stopWheel) })
+		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopWheel) })
 	}
 	return h, nil
 }
@@ -140,12 +142,14 @@ func (h *Hub) Publish(ctx context.Context, events []jobs.Event) ([]uint64, error
 	if h.isClosing() {
 		return nil, ErrClosed
 	}
+	start := time.Now()
 	reply := make(chan []uint64, 1)
 	h.system.Root.Send(h.pid, &publish{events: events, reply: reply})
 	t := time.NewTimer(h.cfg.PublishTimeout)
 	defer t.Stop()
 	select {
 	case ids := <-reply:
+		h.m.ingestLatency.Observe(time.Since(start).Seconds())
 		return ids, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())

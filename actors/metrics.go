@@ -74,6 +74,11 @@ type metrics struct {
 	mailboxOverflow prometheus.Counter
 	usersActive     prometheus.Gauge
 	authzCache      [authzResults]prometheus.Counter
+	deliveryLatency prometheus.Histogram
+	ingestLatency   prometheus.Histogram
+	historyEvents   prometheus.Gauge
+	historyBytes    prometheus.Gauge
+	mailboxDepth    prometheus.Histogram
 }
 
 // Results of a user actor's permissions cache.
@@ -105,6 +110,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "eventhub_users_active", Help: "User actors alive: users with open streams or permissions cached.",
 		}),
 		streamErrors: make(map[StreamError]prometheus.Counter, len(streamErrors)),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventhub_delivery_latency_seconds",
+			Help:    "From an event's ingest by the hub to its frame written to a stream's socket; one sample per write, for its oldest live event.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17), // 100µs … 6.6s
+		}),
+		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventhub_ingest_latency_seconds",
+			Help:    "From a publish reaching the hub to its events having ids and being routed, per publish.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs … 1.6s
+		}),
+		historyEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventhub_history_events", Help: "Events kept in history for resume.",
+		}),
+		historyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventhub_history_bytes", Help: "Approximate memory of the events kept in history.",
+		}),
+		mailboxDepth: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventhub_mailbox_depth",
+			Help:    "Frames waiting in a stream's mailbox, sampled for every stream once per heartbeat interval.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 … 512
+		}),
 	}
 	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventhub_streams_closed_total", Help: "SSE streams closed, by reason.",
@@ -132,7 +158,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for i, name := range authzResultNames {
 		m.authzCache[i] = cache.WithLabelValues(name)
 	}
-	for _, c := range []prometheus.Collector{cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
+	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/finexbot/eventhub/authz"
@@ -99,9 +101,11 @@ func (a *hubActor) Receive(ctx actor.Context) {
 func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
 	id := a.nextID
 	a.nextID++
-	f := &frame{id: id, ev: ev}
+	f := &frame{id: id, ev: ev, at: time.Now()}
 	f.bytes = appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)
 	a.history.push(f)
+	a.h.m.historyEvents.Set(float64(a.history.n))
+	a.h.m.historyBytes.Set(float64(a.history.bytes))
 	a.jobs.update(f)
 	a.h.m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -161,7 +162,8 @@ func (u *userActor) loadDone(ctx actor.Context, msg *loaded) {
 	default:
 		// Failed, and nothing trustworthy left: deny (fail closed).
 		h.m.authzCache[authzError].Inc()
-		h.log.Warn("permissions unavailable", "user", u.user, "err", msg.err)
+		h.warn.Warn("permissions unavailable", "permissions unavailable: denying until the source answers",
+			slog.String("user", u.user), slog.String("err", msg.err.Error()))
 		u.failures++
 		u.loaded = nil
 		err = ErrPermissionsUnavailable

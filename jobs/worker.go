@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // WorkersConfig configures StartWorkers. Its zero value works.
@@ -26,6 +27,9 @@ type WorkersConfig struct {
 	// Logger receives the panics recovered from jobs and worker restarts.
 	// Nil means no logging.
 	Logger *slog.Logger
+	// Registerer takes the workers' metrics (eventhub_jobs_total,
+	// eventhub_job_duration_seconds). Nil means a private registry.
+	Registerer prometheus.Registerer
 
 	// Test seams.
 	now func() time.Time                                // the clock; nil means time.Now
@@ -61,14 +65,50 @@ type workerEnv struct {
 	now     func() time.Time
 	run     func(ctx context.Context, job Job) (any, error)
 	log     *slog.Logger
+	m       *workerMetrics
+}
+
+// workerMetrics are the workers' metrics, children resolved up front.
+type workerMetrics struct {
+	done     [Probability + 1][2]prometheus.Counter // by type, then 0 completed / 1 failed
+	duration [Probability + 1]prometheus.Observer
+}
+
+func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
+	total := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_jobs_total", Help: "Jobs run by the in-process workers, by type and result (completed or failed).",
+	}, []string{"type", "result"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "eventhub_job_duration_seconds", Help: "How long in-process jobs ran, from started to completed or failed.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms … 65s
+	}, []string{"type"})
+	m := &workerMetrics{}
+	for _, t := range Types {
+		m.done[t][0] = total.WithLabelValues(t.String(), "completed")
+		m.done[t][1] = total.WithLabelValues(t.String(), "failed")
+		m.duration[t] = duration.WithLabelValues(t.String())
+	}
+	for _, c := range []prometheus.Collector{total, duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // StartWorkers spawns the worker pools on root's actor system and returns at
 // once; events go to hub as *Event values. Stop them with Stop, before the hub
 // is stopped, so the hub receives the failed events of the jobs Stop cuts
 // short.
-func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) *Workers {
-	env := &workerEnv{hub: hub, timeout: cfg.Timeout, now: cfg.now, run: cfg.run, log: cfg.Logger}
+func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) (*Workers, error) {
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newWorkerMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register job metrics: %w", err)
+	}
+	env := &workerEnv{hub: hub, timeout: cfg.Timeout, now: cfg.now, run: cfg.run, log: cfg.Logger, m: m}
 	if env.timeout <= 0 {
 		env.timeout = 10 * time.Second
 	}
@@ -103,7 +143,7 @@ func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) *W
 		}, actor.WithSupervisor(supervisor))
 		w.pools[t] = root.SpawnPrefix(props, "jobs-"+t.String()+"-")
 	}
-	return w
+	return w, nil
 }
 
 // Submit sends job's queued event to the hub, then hands the job to a worker
@@ -255,13 +295,16 @@ func (e *workerEnv) handle(c actor.Context, job Job) {
 	result, err := e.runBounded(job)
 	end := e.now()
 	ms := end.Sub(start).Milliseconds()
+	e.m.duration[job.Type].Observe(end.Sub(start).Seconds())
 	if err == nil {
 		var ev *Event
 		if ev, err = e.tryEvent(job, Completed, end, eventData{DurationMs: &ms, Result: result}); err == nil {
+			e.m.done[job.Type][0].Inc()
 			c.Send(e.hub, ev)
 			return
 		}
 	}
+	e.m.done[job.Type][1].Inc()
 	c.Send(e.hub, e.event(job, Failed, end, eventData{DurationMs: &ms, Error: e.describe(err)}))
 }
 

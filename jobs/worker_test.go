@@ -150,7 +150,10 @@ func startWorkers(t *testing.T, cfg WorkersConfig) (*Workers, *recorder) {
 	t.Helper()
 	sys := newSystem(t)
 	rec := newRecorder(t, sys)
-	w := StartWorkers(sys.Root, rec.pid, cfg)
+	w, err := StartWorkers(sys.Root, rec.pid, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(w.Stop) // runs before the recorder's cleanup: events still land
 	return w, rec
 }
@@ -466,11 +469,14 @@ func TestWorkersStopLeavesNoGoroutine(t *testing.T) {
 
 	const perType = 4
 	running := make(chan string, perType*len(Types))
-	w := StartWorkers(sys.Root, rec.pid, WorkersConfig{PerType: perType, run: func(ctx context.Context, job Job) (any, error) {
+	w, err := StartWorkers(sys.Root, rec.pid, WorkersConfig{PerType: perType, run: func(ctx context.Context, job Job) (any, error) {
 		running <- job.ID
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var ids []string
 	perKind := map[Type]int{}

@@ -74,7 +74,10 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{})
+	workers, err := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := New(Config{
 		Hub: hub, Authenticate: authenticate,
 		PublishKey: testKey, Submit: workers.Submit, Gatherer: reg, Registerer: reg,

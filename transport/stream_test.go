@@ -127,6 +127,31 @@ func TestJobLifecycleReachesOwner(t *testing.T) {
 	}
 }
 
+func TestJobMetrics(t *testing.T) {
+	ts := newTestServer(t, actors.Config{}, testPermissions)
+	c := ts.openStream("dev:alice", "?statuses=completed,failed")
+	for _, body := range []string{`{"type":"growth","assetId":"a1"}`, `{"type":"growth","assetId":"a1","params":{"years":-1}}`} {
+		if status, resp := ts.do("POST", "/api/jobs", "dev:alice", []byte(body)); status != 202 {
+			t.Fatalf("submit: %d %s", status, resp)
+		}
+		c.nextEvent(10 * time.Second)
+	}
+	for result, want := range map[string]float64{"completed": 1, "failed": 1} {
+		if got := ts.metric(`eventhub_jobs_total{result="` + result + `",type="growth"}`); got != want {
+			t.Errorf("jobs_total{%s} = %v, want %v", result, got, want)
+		}
+	}
+	if got := ts.metric(`eventhub_job_duration_seconds_count{type="growth"}`); got != 2 {
+		t.Errorf("job durations observed: %v, want 2", got)
+	}
+	if got := ts.metric(`eventhub_delivery_latency_seconds_count`); got < 1 {
+		t.Errorf("delivery latency observed %v times", got)
+	}
+	if got := ts.metric(`eventhub_history_events`); got != 6 {
+		t.Errorf("history holds %v events, want the 6 of two jobs", got)
+	}
+}
+
 func TestSubmitJobRefusesWhatTheUserMayNotSee(t *testing.T) {
 	ts := newTestServer(t, actors.Config{}, testPermissions)
 	for _, tc := range []struct {

@@ -13,6 +13,7 @@ import (
 // serveConfig is what "eventhub serve" was asked to do.
 type serveConfig struct {
 	listen            string
+	adminListen       string
 	auth              string
 	permissions       string
 	publishKey        string
@@ -43,6 +44,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs := flag.NewFlagSet("eventhub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.adminListen, "admin-listen", "", "a second, private address for /metrics, /debug/pprof/, /healthz and /readyz; when set, /metrics leaves --listen; empty means none (and no pprof)")
 	fs.StringVar(&c.auth, "auth", "dev", "authentication: dev (Bearer dev:<user>, loopback only) or clerk")
 	fs.StringVar(&c.permissions, "permissions", "", "where permissions come from: a JSON file (reloaded on change and SIGHUP), an http(s):// URL of your backend (GET <url>?userId=<id>), or clerk (public_metadata.eventhub); empty means the built-in demo file")
 	fs.DurationVar(&c.permissionsTTL, "permissions-ttl", 60*time.Second, "how long a user's permissions are cached before a background refresh")

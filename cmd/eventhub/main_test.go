@@ -23,6 +23,14 @@ import (
 // address it listens on once it logs it.
 func startRun(t *testing.T, args []string, env map[string]string) (addr string, stop func() error) {
 	t.Helper()
+	addr, _, stop = startRunAdmin(t, args, env)
+	return addr, stop
+}
+
+// startRunAdmin is startRun that also returns the admin listener's address
+// (empty without --admin-listen).
+func startRunAdmin(t *testing.T, args []string, env map[string]string) (addr, adminAddr string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -31,19 +39,27 @@ func startRun(t *testing.T, args []string, env map[string]string) (addr string, 
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	addrCh := make(chan string, 1)
+	addrCh := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		admin := ""
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "eventhub listening" {
-				addrCh <- line.Addr
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "eventhub admin listening": // logged before the main one
+				admin = line.Addr
+			case "eventhub listening":
+				addrCh <- [2]string{line.Addr, admin}
 			}
 		}
 		io.Copy(io.Discard, pr)
 	}()
 	select {
-	case addr = <-addrCh:
+	case a := <-addrCh:
+		addr, adminAddr = a[0], a[1]
 	case err := <-done:
 		cancel()
 		t.Fatalf("run ended before listening: %v", err)
@@ -67,7 +83,7 @@ func startRun(t *testing.T, args []string, env map[string]string) (addr string, 
 		}
 	}
 	t.Cleanup(func() { stop() })
-	return addr, stop
+	return addr, adminAddr, stop
 }
 
 func post(t *testing.T, url, auth, body string) int {
@@ -241,6 +257,68 @@ func TestServeWithClerkAuth(t *testing.T) {
 	}
 	if got := post(t, "http://"+addr+"/api/events", "secret", oneEvent); got != 202 {
 		t.Errorf("publish with the key: %d", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAdminListener: with --admin-listen, /metrics and pprof are served
+// there and not on the public listener; without it, /metrics stays public
+// and pprof is off.
+func TestAdminListener(t *testing.T) {
+	status := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	addr, admin, stop := startRunAdmin(t, []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, nil)
+	if admin == "" {
+		t.Fatal("no admin listener logged")
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + admin + "/metrics", 200},
+		{"http://" + admin + "/debug/pprof/", 200},
+		{"http://" + admin + "/healthz", 200},
+		{"http://" + admin + "/readyz", 200},
+		{"http://" + addr + "/metrics", 404},
+		{"http://" + addr + "/debug/pprof/", 404},
+		{"http://" + addr + "/healthz", 200},
+	} {
+		if got := status(tc.url); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.url, got, tc.want)
+		}
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "eventhub_build_info{go=") || !strings.Contains(string(body), "eventhub_jobs_total") {
+		t.Errorf("admin /metrics lacks eventhub_build_info or the job metrics")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	addr, admin, stop = startRunAdmin(t, []string{"serve", "--listen", "127.0.0.1:0"}, nil)
+	if admin != "" {
+		t.Errorf("an admin listener without --admin-listen: %s", admin)
+	}
+	if got := status("http://" + addr + "/metrics"); got != 200 {
+		t.Errorf("public /metrics without an admin listener: %d", got)
+	}
+	if got := status("http://" + addr + "/debug/pprof/"); got != 404 {
+		t.Errorf("pprof without an admin listener: %d", got)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +21,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/finexbot/eventhub/actors"
 	"github.com/finexbot/eventhub/authz"
@@ -43,7 +48,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 
 	// protoactor logs through our handler, quietly: its Info lines (dead
 	// letters, system start) are noise at our scale.
@@ -69,15 +74,23 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	workers := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Logger: log})
+	workers, err := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	defer workers.Stop() // on an early return; idempotent
 
+	// With an admin listener, /metrics is served there only.
+	var publicMetrics prometheus.Gatherer = reg
+	if cfg.adminListen != "" {
+		publicMetrics = nil
+	}
 	srv, err := transport.New(transport.Config{
 		Hub:          hub,
 		Authenticate: authenticate,
 		PublishKey:   cfg.publishKey,
 		Submit:       workers.Submit,
-		Gatherer:     reg,
+		Gatherer:     publicMetrics,
 		Registerer:   reg,
 		Logger:       log,
 	})
@@ -87,6 +100,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
+	}
+	var admin *http.Server
+	if cfg.adminListen != "" {
+		adminLn, err := net.Listen("tcp", cfg.adminListen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		admin = adminServer(reg, hub)
+		log.Info("eventhub admin listening", "addr", adminLn.Addr().String())
+		defer admin.Close()
+		go admin.Serve(adminLn) // returns when admin is closed, below
 	}
 	log.Info("eventhub listening", "addr", ln.Addr().String(), "auth", cfg.auth, "max_streams", maxStreams, "demo", cfg.demo)
 
@@ -147,6 +172,47 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	wg.Wait()
 	log.Info("eventhub stopped")
 	return err
+}
+
+// adminServer serves /metrics, pprof and the health checks on the admin
+// listener: what operators and Prometheus need, away from the public port.
+func adminServer(reg *prometheus.Registry, hub *actors.Hub) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !hub.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"shutting down"}`+"\n")
+			return
+		}
+		io.WriteString(w, `{"status":"ready"}`+"\n")
+	})
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// buildInfo is eventhub_build_info{version,go} 1.
+func buildInfo() prometheus.Collector {
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "eventhub_build_info",
+		Help:        "Always 1; its labels say which eventhub and which Go built this process.",
+		ConstLabels: prometheus.Labels{"version": version, "go": runtime.Version()},
+	})
+	g.Set(1)
+	return g
 }
 
 // permissionSource builds the source --permissions names; file is set when

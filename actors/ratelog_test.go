@@ -1,0 +1,29 @@
+package actors
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRateLog(t *testing.T) {
+	var buf bytes.Buffer
+	r := newRateLog(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
+	for range 100 {
+		r.Warn("a", "source down")
+	}
+	r.Warn("b", "other trouble")
+	if n := strings.Count(buf.String(), "source down"); n != 1 {
+		t.Errorf("%d lines for one key within the interval, want 1", n)
+	}
+	if !strings.Contains(buf.String(), "other trouble") {
+		t.Error("another key was held back")
+	}
+	r.every = 0
+	r.Warn("a", "source down")
+	if !strings.Contains(buf.String(), "suppressed=99") {
+		t.Errorf("the next line does not count what was held back:\n%s", buf.String())
+	}
+}
