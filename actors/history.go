@@ -1,16 +1,26 @@
 package actors
 
+import "sort"
+
 // history is the bounded ring of the most recent frames, owned by the hub
-// actor. Ids in it are contiguous (the hub gives every event the next id),
-// so finding where a resume starts is arithmetic, not a search.
+// actor. Ids in it only grow; they are contiguous on a single node, but in a
+// cluster an invalid message in the log leaves a hole, so a resume's start
+// is found by binary search.
 type history struct {
 	buf   []*frame
 	start int // index of the oldest frame
 	n     int
 	bytes int // sum of the kept frames' size()
+	// floor is the lowest id history can answer for: every event from it on
+	// is kept. It is the first id of the hub's log, then rises past each
+	// frame the ring lets go.
+	floor uint64
 }
 
-func newHistory(size int) *history { return &history{buf: make([]*frame, size)} }
+// newHistory returns a ring of size frames that answers for ids from floor on.
+func newHistory(size int, floor uint64) *history {
+	return &history{buf: make([]*frame, size), floor: floor}
+}
 
 func (h *history) push(f *frame) {
 	h.bytes += f.size()
@@ -20,6 +30,7 @@ func (h *history) push(f *frame) {
 		return
 	}
 	h.bytes -= h.buf[h.start].size()
+	h.floor = h.buf[h.start].id + 1
 	h.buf[h.start] = f
 	h.start = (h.start + 1) % len(h.buf)
 }
@@ -37,13 +48,8 @@ func (h *history) after(id uint64, fn func(*frame)) {
 	if h.n == 0 {
 		return
 	}
-	skip := 0
-	if oldest := h.oldest(); id >= oldest {
-		if id-oldest >= uint64(h.n) {
-			return // at or past the newest
-		}
-		skip = int(id - oldest + 1)
-	}
+	at := func(i int) *frame { return h.buf[(h.start+i)%len(h.buf)] }
+	skip := sort.Search(h.n, func(i int) bool { return at(i).id > id })
 	for i := skip; i < h.n; i++ {
 		fn(h.buf[(h.start+i)%len(h.buf)])
 	}

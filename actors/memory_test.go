@@ -17,7 +17,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		h := newHistory(n)
+		h := newHistory(n, 1)
 		table := newJobTable(n)
 		for i := range n {
 			ev := &jobs.Event{Type: jobs.Matrix, JobID: fmt.Sprintf("j-%016x", i), Status: jobs.Completed,

@@ -23,6 +23,10 @@ type subscribe struct {
 	s      *stream
 	resume bool   // the client sent a Last-Event-ID
 	lastID uint64 // valid when resume
+	// In a cluster: the events after lastID up to upTo, read from the log
+	// because local history no longer had them.
+	prefix []*frame
+	upTo   uint64
 }
 
 // userIdle says a user actor has had no stream and no request for a TTL.

@@ -38,12 +38,15 @@ func newHubActor(h *Hub, nextID uint64, frames []*frame) *hubActor {
 	a := &hubActor{
 		h:          h,
 		nextID:     nextID,
-		history:    newHistory(h.cfg.History),
+		history:    newHistory(h.cfg.History, nextID),
 		jobs:       newJobTable(h.cfg.Jobs),
 		users:      map[string]*userEntry{},
 		byAsset:    map[string]map[*userEntry]struct{}{},
 		byScenario: map[string]map[*userEntry]struct{}{},
 		admins:     map[*userEntry]struct{}{},
+	}
+	if len(frames) > 0 {
+		a.history.floor = frames[0].id
 	}
 	for _, f := range frames {
 		a.history.push(f)
@@ -99,8 +102,13 @@ func (a *hubActor) Receive(ctx actor.Context) {
 // ingest gives ev the next id, encodes its frame once, keeps it in history
 // and routes it.
 func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
-	id := a.nextID
-	a.nextID++
+	return a.ingestAt(ctx, a.nextID, ev)
+}
+
+// ingestAt is ingest with the id given, in a cluster the event's sequence in
+// the log; the caller makes sure ids only grow.
+func (a *hubActor) ingestAt(ctx actor.Context, id uint64, ev *jobs.Event) uint64 {
+	a.nextID = id + 1
 	f := &frame{id: id, ev: ev, at: time.Now()}
 	f.bytes = appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)
 	a.history.push(f)
@@ -157,7 +165,7 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	}
 	var frames [][]byte
 	if msg.resume {
-		frames = a.replay(e.perms, s, msg.lastID)
+		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo)
 	}
 	e.sent++
 	s.userPID.Store(e.pid)
@@ -200,20 +208,31 @@ func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
 // replay returns the frames a stream resuming after lastID must get first:
 // the events it may see and asked for, or a reset notice when lastID is no
 // longer (or not yet) in history.
-func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64) [][]byte {
+//
+// In a cluster, prefix holds what the log had after lastID up to upTo that
+// local history no longer does (see Hub.Open); history goes on from there.
+func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo uint64) [][]byte {
 	newest := a.nextID - 1
 	if lastID > newest {
 		return [][]byte{appendResetFrame(nil, newest, "ahead")}
 	}
-	if oldest := a.history.oldest(); oldest > 0 && lastID+1 < oldest || oldest == 0 && lastID < newest {
-		return [][]byte{appendResetFrame(nil, newest, "expired")}
-	}
 	var frames [][]byte
-	a.history.after(lastID, func(f *frame) {
+	keep := func(f *frame) {
 		if perms.Allows(f.ev) && s.filter.Match(f.ev) {
 			frames = append(frames, f.bytes)
 		}
-	})
+	}
+	from := lastID
+	if upTo > lastID {
+		for _, f := range prefix {
+			keep(f)
+		}
+		from = upTo
+	}
+	if from+1 < a.history.floor {
+		return [][]byte{appendResetFrame(nil, newest, "expired")}
+	}
+	a.history.after(from, keep)
 	return frames
 }
 
