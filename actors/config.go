@@ -48,6 +48,10 @@ type Config struct {
 	// (±10%), before it ends with a retry hint so the browser reconnects with
 	// a fresh token. Zero means 10 minutes.
 	ReauthGrace time.Duration
+	// NATS, when set, makes the hub a node of a cluster whose event log is a
+	// NATS JetStream stream (HistoryFile is then not used: the log is the
+	// history). Nil means a single node with an in-memory log.
+	NATS *NATSConfig
 	// Mailbox is each stream's mailbox size in frames. Zero means 64.
 	Mailbox int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet

@@ -13,6 +13,9 @@ var (
 	// ErrPermissionsUnavailable: the permissions source failed and nothing
 	// it said before is still trusted; the request is denied.
 	ErrPermissionsUnavailable = errors.New("permissions unavailable")
+	// ErrLogUnavailable: in a cluster, the log (NATS JetStream) did not
+	// acknowledge the events; they may or may not be published.
+	ErrLogUnavailable = errors.New("event log unavailable")
 	// ErrBusy: the hub did not answer a publish in time; nothing is known to be published.
 	ErrBusy = errors.New("hub did not answer in time")
 )

@@ -20,12 +20,14 @@ import (
 // Hub is the handle on a running hub actor and the streams it serves. Its
 // methods may be called from any goroutine.
 type Hub struct {
-	cfg    Config
-	log    *slog.Logger
-	warn   *rateLog // repeating warnings, once a minute per kind
-	m      *metrics
-	system *actor.ActorSystem
-	pid    *actor.PID
+	cfg  Config
+	log  *slog.Logger
+	warn *rateLog // repeating warnings, once a minute per kind
+	// cluster is the NATS JetStream log in cluster mode; nil on a single node.
+	cluster *cluster
+	m       *metrics
+	system  *actor.ActorSystem
+	pid     *actor.PID
 
 	admission admission
 	streams   wheel      // every open stream, and their heartbeats
@@ -85,7 +87,14 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.log.Error("hub actor failed", "err", reason)
 		return actor.ResumeDirective
 	})
-	nextID, frames, err := h.loadHistory()
+	var nextID uint64
+	var frames []*frame
+	if cfg.NATS != nil {
+		// The log is the history: start far enough back in it to fill ours.
+		h.cluster, nextID, err = newCluster(*cfg.NATS, cfg.History, cfg.Registerer, h.log)
+	} else {
+		nextID, frames, err = h.loadHistory()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +105,12 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
 		return nil, fmt.Errorf("spawn hub: %w", err)
+	}
+	if h.cluster != nil {
+		if err := h.cluster.consume(system.Root, h.pid, nextID); err != nil {
+			system.Root.Stop(h.pid)
+			return nil, err
+		}
 	}
 	if cfg.Heartbeat > 0 {
 		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopWheel) })
@@ -139,8 +154,26 @@ func (h *Hub) PID() *actor.PID { return h.pid }
 // shutdown and ErrBusy if the hub does not answer in time (the events may
 // still be published).
 func (h *Hub) Publish(ctx context.Context, events []jobs.Event) ([]uint64, error) {
+	return h.PublishWithKey(ctx, "", events)
+}
+
+// PublishWithKey is Publish with an idempotency key: in a cluster, a retry
+// of a publish with the same key (within two minutes) is stored once, and
+// answered with the same ids. Without a key each event's content is its key
+// there. On a single node the key is not used.
+func (h *Hub) PublishWithKey(ctx context.Context, key string, events []jobs.Event) ([]uint64, error) {
 	if h.isClosing() {
 		return nil, ErrClosed
+	}
+	if h.cluster != nil {
+		ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+		defer cancel()
+		start := time.Now()
+		ids, err := h.cluster.publish(ctx, events, key)
+		if err == nil {
+			h.m.ingestLatency.Observe(time.Since(start).Seconds())
+		}
+		return ids, err
 	}
 	start := time.Now()
 	reply := make(chan []uint64, 1)
@@ -237,9 +270,15 @@ type StreamRequest struct {
 // Open serves an SSE stream on conn. The hub writes req.Head once it has
 // subscribed the stream, so a client that has read the head receives every
 // event published after. From here the hub owns conn and t: it closes conn
-// when the stream ends and releases t. Open does not block.
+// when the stream ends and releases t. Open does not block, except in a
+// cluster to read from the log what a resume needs.
 func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
+	sub := &subscribe{resume: req.Resume, lastID: req.LastEventID}
+	if h.cluster != nil && req.Resume {
+		h.clusterResume(sub)
+	}
 	s := &stream{hub: h, conn: conn, user: req.User, filter: req.Filter, head: req.Head, ticket: t}
+	sub.s = s
 	s.mb = newMailbox(h.cfg.Mailbox, s.overflow)
 	h.mu.Lock()
 	if h.closing {
@@ -270,9 +309,26 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	if s.reason.Load() != 0 {
 		h.system.Root.Stop(pid) // closed while spawning: close could not stop it
 	}
-	h.system.Root.Send(h.pid, &subscribe{s: s, resume: req.Resume, lastID: req.LastEventID})
+	h.system.Root.Send(h.pid, sub)
 	go s.read()
 	return nil
+}
+
+// clusterResume prepares a resume in a cluster: it waits (a little) for
+// this hub to have read the log up to the client's id, which may come from a
+// hub that is ahead. What local history no longer has, the hub actor reads
+// from the log when it subscribes the stream.
+func (h *Hub) clusterResume(sub *subscribe) {
+	if h.cluster.beyondEnd(sub.lastID) {
+		return // not an id of the log: the hub actor answers "ahead" at once
+	}
+	reply := make(chan historyRange, 1)
+	h.system.Root.Send(h.pid, &caughtUp{id: sub.lastID, reply: reply})
+	select {
+	case <-reply:
+	case <-time.After(h.cfg.AuthTimeout):
+		// The hub lags, or the id is bogus: the hub actor answers "ahead".
+	}
 }
 
 func (h *Hub) isClosing() bool {
@@ -281,8 +337,11 @@ func (h *Hub) isClosing() bool {
 	return h.closing
 }
 
-// Ready reports whether the hub accepts streams and events.
-func (h *Hub) Ready() bool { return !h.isClosing() }
+// Ready reports whether the hub accepts streams and events: not shutting
+// down, and in a cluster connected to the log.
+func (h *Hub) Ready() bool {
+	return !h.isClosing() && (h.cluster == nil || h.cluster.connected())
+}
 
 // Shutdown stops admitting streams and events, asks every stream to close
 // with a jittered "retry:" hint, waits for them until ctx is done, then
@@ -335,7 +394,10 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 		}
 		<-done // every socket is closed now: readers and actors end at once
 	}
-	if h.cfg.HistoryFile != "" {
+	if h.cluster != nil {
+		h.cluster.stop()
+	}
+	if h.cfg.HistoryFile != "" && h.cluster == nil {
 		reply := make(chan historyDump, 1)
 		h.system.Root.Send(h.pid, &dumpHistory{reply: reply})
 		select {

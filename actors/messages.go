@@ -25,8 +25,18 @@ type subscribe struct {
 	lastID uint64 // valid when resume
 	// In a cluster: the events after lastID up to upTo, read from the log
 	// because local history no longer had them.
-	prefix []*frame
+	prefix   []*frame
+	upTo     uint64
+	attempts int // log reads so far for this resume
+}
+
+// backfilled brings a subscribe back to the hub actor with what a read of
+// the log found after its upTo (ok false: the log no longer has it).
+type backfilled struct {
+	sub    *subscribe
+	frames []*frame
 	upTo   uint64
+	ok     bool
 }
 
 // userIdle says a user actor has had no stream and no request for a TTL.
@@ -83,6 +93,27 @@ type dumpHistory struct {
 type historyDump struct {
 	nextID uint64
 	frames []*frame
+}
+
+// logged is an event read back from the cluster's log, with its sequence as
+// its id; ev is nil for a message that is not a valid event (skipped, but
+// its sequence is passed).
+type logged struct {
+	seq uint64
+	ev  *jobs.Event
+}
+
+// caughtUp asks the hub, in a cluster, to answer once it has read the log
+// up to id, with where its history starts: a resume reads from the log what
+// history no longer has.
+type caughtUp struct {
+	id    uint64
+	reply chan historyRange // capacity 1
+}
+
+type historyRange struct {
+	floor  uint64 // history answers for ids from here on
+	newest uint64
 }
 
 // Messages of a user actor. Besides these it takes *frame (route this event).

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,6 +20,7 @@ type hubActor struct {
 	history *history
 	jobs    *jobTable
 
+	parked     []*caughtUp // in a cluster, resumes waiting for the log to reach their id
 	users      map[string]*userEntry
 	byAsset    map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
 	byScenario map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
@@ -64,9 +67,37 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 		msg.reply <- ids
 	case *jobs.Event:
-		a.ingest(ctx, msg)
+		if c := a.h.cluster; c != nil {
+			c.publishAsync(msg) // routed when it comes back from the log
+		} else {
+			a.ingest(ctx, msg)
+		}
+	case *logged:
+		if msg.seq < a.nextID {
+			return // read twice across a consumer reset
+		}
+		if msg.ev == nil {
+			a.nextID = msg.seq + 1
+		} else {
+			a.ingestAt(ctx, msg.seq, msg.ev)
+		}
+		a.unpark()
+	case *caughtUp:
+		a.parked = append(a.parked, msg)
+		a.unpark()
 	case *subscribe:
 		a.subscribe(ctx, msg)
+	case *backfilled:
+		sub := msg.sub
+		if msg.ok {
+			sub.prefix = append(sub.prefix, msg.frames...)
+			sub.upTo = msg.upTo
+		} else {
+			sub.upTo = 0 // what it missed is gone: the replay says "expired"
+			sub.prefix = nil
+			sub.attempts = maxBackfills
+		}
+		a.subscribe(ctx, sub)
 	case *snapshot:
 		msg.reply <- Snapshot{
 			LastEventID: a.nextID - 1,
@@ -120,6 +151,20 @@ func (a *hubActor) ingestAt(ctx actor.Context, id uint64, ev *jobs.Event) uint64
 	return id
 }
 
+// unpark answers the resumes whose id the hub has now read.
+func (a *hubActor) unpark() {
+	kept := a.parked[:0]
+	for _, q := range a.parked {
+		if q.id < a.nextID {
+			q.reply <- historyRange{floor: a.history.floor, newest: a.nextID - 1}
+		} else {
+			kept = append(kept, q)
+		}
+	}
+	clear(a.parked[len(kept):])
+	a.parked = kept
+}
+
 // route sends f to the user actors whose permissions can cover it: the
 // admins, and the users indexed under every scope the event carries.
 func (a *hubActor) route(ctx actor.Context, f *frame) {
@@ -163,6 +208,9 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 		s.closeGracefully(CloseAuthzUnavailable, a.h.retryJitter())
 		return
 	}
+	if a.backfill(ctx, msg) {
+		return // back when the log has been read
+	}
 	var frames [][]byte
 	if msg.resume {
 		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo)
@@ -170,6 +218,40 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	e.sent++
 	s.userPID.Store(e.pid)
 	ctx.Send(e.pid, &attach{s: s, replay: frames})
+}
+
+// maxBackfills bounds the log reads for one resume: history moving on faster
+// than the log can be read gives a reset, not a loop.
+const maxBackfills = 3
+
+// backfill starts, in a cluster, a read of the log for what a resuming
+// stream missed that local history no longer has, and reports whether it
+// did: the subscribe then comes back as backfilled. Live events in the
+// meantime stay in history, after what is read: no gap.
+func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
+	c := a.h.cluster
+	if c == nil || !sub.resume || sub.attempts >= maxBackfills {
+		return false
+	}
+	from := max(sub.lastID, sub.upTo)
+	newest := a.nextID - 1
+	if sub.lastID > newest || from+1 >= a.history.floor {
+		return false // ahead, or history has the rest
+	}
+	sub.attempts++
+	upTo := a.history.floor - 1
+	self, root, h := ctx.Self(), a.h.system.Root, a.h
+	h.loads.Go(func() {
+		rctx, cancel := context.WithTimeout(context.Background(), h.cfg.PublishTimeout)
+		defer cancel()
+		frames, ok, err := c.backfill(rctx, from, upTo)
+		if err != nil {
+			h.warn.Warn("backfill", "nats: a resume could not read the log; the client gets a reset", slog.String("err", err.Error()))
+			ok = false
+		}
+		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, ok: ok})
+	})
+	return true
 }
 
 // user returns the entry of user, spawning their actor if there is none.

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // What each job kind computes. Each is small and bounded in time: params that
@@ -35,6 +36,34 @@ func compute(ctx context.Context, job Job) (any, error) {
 		return runProbability(ctx, job)
 	}
 	return nil, fmt.Errorf("unknown job type %v", job.Type)
+}
+
+// commonParams are the params every kind takes.
+type commonParams struct {
+	// DelayMs makes the job take at least this long (0–10,000 ms) before it
+	// computes: a demo dashboard shows jobs running, and a test can catch
+	// one mid-run.
+	DelayMs int `json:"delayMs"`
+}
+
+const maxDelayMs = 10_000
+
+// wait sleeps DelayMs, or until ctx is done.
+func (c commonParams) wait(ctx context.Context) error {
+	if c.DelayMs < 0 || c.DelayMs > maxDelayMs {
+		return fmt.Errorf("%w: delayMs: %d is not in [0, %d]", ErrBadParams, c.DelayMs, maxDelayMs)
+	}
+	if c.DelayMs == 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(c.DelayMs) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // decodeParams decodes a job's params over dst, which holds the defaults:
@@ -119,6 +148,7 @@ const (
 // matrixParams are a matrix job's params: a grid of rows horizon steps by
 // cols stress levels, the last level losing shock of the value.
 type matrixParams struct {
+	commonParams
 	Rows  int     `json:"rows"`
 	Cols  int     `json:"cols"`
 	Shock float64 `json:"shock"`
@@ -143,6 +173,9 @@ type matrixResult struct {
 func runMatrix(ctx context.Context, job Job) (any, error) {
 	p := matrixParams{Rows: 10, Cols: 10, Shock: 0.2}
 	if err := decodeParams(job.Params, &p); err != nil {
+		return nil, err
+	}
+	if err := p.wait(ctx); err != nil {
 		return nil, err
 	}
 	if p.Rows < 1 || p.Rows > maxMatrixSide {
@@ -210,6 +243,7 @@ func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
 // growthParams are a growth job's params: principal compounding at rate a
 // year for years, with contribution added at the end of each year.
 type growthParams struct {
+	commonParams
 	Principal    float64 `json:"principal"`
 	Rate         float64 `json:"rate"`
 	Years        int     `json:"years"`
@@ -229,6 +263,9 @@ type growthResult struct {
 func runGrowth(ctx context.Context, job Job) (any, error) {
 	p := growthParams{Principal: 1000, Rate: 0.05, Years: 10}
 	if err := decodeParams(job.Params, &p); err != nil {
+		return nil, err
+	}
+	if err := p.wait(ctx); err != nil {
 		return nil, err
 	}
 	if err := inRange("principal", p.Principal, 0, maxAmount); err != nil {
@@ -269,6 +306,7 @@ func runGrowth(ctx context.Context, job Job) (any, error) {
 // geometric Brownian motion from start, with yearly drift mu and volatility
 // sigma, observed after years.
 type probabilityParams struct {
+	commonParams
 	Start  float64 `json:"start"`
 	Target float64 `json:"target"`
 	Mu     float64 `json:"mu"`
@@ -294,6 +332,9 @@ type probabilityResult struct {
 func runProbability(ctx context.Context, job Job) (any, error) {
 	p := probabilityParams{Start: 100, Target: 120, Mu: 0.05, Sigma: 0.2, Years: 5, Trials: 20000}
 	if err := decodeParams(job.Params, &p); err != nil {
+		return nil, err
+	}
+	if err := p.wait(ctx); err != nil {
 		return nil, err
 	}
 	if err := inRange("start", p.Start, math.SmallestNonzeroFloat64, maxAmount); err != nil {

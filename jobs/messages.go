@@ -8,6 +8,11 @@ package jobs
 // after the job's queued event, so the hub sees queued before started.
 type runJob struct {
 	job Job
+	// From a cluster's work queue: which delivery of the job this is, and
+	// done, called once the job has ended (true) or was given up unfinished
+	// because the workers are stopping (false: let another node run it).
+	attempt uint64
+	done    func(finished bool)
 }
 
 // drain asks a pool to finish: its workers fail what they still hold (the

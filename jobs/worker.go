@@ -43,10 +43,11 @@ type WorkersConfig struct {
 // The actors own the jobs they run; Workers itself owns only the stopped
 // flag (under mu) and the cancel of the context every job runs under.
 type Workers struct {
-	root   *actor.RootContext
-	env    *workerEnv
-	pools  [Probability + 1]*actor.PID // by Type; set once by StartWorkers
-	cancel context.CancelFunc          // cancels env.base: Stop ends running jobs
+	perType int
+	root    *actor.RootContext
+	env     *workerEnv
+	pools   [Probability + 1]*actor.PID // by Type; set once by StartWorkers
+	cancel  context.CancelFunc          // cancels env.base: Stop ends running jobs
 
 	// mu is held shared by Submit while it sends, and exclusively by Stop to
 	// set stopped: so every job Submit let through is in a pool's mailbox
@@ -128,7 +129,7 @@ func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) (*
 	var cancel context.CancelFunc
 	env.base, cancel = context.WithCancel(context.Background())
 
-	w := &Workers{root: root, env: env, cancel: cancel}
+	w := &Workers{root: root, env: env, cancel: cancel, perType: perType}
 	// OneForOne, restart: the workers of a pool share nothing, so one that
 	// fails is restarted alone, with its mailbox (the jobs queued behind the
 	// one it failed on) kept, and its siblings' running jobs are left alone,
@@ -165,6 +166,24 @@ func (w *Workers) Submit(job Job) {
 		return
 	}
 	w.root.Send(w.pools[job.Type], runJob{job: job})
+}
+
+// run hands a job from a cluster's work queue to a worker, without a queued
+// event (the submitting node sent it). done is called once, when the job has
+// ended or was given up.
+func (w *Workers) run(job Job, attempt uint64, done func(finished bool)) {
+	if err := job.check(); err != nil {
+		done(true) // a message that is not a job: acknowledge it away
+		w.env.log.Error("jobs: invalid job in the queue", "job", job.ID, "err", err)
+		return
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.stopped {
+		done(false)
+		return
+	}
+	w.root.Send(w.pools[job.Type], runJob{job: job, attempt: attempt, done: done})
 }
 
 // Stop ends the workers and waits for their actors to stop. Jobs running or
@@ -223,6 +242,10 @@ func (p *pool) Receive(c actor.Context) {
 		}
 	case runJob:
 		if len(p.workers) == 0 { // only after drain, which Submit never races
+			if m.done != nil {
+				m.done(false) // another node will run it
+				return
+			}
 			c.Send(p.env.hub, p.env.event(m.job, Failed, p.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
 			return
 		}
@@ -280,7 +303,7 @@ type worker struct {
 // Receive implements actor.Actor.
 func (wk *worker) Receive(c actor.Context) {
 	if m, ok := c.Message().(runJob); ok {
-		wk.env.handle(c, m.job)
+		wk.env.handle(c, m)
 	}
 }
 
@@ -289,10 +312,22 @@ func (wk *worker) Receive(c actor.Context) {
 var errPanicked = errors.New("internal error")
 
 // handle runs one job and sends its started and completed or failed events.
-func (e *workerEnv) handle(c actor.Context, job Job) {
+func (e *workerEnv) handle(c actor.Context, m runJob) {
+	job := m.job
 	start := e.now()
-	c.Send(e.hub, e.event(job, Started, start, eventData{}))
+	var started eventData
+	if m.attempt > 1 {
+		started.Attempt = m.attempt // a redelivery: the node that had it went away
+	}
+	c.Send(e.hub, e.event(job, Started, start, started))
 	result, err := e.runBounded(job)
+	if m.done != nil && errors.Is(err, context.Canceled) {
+		m.done(false) // stopping: leave it to another node, unfinished
+		return
+	}
+	if m.done != nil {
+		defer m.done(true)
+	}
 	end := e.now()
 	ms := end.Sub(start).Milliseconds()
 	e.m.duration[job.Type].Observe(end.Sub(start).Seconds())
@@ -349,6 +384,7 @@ type eventData struct {
 	DurationMs *int64 `json:"durationMs,omitempty"` // completed, failed
 	Result     any    `json:"result,omitempty"`     // completed
 	Error      string `json:"error,omitempty"`      // failed
+	Attempt    uint64 `json:"attempt,omitempty"`    // started, when redelivered
 }
 
 // tryEvent builds a job's event at time ts with data d plus the job's scope.

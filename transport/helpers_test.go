@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"net"
@@ -37,7 +38,11 @@ type testServer struct {
 	reg      *prometheus.Registry
 	source   *authz.FileSource // the permissions file, for tests that change it
 	permFile string
-	stop     func() // shuts the server, workers and hub down; idempotent
+	stop     func()                                // shuts the server, workers and hub down; idempotent
+	submit   func(context.Context, jobs.Job) error // where POST /api/jobs goes; set before any request
+	system   *actor.ActorSystem
+	queue    *jobs.Queue // in a cluster, stopped before the workers
+	nc       *nats.Conn  // in a cluster, the hub's connection
 }
 
 const testPermissions = `{"users": {
@@ -78,9 +83,10 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ts *testServer // Submit goes through ts.submit, set below
 	srv, err := New(Config{
 		Hub: hub, Authenticate: authenticate,
-		PublishKey: testKey, Submit: workers.Submit, Gatherer: reg, Registerer: reg,
+		PublishKey: testKey, Submit: func(ctx context.Context, j jobs.Job) error { return ts.submit(ctx, j) }, Gatherer: reg, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +97,8 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ts := &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile}
+	ts = &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile, system: system}
+	ts.submit = submitTo(workers)
 	var once sync.Once
 	ts.stop = func() {
 		once.Do(func() {
@@ -99,6 +106,9 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {
 				t.Errorf("server shutdown: %v", err)
+			}
+			if ts.queue != nil {
+				ts.queue.Stop()
 			}
 			workers.Stop()
 			if err := hub.Shutdown(ctx); err != nil {
@@ -353,4 +363,9 @@ func event(typ, jobID, status, asset, scenario string) string {
 	}
 	d.WriteString("}")
 	return fmt.Sprintf(`{"type":%q,"jobId":%q,"status":%q,"timestamp":"2026-11-27T10:00:00.000Z","data":%s}`, typ, jobID, status, d.String())
+}
+
+// submitTo adapts Workers.Submit to transport.Config.Submit.
+func submitTo(w *jobs.Workers) func(context.Context, jobs.Job) error {
+	return func(_ context.Context, job jobs.Job) error { w.Submit(job); return nil }
 }

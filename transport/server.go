@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +34,9 @@ type Config struct {
 	// PublishKey authorizes POST /api/events. Empty means publishing over
 	// HTTP is refused.
 	PublishKey string
-	// Submit hands a job to the workers. It must not block.
-	Submit func(jobs.Job)
+	// Submit hands a job to the workers (or, in a cluster, to the work
+	// queue). An error is answered 503.
+	Submit func(ctx context.Context, job jobs.Job) error
 	// Gatherer is what GET /metrics serves. Nil means no /metrics route.
 	Gatherer prometheus.Gatherer
 	// Registerer takes the transport's own metrics. Nil means a private
@@ -87,7 +87,9 @@ func New(cfg Config) (*Server, error) {
 	r.POST("/api/permissions/invalidate", s.limitBody(s.invalidate))
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
-	r.GET("/", s.index)
+	r.GET("/", s.webIndex)
+	r.GET("/eventhub-client.js", s.webClient)
+	r.GET("/static/{name}", s.webStatic)
 	if cfg.Gatherer != nil {
 		r.GET("/metrics", fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
 	}
@@ -170,7 +172,9 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx) {
 		writeDecodeError(ctx, err)
 		return
 	}
-	ids, err := s.cfg.Hub.Publish(ctx, events)
+	// An Idempotency-Key makes a retried POST safe in a cluster: the log
+	// stores it once and answers the same ids.
+	ids, err := s.cfg.Hub.PublishWithKey(ctx, string(ctx.Request.Header.Peek("Idempotency-Key")), events)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return
@@ -199,7 +203,10 @@ func (s *Server) submitJob(ctx *fasthttp.RequestCtx) {
 	}
 	job.ID = jobs.NewJobID()
 	job.User = id.User
-	s.cfg.Submit(job)
+	if err := s.cfg.Submit(ctx, job); err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "job not queued: "+err.Error())
+		return
+	}
 	writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"jobId": job.ID})
 }
 
@@ -299,14 +306,6 @@ func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
 		return "", false
 	}
 	return string(h[len(prefix):]), true
-}
-
-//go:embed index.html
-var indexHTML []byte
-
-func (s *Server) index(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.SetBody(indexHTML)
 }
 
 // fasthttpLogger sends fasthttp's own log lines to slog.

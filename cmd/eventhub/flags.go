@@ -35,6 +35,14 @@ type serveConfig struct {
 	clerkLeeway    time.Duration
 	clerkIssuer    string
 	clerkAPIURL    string
+	nats           string
+	natsEmbed      string
+	natsStore      string
+	natsStream     string
+	natsMaxEvents  int64
+	natsMaxAge     time.Duration
+	reusePort      bool
+
 	clerkJWTKey    string // CLERK_JWT_KEY
 	clerkSecretKey string // CLERK_SECRET_KEY
 }
@@ -64,6 +72,13 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.BoolVar(&c.demo, "demo", false, "keep submitting demo jobs, so a dashboard shows life at once")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a stream")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, streams are closed spread over the first half of this, and cut at its end")
+	fs.StringVar(&c.nats, "nats", "", "join a cluster through these NATS servers (URL[,URL…]) with JetStream; empty means a single node")
+	fs.StringVar(&c.natsEmbed, "nats-embed", "", "run a NATS server with JetStream in this process on ADDR (host:port) and use it")
+	fs.StringVar(&c.natsStore, "nats-store", "", "with --nats-embed, where JetStream keeps its data; empty means a directory under the system temp dir")
+	fs.StringVar(&c.natsStream, "nats-stream", "EVENTHUB", "the JetStream stream that is the event log (subjects eventhub.events.<type>)")
+	fs.Int64Var(&c.natsMaxEvents, "nats-max-events", 1_000_000, "events the log keeps at most")
+	fs.DurationVar(&c.natsMaxAge, "nats-max-age", 24*time.Hour, "how long the log keeps an event at most")
+	fs.BoolVar(&c.reusePort, "reuse-port", false, "share --listen with other hub processes (SO_REUSEPORT)")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -121,6 +136,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.streamLifetime < 0 || c.drain <= 0 || c.permissionsTTL <= 0 || c.reauthGrace < 0 || c.clerkLeeway < 0 {
 		return errors.New("--stream-lifetime, --reauth-grace and --clerk-leeway must not be negative; --drain and --permissions-ttl must be positive")
+	}
+	if c.natsMaxEvents <= 0 || c.natsMaxAge <= 0 {
+		return errors.New("--nats-max-events and --nats-max-age must be positive")
 	}
 	if c.permissions == "clerk" && c.clerkSecretKey == "" {
 		return errors.New("--permissions clerk needs CLERK_SECRET_KEY")

@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -321,6 +323,67 @@ func TestAdminListener(t *testing.T) {
 		t.Errorf("pprof without an admin listener: %d", got)
 	}
 	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freePort is a loopback port nobody listens on (as far as one can tell).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestServeCluster: one hub embeds NATS, another joins it with --nats, and
+// both share one port with --reuse-port; an event published on either
+// reaches a stream on the other.
+func TestServeCluster(t *testing.T) {
+	natsAddr := "127.0.0.1:" + freePort(t)
+	port := freePort(t)
+	a, stopA := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
+		"--nats-embed", natsAddr, "--nats-store", t.TempDir()}, nil)
+	b, stopB := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
+		"--nats", "nats://" + natsAddr}, nil)
+	if a != b {
+		t.Fatalf("hubs on %s and %s, want one shared port", a, b)
+	}
+	// Streams land on either process; each sees every event once.
+	var streams []*bufio.Reader
+	for range 4 {
+		req, _ := http.NewRequest("GET", "http://"+a+"/api/events", nil)
+		req.Header.Set("Authorization", "Bearer dev:ops")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		streams = append(streams, bufio.NewReader(resp.Body))
+	}
+	if got := post(t, "http://"+a+"/api/events", "dev-publish-key", oneEvent); got != 202 {
+		t.Fatalf("publish: %d", got)
+	}
+	for i, r := range streams {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				if !strings.Contains(line, `"jobId":"j1"`) {
+					t.Fatalf("stream %d got %s", i, line)
+				}
+				break
+			}
+		}
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
 }

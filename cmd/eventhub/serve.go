@@ -47,6 +47,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		maxStreams = streamsOpenFilesAllow()
 	}
 
+	ns, err := startNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if ns != nil {
+		defer ns.close() // after the hub has stopped (defers run last-in first-out)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 
@@ -70,6 +78,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		ReauthGrace:       cfg.reauthGrace,
 		Logger:            log,
 		Registerer:        reg,
+		NATS:              clusterConfig(ns, cfg),
 	})
 	if err != nil {
 		return err
@@ -79,6 +88,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	defer workers.Stop() // on an early return; idempotent
+	submit := func(_ context.Context, job jobs.Job) error { workers.Submit(job); return nil }
+	var queue *jobs.Queue
+	if ns != nil {
+		if queue, err = ns.startQueue(workers, hub); err != nil {
+			return err
+		}
+		submit = queue.Submit
+	}
 
 	// With an admin listener, /metrics is served there only.
 	var publicMetrics prometheus.Gatherer = reg
@@ -89,7 +106,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		Hub:          hub,
 		Authenticate: authenticate,
 		PublishKey:   cfg.publishKey,
-		Submit:       workers.Submit,
+		Submit:       submit,
 		Gatherer:     publicMetrics,
 		Registerer:   reg,
 		Logger:       log,
@@ -97,30 +114,32 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, err := listen(cfg)
 	if err != nil {
 		return err
 	}
 	var admin *http.Server
+	var adminLn net.Listener
 	if cfg.adminListen != "" {
-		adminLn, err := net.Listen("tcp", cfg.adminListen)
+		adminLn, err = net.Listen("tcp", cfg.adminListen)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		admin = adminServer(reg, hub)
 		log.Info("eventhub admin listening", "addr", adminLn.Addr().String())
-		defer admin.Close()
-		go admin.Serve(adminLn) // returns when admin is closed, below
 	}
 	log.Info("eventhub listening", "addr", ln.Addr().String(), "auth", cfg.auth, "max_streams", maxStreams, "demo", cfg.demo)
 
 	var wg sync.WaitGroup // the goroutines below; serve waits for them before it returns
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	if admin != nil {
+		wg.Go(func() { admin.Serve(adminLn) }) // returns when admin is closed, below
+	}
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	if cfg.demo {
-		wg.Go(func() { runDemo(demoCtx, workers) })
+		wg.Go(func() { runDemo(demoCtx, submit) })
 	}
 	if file != nil {
 		// A changed permissions file takes effect for every connected user
@@ -162,13 +181,20 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 			log.Warn("http shutdown", "err", err)
 		}
 	})
-	// Workers first: the jobs they cut short end failed, and those events
-	// still reach the streams that the hub is about to close.
+	// Workers first: the jobs they cut short end failed (or, in a cluster,
+	// go back to the queue for another node), and those events still reach
+	// the streams that the hub is about to close.
+	if queue != nil {
+		queue.Stop()
+	}
 	workers.Stop()
 	if err := hub.Shutdown(drainCtx); err != nil {
 		log.Warn("hub shutdown", "err", err)
 	}
 	shutdown.Wait()
+	if admin != nil {
+		admin.Close()
+	}
 	wg.Wait()
 	log.Info("eventhub stopped")
 	return err
@@ -255,8 +281,16 @@ func authenticator(cfg serveConfig) (func(string) (authz.Identity, error), error
 	return c.Authenticate, nil
 }
 
+// clusterConfig is the hub's NATS configuration, nil on a single node.
+func clusterConfig(ns *natsSetup, cfg serveConfig) *actors.NATSConfig {
+	if ns == nil {
+		return nil
+	}
+	return ns.hubConfig(cfg)
+}
+
 // runDemo submits a few demo jobs every second until ctx is done.
-func runDemo(ctx context.Context, workers *jobs.Workers) {
+func runDemo(ctx context.Context, submit func(context.Context, jobs.Job) error) {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	assets, scenarios := authz.DemoScopes()
 	users := []string{"alice", "bob", "carol"}
@@ -271,7 +305,7 @@ func runDemo(ctx context.Context, workers *jobs.Workers) {
 				user := users[rng.IntN(len(users))]
 				job := jobs.DemoJob(rng, user, assets, scenarios)
 				job.ID = jobs.NewJobID()
-				workers.Submit(job)
+				submit(ctx, job) // a demo job lost in an outage is no loss
 			}
 		}
 	}

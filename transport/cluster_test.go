@@ -1,0 +1,353 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// testNATS is a real NATS server with JetStream, embedded in the test.
+type testNATS struct {
+	t     *testing.T
+	srv   *server.Server
+	port  int
+	store string
+}
+
+func startNATS(t *testing.T) *testNATS {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	n := &testNATS{t: t, port: port, store: t.TempDir()}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *testNATS) start() {
+	n.t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: n.port, JetStream: true, StoreDir: n.store, NoLog: true, NoSigs: true})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		n.t.Fatal("nats not ready")
+	}
+	n.srv = srv
+}
+
+func (n *testNATS) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *testNATS) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+// connect opens a connection that reconnects forever, closed at cleanup.
+func (n *testNATS) connect() *nats.Conn {
+	n.t.Helper()
+	nc, err := nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(nc.Close)
+	return nc
+}
+
+// node is one hub of a cluster on n.
+func (n *testNATS) node(cfg actors.Config) *testServer {
+	n.t.Helper()
+	nc := n.connect()
+	cfg.NATS = &actors.NATSConfig{Conn: nc}
+	ts := newTestServer(n.t, cfg, testPermissions)
+	ts.nc = nc
+	return ts
+}
+
+// startQueue makes node take jobs from, and submit them to, the cluster's
+// work queue, on a connection of its own (returned, to kill it).
+func (n *testNATS) startQueue(node *testServer, ackWait time.Duration) *nats.Conn {
+	n.t.Helper()
+	nc := n.connect()
+	q, err := jobs.StartQueue(node.workers, jobs.QueueConfig{
+		Conn:    nc,
+		AckWait: ackWait,
+		PublishEvent: func(ctx context.Context, ev *jobs.Event) error {
+			_, err := node.hub.Publish(ctx, []jobs.Event{*ev})
+			return err
+		},
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	node.queue = q
+	node.submit = q.Submit
+	return nc
+}
+
+// jobSteps reads a job's events from c up to its completed or failed one.
+func jobSteps(t *testing.T, c *sseClient, jobID string) []string {
+	t.Helper()
+	var steps []string
+	for {
+		f := c.nextEvent(20 * time.Second)
+		var ev struct {
+			JobID, Status string
+			Data          struct{ Attempt int }
+		}
+		if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.JobID != jobID {
+			continue
+		}
+		step := ev.Status
+		if ev.Data.Attempt > 0 {
+			step += fmt.Sprintf("#%d", ev.Data.Attempt)
+		}
+		steps = append(steps, step)
+		if ev.Status == "completed" || ev.Status == "failed" {
+			return steps
+		}
+	}
+}
+
+func submitJob(t *testing.T, node *testServer, body string) string {
+	t.Helper()
+	status, resp := node.do("POST", "/api/jobs", "dev:alice", []byte(body))
+	if status != 202 {
+		t.Fatalf("submit: %d %s", status, resp)
+	}
+	var r struct{ JobID string }
+	json.Unmarshal([]byte(resp), &r)
+	return r.JobID
+}
+
+// TestClusterJobsRunOnce: a job submitted on A runs once in the cluster;
+// when the node running it dies mid-job, another runs it to the end, and
+// its events say it was tried again.
+func TestClusterJobsRunOnce(t *testing.T) {
+	n := startNATS(t)
+	a, b := n.node(actors.Config{}), n.node(actors.Config{})
+	watch := b.openStream("dev:ops", "")
+	aQueue := n.startQueue(a, 2*time.Second)
+	n.startQueue(b, 2*time.Second)
+
+	id := submitJob(t, a, `{"type":"growth","assetId":"a1"}`)
+	if steps := jobSteps(t, watch, id); strings.Join(steps, ",") != "queued,started,completed" {
+		t.Fatalf("steps %v", steps)
+	}
+	b.publish(event("growth", "marker", "queued", "a1", ""))
+	if got := jobIDOf(t, watch.nextEvent(10*time.Second).data); got != "marker" {
+		t.Fatalf("after the job: %s (did it run twice?)", got)
+	}
+	runs := a.metric(`eventhub_jobs_total{result="completed",type="growth"}`) + b.metric(`eventhub_jobs_total{result="completed",type="growth"}`)
+	if runs != 1 {
+		t.Fatalf("the job ran %v times", runs)
+	}
+
+	// Now only A takes jobs; it dies in the middle of one.
+	b.queue.Stop()
+	id = submitJob(t, a, `{"type":"growth","assetId":"a1","params":{"delayMs":1500}}`)
+	var steps []string
+	for len(steps) < 2 {
+		f := watch.nextEvent(20 * time.Second)
+		if jobIDOf(t, f.data) == id {
+			steps = append(steps, f.data)
+		}
+	}
+	aQueue.Close() // A can neither acknowledge the job nor take another
+	a.nc.Close()   // nor publish its result
+	n.startQueue(b, 2*time.Second)
+	// Attempt 2, or later if the server handed it to A's dead pull first.
+	rest := jobSteps(t, watch, id)
+	if len(rest) != 2 || !strings.HasPrefix(rest[0], "started#") || rest[0] == "started#1" || rest[1] != "completed" {
+		t.Fatalf("after A died: %v, want the job started again (attempt ≥ 2) and completed", rest)
+	}
+}
+
+// TestClusterEveryNodeDeliversOnce: an event published on A reaches the
+// allowed clients on A, B and C exactly once, and no one else.
+func TestClusterEveryNodeDeliversOnce(t *testing.T) {
+	n := startNATS(t)
+	a, b, c := n.node(actors.Config{}), n.node(actors.Config{}), n.node(actors.Config{})
+	type client struct {
+		node *testServer
+		user string
+		c    *sseClient
+	}
+	var clients []*client
+	for _, node := range []*testServer{a, b, c} {
+		for _, user := range []string{"alice", "bob", "ops"} {
+			clients = append(clients, &client{node: node, user: user, c: node.openStream("dev:"+user, "")})
+		}
+	}
+	ids := a.publish("[" + strings.Join([]string{
+		event("growth", "for-alice", "queued", "a1", ""),
+		event("growth", "for-alice-and-bob", "queued", "a2", ""),
+		event("probability", "for-bob", "queued", "", "s2"),
+	}, ",") + "]")
+	b.publish(event("matrix", "end", "queued", "zz", "zz")) // the end marker, from another node; only ops sees zz
+	for i := 1; i < len(ids); i++ {
+		if ids[i] != ids[i-1]+1 {
+			t.Errorf("ids %v are not the log's consecutive sequences", ids)
+		}
+	}
+	want := map[string][]string{"alice": {"for-alice", "for-alice-and-bob"}, "bob": {"for-alice-and-bob", "for-bob"}, "ops": {"for-alice", "for-alice-and-bob", "for-bob", "end"}}
+	for _, cl := range clients {
+		var got []string
+		for len(got) < len(want[cl.user]) {
+			f := cl.c.nextEvent(10 * time.Second)
+			got = append(got, jobIDOf(t, f.data))
+			if id, _ := strconv.ParseUint(f.id, 10, 64); id < ids[0] {
+				t.Errorf("%s: id %d is not a log sequence of this test", cl.user, id)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want[cl.user], ",") {
+			t.Errorf("%s on a node got %v, want %v", cl.user, got, want[cl.user])
+		}
+	}
+	// Exactly once: the next event each sees is the next one published.
+	c.publish(event("matrix", "after", "queued", "a1", "s1"))
+	for _, cl := range clients {
+		if cl.user == "bob" {
+			continue
+		}
+		if id := jobIDOf(t, cl.c.nextEvent(10*time.Second).data); id != "after" {
+			t.Errorf("%s: %s after the end, want after (a duplicate?)", cl.user, id)
+		}
+	}
+}
+
+// TestClusterResumeOnAnotherNode: a client moves from A to C with its
+// Last-Event-ID and misses nothing, also events C no longer has locally.
+func TestClusterResumeOnAnotherNode(t *testing.T) {
+	n := startNATS(t)
+	a := n.node(actors.Config{})
+	c := n.node(actors.Config{History: 5}) // keeps only the last 5 itself
+	first := a.openStream("dev:alice", "")
+	var evs []string
+	for i := range 30 {
+		evs = append(evs, event("growth", fmt.Sprintf("j%d", i), "queued", "a1", ""))
+	}
+	ids := a.publish("[" + strings.Join(evs, ",") + "]")
+	var last string
+	for i := range 3 {
+		f := first.nextEvent(10 * time.Second)
+		if got := jobIDOf(t, f.data); got != fmt.Sprintf("j%d", i) {
+			t.Fatalf("on A: %s", got)
+		}
+		last = f.id
+	}
+	first.conn.Close()
+	moved := c.openStream("dev:alice", "", "Last-Event-ID", last)
+	for i := 3; i < 30; i++ {
+		f := moved.nextEvent(10 * time.Second)
+		if got, want := f.id+"/"+jobIDOf(t, f.data), fmt.Sprintf("%d/j%d", ids[i], i); got != want {
+			t.Fatalf("on C: %s, want %s", got, want)
+		}
+	}
+	c.publish(event("growth", "live", "queued", "a1", ""))
+	if got := jobIDOf(t, moved.nextEvent(10*time.Second).data); got != "live" {
+		t.Fatalf("after the replay: %s", got)
+	}
+	// An id past the log's end is "ahead"; one the log no longer has would
+	// be "expired" (not shown: the stream keeps a million).
+	ahead := c.openStream("dev:alice", "", "Last-Event-ID", strconv.FormatUint(ids[29]+1000, 10))
+	if f := ahead.nextEvent(15 * time.Second); f.event != "reset" || !strings.Contains(f.data, "ahead") {
+		t.Fatalf("resume past the end: %+v", f)
+	}
+}
+
+// TestClusterInvalidLogMessages: what is published straight to NATS and is
+// not a valid event is counted and never delivered.
+func TestClusterInvalidLogMessages(t *testing.T) {
+	n := startNATS(t)
+	a := n.node(actors.Config{})
+	s := a.openStream("dev:ops", "")
+	nc := n.connect()
+	for _, bad := range []string{`not json`, `{"type":"fusion","jobId":"x","status":"queued","timestamp":"2026-11-27T10:00:00Z"}`,
+		`[` + event("growth", "a", "queued", "a1", "") + `,` + event("growth", "b", "queued", "a1", "") + `]`} {
+		if err := nc.Publish("eventhub.events.growth", []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A worker in another language publishing a valid event: routed.
+	if err := nc.Publish("eventhub.events.growth", []byte(event("growth", "from-nats", "queued", "a1", ""))); err != nil {
+		t.Fatal(err)
+	}
+	if got := jobIDOf(t, s.nextEvent(10*time.Second).data); got != "from-nats" {
+		t.Fatalf("first event %s, want from-nats", got)
+	}
+	for reason, want := range map[string]float64{"malformed": 1, "invalid": 1, "batch": 1} {
+		if got := a.metric(`eventhub_events_rejected_total{reason="` + reason + `"}`); got != want {
+			t.Errorf("rejected{%s} = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// TestClusterSurvivesNATSRestart: NATS restarts while events are published;
+// streams stay open, the hub is not ready and refuses to ingest while it is
+// down, and every acknowledged event reaches every client.
+func TestClusterSurvivesNATSRestart(t *testing.T) {
+	n := startNATS(t)
+	a, b := n.node(actors.Config{}), n.node(actors.Config{})
+	ca, cb := a.openStream("dev:ops", ""), b.openStream("dev:ops", "")
+	var acked []string
+	publish := func(node *testServer, id string) bool {
+		status, _ := node.do("POST", "/api/events", testKey, []byte(event("growth", id, "queued", "a1", "")))
+		if status == 202 {
+			acked = append(acked, id)
+			return true
+		}
+		if status != 503 {
+			t.Fatalf("publish during the outage: %d, want 202 or 503", status)
+		}
+		return false
+	}
+	for i := range 10 {
+		publish(a, fmt.Sprintf("before-%d", i))
+	}
+	n.stop()
+	waitFor(t, "not ready", 5*time.Second, func() bool {
+		status, _ := a.do("GET", "/readyz", "", nil)
+		return status == 503
+	})
+	if publish(a, "during") {
+		t.Fatal("an event was acknowledged with NATS down")
+	}
+	n.start()
+	waitFor(t, "ready again", 15*time.Second, func() bool {
+		status, _ := b.do("GET", "/readyz", "", nil)
+		return status == 200
+	})
+	for i := range 10 {
+		publish(b, fmt.Sprintf("after-%d", i))
+	}
+	for name, c := range map[string]*sseClient{"A": ca, "B": cb} {
+		for _, want := range acked {
+			if got := jobIDOf(t, c.nextEvent(15*time.Second).data); got != want {
+				t.Fatalf("client on %s: %s, want %s", name, got, want)
+			}
+		}
+	}
+}
