@@ -4,7 +4,7 @@ BIN     ?= bin
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run build test vet fmt-check fuzz bench clean
+.PHONY: run build build-bench test deps vet fmt-check fuzz bench bench-full bench-go clean
 
 run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 	$(GO) run ./cmd/eventhub serve --demo
@@ -12,8 +12,11 @@ run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 build:
 	$(GO) build -o $(BIN)/eventhub ./cmd/eventhub
 
-test: fmt-check vet ## every test, with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+test: deps fmt-check vet ## every test, with the race detector
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(GO) test -race -count=1 $(PKGS)
+
+deps: ## what the tests need beyond Go (installed once, from Debian's packages)
+	bash .ci/install-deps
 
 vet:
 	$(GO) vet $(PKGS)
@@ -28,7 +31,24 @@ fuzz: ## each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz='^FuzzEventFrame$$' -fuzztime=$(FUZZTIME) ./actors
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventID$$' -fuzztime=$(FUZZTIME) ./transport
 
-bench: ## in-process Go benchmarks (fan-out, frame encoding, mailbox)
+# The load harness (bench/, cmd/eventhub-bench) against a hub it starts
+# itself and against the floor server, on loopback. BENCH_ARGS adds flags.
+BENCH_ADDR ?= 127.0.0.1:18080
+BENCH_ARGS ?=
+BENCH_HUB  := --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --vs-floor
+
+build-bench: build
+	$(GO) build -o $(BIN)/eventhub-bench ./cmd/eventhub-bench
+
+bench: build-bench ## quick standard scenario: 10,000 streams, 1 event/s, 20 s, eventhub and the floor (< 2 min)
+	$(BIN)/eventhub-bench broadcast $(BENCH_HUB) --streams 10000 --rate 1 --duration 20s \
+		--json $(BIN)/bench.json --report $(BIN)/bench.html $(BENCH_ARGS)
+
+bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor (~15 min)
+	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
+		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
+
+bench-go: ## in-process Go benchmarks (fan-out, frame encoding, mailbox)
 	$(GO) test -run='^$$' -bench=. -benchmem ./actors
 
 clean:

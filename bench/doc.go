@@ -1,5 +1,34 @@
-// Package bench will hold eventhub's load harness: it drives many SSE
-// streams over real TCP against a hub (or any SSE server) and reports
-// latency percentiles, throughput and memory per connection. It speaks HTTP
-// to the hub like any client and imports none of eventhub's packages.
+// Package bench is eventhub's load harness. It drives many SSE streams over
+// real TCP against eventhub or any SSE server, publishes timestamped events,
+// and reports latency percentiles, fan-out completion, deliveries per
+// second, events lost, and the server's memory and CPU read from /proc. It
+// speaks HTTP to the server like any client and imports none of eventhub's
+// packages.
+//
+// # Model
+//
+// A run (Run, one scenario against one or two servers) is driven by a
+// controller: it starts the server under test if asked (eventhub with
+// Config.HubBinary, or the Floor, a lean SSE server that is the physical
+// floor eventhub is measured against), opens the streams, publishes, and
+// collects. Streams live in pools, one goroutine per stream reading with a
+// small bufio.Reader and looking only at what it needs: the "ts" and "seq"
+// integers in data lines (a byte search, not a JSON decoder) and the id
+// line (for Last-Event-ID). Latency is receive time − ts; fan-out
+// completion of an event is its last delivery − its send time.
+//
+// A process may hold 20,000 open files here, so past Config.PerProcess
+// streams the controller re-executes its own program as worker processes
+// (the "worker" subcommand, ServeWorker) speaking JSON lines on stdin and
+// stdout, and merges their Histograms exactly by adding bucket counts.
+// Streams are spread over source addresses 127.0.X.Y so that no address
+// runs out of ephemeral ports.
+//
+// # Concurrency and lifetime
+//
+// Run is synchronous and bounded in time: every phase has a deadline and
+// every goroutine and child process it starts is stopped and waited for
+// before it returns (children also die with the harness, by Pdeathsig).
+// A Histogram may be recorded into concurrently. Floor's Serve and Close
+// may be called from different goroutines.
 package bench

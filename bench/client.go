@@ -1,0 +1,637 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// poolSpec says what one pool of streams does. It travels to worker
+// processes as JSON, so it holds only plain values.
+type poolSpec struct {
+	URL     string   `json:"url"`     // the stream URL, http://host:port/path?query
+	Headers []string `json:"headers"` // "Name: value" lines added to each request
+	Streams int      `json:"streams"`
+	// FirstIndex is the harness-wide index of this pool's first stream: it
+	// picks the source addresses and which streams are slow, so they do not
+	// depend on how the streams were split over processes.
+	FirstIndex int `json:"firstIndex"`
+	// PerAddr is how many streams share one source address 127.0.X.Y; zero
+	// means the default address chosen by the kernel for every stream.
+	PerAddr int `json:"perAddr"`
+	// DialConcurrency bounds the connections being opened at once.
+	DialConcurrency int `json:"dialConcurrency"`
+	// ReadBuffer is the size of each stream's bufio.Reader.
+	ReadBuffer int `json:"readBuffer"`
+	// MaxSeq is the highest {seq} the publisher will send; deliveries are
+	// tracked per seq up to it (fan-out completion).
+	MaxSeq int `json:"maxSeq"`
+	// Start (unix ns) and SeriesLen define the per-second latency series.
+	Start     int64 `json:"start"`
+	SeriesLen int   `json:"seriesLen"`
+	// SlowFraction of the streams are slow: a small receive buffer, left out
+	// of every figure, and they stop reading when told to stall.
+	SlowFraction float64 `json:"slowFraction"`
+	SlowRcvBuf   int     `json:"slowRcvBuf"`
+	// SlowURL, when set, is the slow streams' URL (the others use URL), so
+	// that filler events can reach only them.
+	SlowURL string `json:"slowURL,omitempty"`
+	// ReconnectDelay is how long a stream waits after the server closed it
+	// before it reconnects with Last-Event-ID.
+	ReconnectDelay time.Duration `json:"reconnectDelay"`
+}
+
+// poolStats are a pool's live counters.
+type poolStats struct {
+	Connected      int64          `json:"connected"`      // streams open now
+	Opened         int64          `json:"opened"`         // successful handshakes, reconnects included
+	Failed         int64          `json:"failed"`         // streams that gave up connecting
+	ClosedByServer int64          `json:"closedByServer"` // streams the server ended
+	Reconnects     int64          `json:"reconnects"`
+	Events         int64          `json:"events"`    // data events received, duplicates included
+	Delivered      int64          `json:"delivered"` // new in-order {seq} events on counted streams
+	Duplicates     int64          `json:"duplicates"`
+	NoTS           int64          `json:"noTS"` // events with no "ts" in their data
+	StormBack      int64          `json:"stormBack"`
+	FailReasons    map[string]int `json:"failReasons,omitempty"`
+}
+
+func (s *poolStats) add(o poolStats) {
+	s.Connected += o.Connected
+	s.Opened += o.Opened
+	s.Failed += o.Failed
+	s.ClosedByServer += o.ClosedByServer
+	s.Reconnects += o.Reconnects
+	s.Events += o.Events
+	s.Delivered += o.Delivered
+	s.Duplicates += o.Duplicates
+	s.NoTS += o.NoTS
+	s.StormBack += o.StormBack
+	for k, v := range o.FailReasons {
+		if s.FailReasons == nil {
+			s.FailReasons = map[string]int{}
+		}
+		s.FailReasons[k] += v
+	}
+}
+
+// poolResult is what a pool hands back when it finishes.
+type poolResult struct {
+	Stats    poolStats     `json:"stats"`
+	Phases   []phaseResult `json:"phases"`
+	Series   []*Histogram  `json:"series"` // nil entries for empty seconds
+	SeqMax   []int64       `json:"seqMax"` // latest receive time (unix ns) per seq, 0 if none
+	SeqCount []int32       `json:"seqCount"`
+	// Counted is the number of streams that count toward loss: not slow,
+	// and connected at least once.
+	Counted int64      `json:"counted"`
+	Storm   *Histogram `json:"storm"` // from storm start to each stream back
+}
+
+type phaseResult struct {
+	Name    string     `json:"name"`
+	FromSeq int64      `json:"fromSeq"`
+	Latency *Histogram `json:"latency"`
+}
+
+// phase is a measurement window: events with seq ≥ fromSeq (or, without a
+// seq, those received after it began) are recorded into its histogram.
+type phase struct {
+	name    string
+	fromSeq int64
+	hist    *Histogram
+}
+
+// pool holds a set of SSE streams, one goroutine each, and records what
+// they receive. Its methods may be called concurrently; the goroutines it
+// starts are stopped and waited for by finish.
+type pool struct {
+	spec    poolSpec
+	addr    string // host:port to dial
+	reqHead []byte // request line and headers, without Last-Event-ID and the final CRLF
+	slowReq []byte // the same for slow streams
+	local   func(idx int) *net.TCPAddr
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	streams []*stream
+
+	connected, opened, failed, closedByServer, reconnects atomic.Int64
+	events, delivered, duplicates, noTS, stormBack        atomic.Int64
+
+	phases    atomic.Pointer[[]*phase]
+	series    []*Histogram
+	seqMax    []atomic.Int64
+	seqCount  []atomic.Int32
+	stormHist *Histogram
+	stormAt   atomic.Int64 // unix ns of the last storm
+	stormGen  atomic.Int64
+
+	failMu      sync.Mutex
+	failReasons map[string]int
+}
+
+// stream is one SSE connection. Its reader state is owned by its goroutine;
+// conn is guarded by mu so that finish and storm can close it.
+type stream struct {
+	idx     int
+	slow    bool
+	stalled atomic.Bool
+	got     atomic.Int64 // new in-order seqs received
+	everUp  atomic.Bool
+
+	mu   sync.Mutex
+	conn net.Conn
+
+	gen     int64 // storm generation at the last connect (goroutine-owned)
+	lastSeq int64
+	raw     *bufio.Reader
+	rd      sseReader
+}
+
+func (s *stream) setConn(c net.Conn) {
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+}
+
+func (s *stream) closeConn() {
+	s.mu.Lock()
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.mu.Unlock()
+}
+
+// isSlow reports whether the stream of global index i is one of the slow
+// fraction f: spread evenly over the indices.
+func isSlow(i int, f float64) bool {
+	if f <= 0 {
+		return false
+	}
+	return int(float64(i+1)*f) > int(float64(i)*f)
+}
+
+// newPool checks spec and prepares a pool; start opens its streams.
+func newPool(spec poolSpec) (*pool, error) {
+	u, err := url.Parse(spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stream url %q: %w", ErrConfig, spec.URL, err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("%w: stream url %q: only http:// is supported", ErrConfig, spec.URL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if spec.DialConcurrency <= 0 {
+		spec.DialConcurrency = 128
+	}
+	if spec.ReadBuffer < 64 {
+		spec.ReadBuffer = 1024
+	}
+	head, err := requestHead(u, spec.Headers)
+	if err != nil {
+		return nil, err
+	}
+	slowHead := head
+	if spec.SlowURL != "" {
+		su, err := url.Parse(spec.SlowURL)
+		if err != nil || su.Host != u.Host {
+			return nil, fmt.Errorf("%w: slow stream url %q: want the stream URL's host", ErrConfig, spec.SlowURL)
+		}
+		if slowHead, err = requestHead(su, spec.Headers); err != nil {
+			return nil, err
+		}
+	}
+	p := &pool{
+		spec:        spec,
+		addr:        addr,
+		reqHead:     head,
+		slowReq:     slowHead,
+		sem:         make(chan struct{}, spec.DialConcurrency),
+		series:      make([]*Histogram, spec.SeriesLen),
+		seqMax:      make([]atomic.Int64, spec.MaxSeq+1),
+		seqCount:    make([]atomic.Int32, spec.MaxSeq+1),
+		stormHist:   NewHistogram(),
+		failReasons: map[string]int{},
+	}
+	for i := range p.series {
+		p.series[i] = NewHistogram()
+	}
+	p.phases.Store(&[]*phase{{name: "all", hist: NewHistogram()}})
+	ip := net.ParseIP(u.Hostname())
+	if spec.PerAddr > 0 && ip != nil && ip.To4() != nil && ip.IsLoopback() {
+		p.local = func(idx int) *net.TCPAddr { return sourceAddr(idx, spec.PerAddr) }
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// requestHead returns the request line and headers of a stream request,
+// without the final CRLF.
+func requestHead(u *url.URL, headers []string) ([]byte, error) {
+	var head strings.Builder
+	fmt.Fprintf(&head, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n", u.RequestURI(), u.Host)
+	for _, h := range headers {
+		if strings.ContainsAny(h, "\r\n") || !strings.Contains(h, ":") {
+			return nil, fmt.Errorf("%w: header %q: want \"Name: value\" on one line", ErrConfig, h)
+		}
+		head.WriteString(h)
+		head.WriteString("\r\n")
+	}
+	return []byte(head.String()), nil
+}
+
+// sourceAddr spreads streams over 127.0.1.1, 127.0.1.2, …, perAddr each,
+// so that no source address runs out of ephemeral ports.
+func sourceAddr(idx, perAddr int) *net.TCPAddr {
+	k := idx/perAddr + 1 + 256 // 127.0.1.1 onward
+	return &net.TCPAddr{IP: net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))}
+}
+
+// start opens every stream in the background. Call it once.
+func (p *pool) start() {
+	p.streams = make([]*stream, p.spec.Streams)
+	for i := range p.streams {
+		idx := p.spec.FirstIndex + i
+		p.streams[i] = &stream{idx: idx, slow: isSlow(idx, p.spec.SlowFraction)}
+	}
+	p.wg.Add(len(p.streams))
+	for _, s := range p.streams {
+		go p.run(s)
+	}
+}
+
+var errStopped = errors.New("stopped")
+
+// run is one stream's goroutine: connect, read until the connection ends,
+// reconnect with Last-Event-ID if it was not asked to stop.
+func (p *pool) run(s *stream) {
+	defer p.wg.Done()
+	for first, stormed := true, false; ; first = false {
+		conn, err := p.open(s, !first, stormed)
+		if err != nil {
+			if p.ctx.Err() == nil {
+				p.fail(err)
+			}
+			return
+		}
+		s.everUp.Store(true)
+		err = p.read(s)
+		p.connected.Add(-1)
+		s.setConn(nil)
+		conn.Close()
+		if p.ctx.Err() != nil || errors.Is(err, errStopped) {
+			return
+		}
+		stormed = s.gen != p.stormGen.Load()
+		if !stormed {
+			// The server ended the stream.
+			p.closedByServer.Add(1)
+			if s.stalled.Load() {
+				return
+			}
+			select {
+			case <-time.After(p.spec.ReconnectDelay):
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		p.reconnects.Add(1)
+	}
+}
+
+// fail records why a stream gave up.
+func (p *pool) fail(err error) {
+	p.failed.Add(1)
+	reason := err.Error()
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		reason = "status " + strconv.Itoa(se.code)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		reason = "EADDRNOTAVAIL"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		reason = "ECONNREFUSED"
+	case errors.Is(err, syscall.ECONNRESET):
+		reason = "ECONNRESET"
+	case errors.Is(err, syscall.EMFILE):
+		reason = "EMFILE"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason = "timeout"
+	}
+	p.failMu.Lock()
+	p.failReasons[reason]++
+	p.failMu.Unlock()
+}
+
+// statusError is a stream request answered with a status other than 200.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("%v: status %d", ErrStatus, e.code) }
+func (e *statusError) Unwrap() error { return ErrStatus }
+
+// retryable reports whether opening a stream is worth another try.
+func retryable(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code == 429 || se.code == 503
+	}
+	return errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EAGAIN) ||
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+const (
+	openAttempts     = 10
+	handshakeTimeout = 15 * time.Second
+)
+
+// open connects stream s and reads its response head, retrying what may
+// pass (no free port, a full backlog, 429/503) with backoff. At most
+// DialConcurrency opens run at once.
+func (p *pool) open(s *stream, resume, stormed bool) (net.Conn, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.ctx.Done():
+		return nil, errStopped
+	}
+	defer func() { <-p.sem }()
+	var lastErr error
+	for attempt := range openAttempts {
+		if attempt > 0 {
+			backoff := min(20*time.Millisecond<<attempt, 2*time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-p.ctx.Done():
+				return nil, errStopped
+			}
+		}
+		conn, err := p.dial(s)
+		if err == nil {
+			err = p.handshake(s, conn, resume, stormed)
+			if err == nil {
+				return conn, nil
+			}
+			s.setConn(nil)
+			conn.Close()
+		}
+		if p.ctx.Err() != nil {
+			return nil, errStopped
+		}
+		lastErr = err
+		if !retryable(err) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (p *pool) dial(s *stream) (net.Conn, error) {
+	d := net.Dialer{Timeout: handshakeTimeout}
+	rcvbuf := 0
+	if s.slow {
+		rcvbuf = p.spec.SlowRcvBuf
+	}
+	if p.local != nil {
+		d.LocalAddr = p.local(s.idx)
+	}
+	d.Control = socketControl(p.local != nil, rcvbuf)
+	conn, err := d.DialContext(p.ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+	}
+	return conn, nil
+}
+
+// handshake sends the stream request and reads the response head.
+func (p *pool) handshake(s *stream, conn net.Conn, resume, stormed bool) error {
+	s.setConn(conn)
+	if p.ctx.Err() != nil { // finish may have missed the conn
+		return errStopped
+	}
+	s.gen = p.stormGen.Load()
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	head := p.reqHead
+	if s.slow {
+		head = p.slowReq
+	}
+	req := make([]byte, 0, len(head)+64)
+	req = append(req, head...)
+	if resume && len(s.rd.lastID) > 0 {
+		req = append(req, "Last-Event-ID: "...)
+		req = append(req, s.rd.lastID...)
+		req = append(req, "\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	if _, err := conn.Write(req); err != nil {
+		return fmt.Errorf("writing stream request: %w", err)
+	}
+	if s.raw == nil {
+		s.raw = bufio.NewReaderSize(conn, p.spec.ReadBuffer)
+	} else {
+		s.raw.Reset(conn)
+	}
+	code, chunked, err := readResponseHead(s.raw)
+	if err != nil {
+		return err
+	}
+	if code != 200 {
+		return &statusError{code}
+	}
+	s.rd.br = s.raw
+	if chunked {
+		s.rd.br = bufio.NewReaderSize(httputil.NewChunkedReader(s.raw), p.spec.ReadBuffer)
+	}
+	conn.SetDeadline(time.Time{})
+	p.opened.Add(1)
+	p.connected.Add(1)
+	if stormed {
+		if at := p.stormAt.Load(); at > 0 {
+			p.stormHist.Record(time.Duration(time.Now().UnixNano() - at))
+			p.stormBack.Add(1)
+		}
+	}
+	return nil
+}
+
+// read reads events until the connection ends or the stream is stalled.
+func (p *pool) read(s *stream) error {
+	for {
+		ev, err := s.rd.next()
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		p.events.Add(1)
+		if !s.slow {
+			p.record(s, ev, now)
+		} else if s.stalled.Load() {
+			<-p.ctx.Done() // stop reading: the server's buffers fill up
+			return errStopped
+		}
+	}
+}
+
+// record accounts one event received at now by a counted stream.
+func (p *pool) record(s *stream, ev sseEvent, now int64) {
+	seq := int64(-1)
+	if ev.hasSeq {
+		seq = ev.seq
+		if seq <= s.lastSeq {
+			p.duplicates.Add(1)
+			return
+		}
+		s.lastSeq = seq
+		s.got.Add(1)
+		p.delivered.Add(1)
+		if seq < int64(len(p.seqMax)) {
+			m := &p.seqMax[seq]
+			for {
+				old := m.Load()
+				if now <= old || m.CompareAndSwap(old, now) {
+					break
+				}
+			}
+			p.seqCount[seq].Add(1)
+		}
+	}
+	if !ev.hasTS {
+		p.noTS.Add(1)
+		return
+	}
+	lat := time.Duration(now - ev.ts)
+	p.phaseFor(seq).hist.Record(lat)
+	if sec := (now - p.spec.Start) / int64(time.Second); sec >= 0 && sec < int64(len(p.series)) {
+		p.series[sec].Record(lat)
+	}
+}
+
+// phaseFor returns the phase an event of sequence seq (-1: none) belongs to.
+func (p *pool) phaseFor(seq int64) *phase {
+	ph := *p.phases.Load()
+	if seq < 0 {
+		return ph[len(ph)-1]
+	}
+	for i := len(ph) - 1; i > 0; i-- {
+		if seq >= ph[i].fromSeq {
+			return ph[i]
+		}
+	}
+	return ph[0]
+}
+
+// setPhase starts a new phase at fromSeq. Phases must be set in order.
+func (p *pool) setPhase(name string, fromSeq int64) {
+	old := *p.phases.Load()
+	next := append(old[:len(old):len(old)], &phase{name: name, fromSeq: fromSeq, hist: NewHistogram()})
+	p.phases.Store(&next)
+}
+
+// phaseHist returns the histogram of the named phase, or nil.
+func (p *pool) phaseHist(name string) *Histogram {
+	for _, ph := range *p.phases.Load() {
+		if ph.name == name {
+			return ph.hist
+		}
+	}
+	return nil
+}
+
+// stall makes the slow streams stop reading after their next event.
+func (p *pool) stall() {
+	for _, s := range p.streams {
+		if s.slow {
+			s.stalled.Store(true)
+		}
+	}
+}
+
+// storm closes every stream at once; each reconnects at once with its
+// Last-Event-ID.
+func (p *pool) storm() {
+	p.stormAt.Store(time.Now().UnixNano())
+	p.stormBack.Store(0)
+	p.stormGen.Add(1)
+	for _, s := range p.streams {
+		s.closeConn()
+	}
+}
+
+func (p *pool) stats() poolStats {
+	st := poolStats{
+		Connected:      p.connected.Load(),
+		Opened:         p.opened.Load(),
+		Failed:         p.failed.Load(),
+		ClosedByServer: p.closedByServer.Load(),
+		Reconnects:     p.reconnects.Load(),
+		Events:         p.events.Load(),
+		Delivered:      p.delivered.Load(),
+		Duplicates:     p.duplicates.Load(),
+		NoTS:           p.noTS.Load(),
+		StormBack:      p.stormBack.Load(),
+	}
+	p.failMu.Lock()
+	if len(p.failReasons) > 0 {
+		st.FailReasons = make(map[string]int, len(p.failReasons))
+		for k, v := range p.failReasons {
+			st.FailReasons[k] = v
+		}
+	}
+	p.failMu.Unlock()
+	return st
+}
+
+// finish stops every stream, waits for their goroutines and returns what
+// was recorded. upTo is the last seq published: the per-seq arrays are cut
+// there.
+func (p *pool) finish(upTo int) *poolResult {
+	p.cancel()
+	for _, s := range p.streams {
+		s.closeConn()
+	}
+	p.wg.Wait()
+	r := &poolResult{Stats: p.stats(), Storm: p.stormHist}
+	for _, ph := range *p.phases.Load() {
+		r.Phases = append(r.Phases, phaseResult{Name: ph.name, FromSeq: ph.fromSeq, Latency: ph.hist})
+	}
+	r.Series = make([]*Histogram, len(p.series))
+	last := -1
+	for i, h := range p.series {
+		if h.Count() > 0 {
+			r.Series[i] = h
+			last = i
+		}
+	}
+	r.Series = r.Series[:last+1]
+	upTo = min(max(upTo, 0), len(p.seqMax)-1)
+	r.SeqMax = make([]int64, upTo+1)
+	r.SeqCount = make([]int32, upTo+1)
+	for i := range r.SeqMax {
+		r.SeqMax[i] = p.seqMax[i].Load()
+		r.SeqCount[i] = p.seqCount[i].Load()
+	}
+	for _, s := range p.streams {
+		if !s.slow && s.everUp.Load() {
+			r.Counted++
+		}
+	}
+	return r
+}

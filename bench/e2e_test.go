@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startFloor serves a Floor on a loopback port for the test's lifetime.
+func startTestFloor(t *testing.T) (*Floor, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Floor{WriteTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+	t.Cleanup(func() {
+		f.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return f, ln.Addr().String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFloorWireBytes(t *testing.T) {
+	t.Parallel()
+	f, addr := startTestFloor(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /anything?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(c)
+	head := make([]byte, len(floorHead))
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != string(floorHead) {
+		t.Fatalf("head = %q, %v", head, err)
+	}
+	waitFor(t, "stream registered", 5*time.Second, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.streams) == 1
+	})
+	resp, err := http.Post("http://"+addr+"/publish", "application/json", strings.NewReader("{\"a\":\n1}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("publish: %s", resp.Status)
+	}
+	want := "data: {\"a\": 1}\n\n"
+	got := make([]byte, len(want))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
+		t.Fatalf("frame = %q, %v; want %q", got, err, want)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "floor_streams_active 1\n") || !strings.Contains(string(b), "floor_events_delivered_total 1\n") {
+		t.Errorf("metrics:\n%s", b)
+	}
+}
+
+// TestBroadcastAgainstFloor runs the broadcast scenario end to end: 50
+// streams over real loopback TCP against an in-process floor, measuring
+// this process as the server.
+func TestBroadcastAgainstFloor(t *testing.T) {
+	t.Parallel()
+	_, addr := startTestFloor(t)
+	cmp, err := Run(context.Background(), Config{
+		Scenario: "broadcast",
+		SubURL:   "http://" + addr + "/api/events",
+		Streams:  50,
+		Rate:     20,
+		Duration: time.Second,
+		Settle:   10 * time.Millisecond,
+		HubPID:   os.Getpid(),
+		PerAddr:  20, // three source addresses
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cmp.Runs[0]
+	if r.Connected != 50 || r.Failed != 0 {
+		t.Fatalf("connected %d, failed %d (%v)", r.Connected, r.Failed, r.FailReasons)
+	}
+	if r.Published < 15 || r.PublishErrors != 0 {
+		t.Fatalf("published %d, %d errors (%s)", r.Published, r.PublishErrors, r.PublishError)
+	}
+	if r.Delivered != 50*r.Published || r.Lost != 0 || r.Duplicates != 0 {
+		t.Errorf("delivered %d of %d, lost %d, duplicates %d", r.Delivered, 50*r.Published, r.Lost, r.Duplicates)
+	}
+	if r.Latency == nil || r.Latency.Count != uint64(r.Delivered) || r.Latency.Max <= 0 || r.Latency.Max > 5000 {
+		t.Errorf("latency %+v, want %d samples in (0, 5s]", r.Latency, r.Delivered)
+	}
+	if r.FanOut == nil || r.FanOut.Count != uint64(r.Published) || r.FanOutIncomplete != 0 {
+		t.Errorf("fan-out %+v, %d incomplete; want %d complete events", r.FanOut, r.FanOutIncomplete, r.Published)
+	}
+	if r.Server == nil || r.Server.RSSConnected <= 0 || r.Server.CPUPerDelivery <= 0 {
+		t.Errorf("server usage %+v, want RSS and CPU read from /proc", r.Server)
+	}
+	rep := &Report{Machine: ThisMachine(), Comparisons: []*Comparison{cmp}}
+	var text, page strings.Builder
+	if err := WriteText(&text, rep); err != nil || !strings.Contains(text.String(), "latency p99") {
+		t.Errorf("text report: %v\n%s", err, text.String())
+	}
+	if err := WriteHTML(&page, rep); err != nil || !strings.Contains(page.String(), "<svg") {
+		t.Errorf("html report: %v", err)
+	}
+}
+
+// TestWorkerProtocol drives ServeWorker the way the controller drives a
+// worker process, over pipes.
+func TestWorkerProtocol(t *testing.T) {
+	t.Parallel()
+	_, addr := startTestFloor(t)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeWorker(inR, outW)
+		outW.Close()
+	}()
+	enc := json.NewEncoder(inW)
+	dec := json.NewDecoder(outR)
+	call := func(req workerReq) workerResp {
+		t.Helper()
+		if err := enc.Encode(req); err != nil {
+			t.Fatal(err)
+		}
+		var resp workerResp
+		if err := dec.Decode(&resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Err != "" {
+			t.Fatalf("%s: %s", req.Op, resp.Err)
+		}
+		return resp
+	}
+	spec := poolSpec{URL: "http://" + addr + "/", Streams: 10, MaxSeq: 10, Start: time.Now().UnixNano(), SeriesLen: 60}
+	call(workerReq{Op: "start", Spec: &spec})
+	waitFor(t, "10 streams", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Connected == 10 })
+	call(workerReq{Op: "phase", Name: "p1", FromSeq: 1})
+	for seq := 1; seq <= 3; seq++ {
+		body := `{"ts":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	waitFor(t, "30 deliveries", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Delivered == 30 })
+	if h := call(workerReq{Op: "phaseHist", Name: "p1"}).Hist; h == nil || h.Count() != 30 {
+		t.Errorf("phase p1 histogram: %v", h)
+	}
+	res := call(workerReq{Op: "finish", UpTo: 3}).Result
+	if res == nil || res.Counted != 10 || len(res.SeqCount) != 4 || res.SeqCount[3] != 10 {
+		t.Fatalf("result %+v", res)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("ServeWorker: %v", err)
+	}
+	inW.Close()
+}

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat; it is
+// 100 on every Linux this harness targets.
+const clockTick = 10 * time.Millisecond
+
+// procUsage is one reading of a process's resident memory and CPU time.
+type procUsage struct {
+	At  time.Time
+	RSS int64         // bytes (VmRSS)
+	CPU time.Duration // utime + stime
+}
+
+// readProc reads /proc/PID/status and /proc/PID/stat.
+func readProc(pid int) (procUsage, error) {
+	u := procUsage{At: time.Now()}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("reading process %d: %w", pid, err)
+	}
+	for line := range bytes.Lines(status) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			f := bytes.Fields(v) // "12345 kB"
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+				if err != nil {
+					return u, fmt.Errorf("process %d VmRSS %q: %w", pid, v, err)
+				}
+				u.RSS = kb << 10
+			}
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("reading process %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces: count fields after its ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return u, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	f := bytes.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return u, fmt.Errorf("process %d: short stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return u, fmt.Errorf("process %d: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	u.CPU = time.Duration(ut+st) * clockTick
+	return u, nil
+}

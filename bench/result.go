@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Latency summarises a Histogram, in milliseconds.
+type Latency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+	Mean  float64 `json:"mean_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// summarize reads the percentiles of h; nil when h is empty.
+func summarize(h *Histogram) *Latency {
+	if h == nil || h.Count() == 0 {
+		return nil
+	}
+	return &Latency{
+		Count: h.Count(),
+		P50:   ms(h.Quantile(0.50)),
+		P90:   ms(h.Quantile(0.90)),
+		P99:   ms(h.Quantile(0.99)),
+		P999:  ms(h.Quantile(0.999)),
+		Max:   ms(h.Max()),
+		Mean:  ms(h.Mean()),
+	}
+}
+
+// ServerUsage is what /proc said about the server under test.
+type ServerUsage struct {
+	PID int `json:"pid"`
+	// RSS before any stream, once all were connected (after the settle
+	// time), at the end, and the highest sampled.
+	RSSBefore    int64 `json:"rss_before_bytes"`
+	RSSConnected int64 `json:"rss_connected_bytes"`
+	RSSEnd       int64 `json:"rss_end_bytes"`
+	RSSPeak      int64 `json:"rss_peak_bytes"`
+	// RSSPerStream is (RSSConnected − RSSBefore) / streams connected.
+	// RSSConnected is read after the settle time, and in the idle scenario
+	// again at the end of the hold, which is the figure kept.
+	RSSPerStream float64 `json:"rss_per_stream_bytes"`
+	CPUSeconds   float64 `json:"cpu_seconds"` // utime+stime over the whole run
+	// IdleCPU is the CPU used while the streams were held idle, in cores
+	// (0.01 = 1% of one core); 0 when the scenario held none.
+	IdleCPU float64 `json:"idle_cpu_cores"`
+	// CPUPerDelivery is the CPU used from the first publish until every
+	// delivery arrived, divided by the deliveries.
+	CPUPerDelivery float64 `json:"cpu_per_delivery_us"`
+}
+
+// Phase is one measurement window of a run: a ramp step, the baseline or
+// stalled half of the slow scenario.
+type Phase struct {
+	Name             string   `json:"name"`
+	Rate             float64  `json:"rate"` // events/s published
+	Seconds          float64  `json:"seconds"`
+	Published        int64    `json:"published"`
+	Delivered        int64    `json:"delivered"`
+	DeliveriesPerSec float64  `json:"deliveries_per_sec"`
+	Latency          *Latency `json:"latency"`
+}
+
+// Point is one second of a run.
+type Point struct {
+	T       int      `json:"t"` // seconds since the run began
+	Latency *Latency `json:"latency,omitempty"`
+	RSS     int64    `json:"rss_bytes,omitempty"`
+	CPU     float64  `json:"cpu_cores,omitempty"` // server CPU in that second
+}
+
+// Result is what one scenario measured against one server.
+type Result struct {
+	Scenario string    `json:"scenario"`
+	Target   string    `json:"target"` // eventhub, floor or server
+	URL      string    `json:"url"`
+	Began    time.Time `json:"began"`
+	Seconds  float64   `json:"seconds"`
+
+	Streams     int            `json:"streams"`
+	Connected   int64          `json:"connected"`
+	Failed      int64          `json:"failed"`
+	FailReasons map[string]int `json:"fail_reasons,omitempty"`
+	// ConnectSeconds is the time to open every stream; ConnectRate the
+	// streams opened per second.
+	ConnectSeconds float64 `json:"connect_seconds"`
+	ConnectRate    float64 `json:"connect_rate"`
+
+	Server *ServerUsage `json:"server,omitempty"`
+	// ClientCPUSeconds is the harness's own CPU (workers included).
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+
+	Published      int64    `json:"published"`
+	PublishErrors  int64    `json:"publish_errors"`
+	PublishError   string   `json:"publish_error,omitempty"`
+	PublishLagMax  float64  `json:"publish_lag_max_ms"`
+	PublishLatency *Latency `json:"publish_latency,omitempty"`
+
+	Delivered        int64   `json:"delivered"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	// Lost is deliveries expected (counted streams × events published) but
+	// not received; Duplicates those received twice.
+	Lost           int64 `json:"lost"`
+	Duplicates     int64 `json:"duplicates"`
+	ClosedByServer int64 `json:"closed_by_server"`
+	Reconnects     int64 `json:"reconnects"`
+	NoTimestamp    int64 `json:"events_without_ts"`
+
+	// Latency is receive time − ts over every delivery; FanOut the
+	// completion (last delivery − send time) over every event that reached
+	// every counted stream, FanOutIncomplete the events that did not.
+	Latency          *Latency `json:"latency,omitempty"`
+	FanOut           *Latency `json:"fan_out,omitempty"`
+	FanOutIncomplete int      `json:"fan_out_incomplete"`
+
+	Phases []Phase `json:"phases,omitempty"`
+	Ramp   *Ramp   `json:"ramp,omitempty"`
+	Slow   *Slow   `json:"slow,omitempty"`
+	Storm  *Storm  `json:"storm,omitempty"`
+
+	Series    []Point    `json:"series,omitempty"`
+	Histogram *Histogram `json:"histogram,omitempty"`
+}
+
+// Ramp is the outcome of the ramp scenario.
+type Ramp struct {
+	BoundMs float64 `json:"p99_bound_ms"`
+	// Best is the highest deliveries/s of a step whose p99 stayed within
+	// the bound and that lost nothing; BestRate its events/s.
+	Best      float64 `json:"best_deliveries_per_sec"`
+	BestRate  float64 `json:"best_rate"`
+	StoppedBy string  `json:"stopped_by"`
+}
+
+// Slow is the outcome of the slow scenario.
+type Slow struct {
+	SlowStreams int      `json:"slow_streams"`
+	Baseline    *Latency `json:"baseline"` // the others, everyone reading
+	Stalled     *Latency `json:"stalled"`  // the others, slow ones stalled
+	// Overflow and SlowCloses are read from the server's /metrics (deltas
+	// over the run); -1 when it has none.
+	Overflow   float64 `json:"overflow"`
+	SlowCloses float64 `json:"slow_closes"`
+}
+
+// Storm is the outcome of the storm scenario.
+type Storm struct {
+	Streams int64 `json:"streams"` // connected when the storm began
+	Back    int64 `json:"back"`    // reconnected
+	// AllBackMs is the time from the storm until the last stream was back;
+	// Reconnect the distribution of that time over the streams.
+	AllBackMs float64  `json:"all_back_ms"`
+	Reconnect *Latency `json:"reconnect"`
+}
+
+// Ratio is one figure of a run against eventhub over the same figure
+// against the floor, measured in the same invocation.
+type Ratio struct {
+	Figure string  `json:"figure"`
+	Unit   string  `json:"unit"`
+	Target float64 `json:"target"`
+	Floor  float64 `json:"floor"`
+	Ratio  float64 `json:"ratio"`
+}
+
+// Comparison is one scenario against the target and, when asked, the floor.
+type Comparison struct {
+	Scenario string    `json:"scenario"`
+	Runs     []*Result `json:"runs"`
+	Ratios   []Ratio   `json:"ratios,omitempty"`
+}
+
+// Machine describes where a report was measured.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	CPUModel  string  `json:"cpu_model"`
+	MemoryGiB float64 `json:"memory_gib"`
+	Kernel    string  `json:"kernel"`
+	Go        string  `json:"go"`
+	OpenFiles string  `json:"open_files_limit"`
+}
+
+// Report is everything one invocation of the harness measured.
+type Report struct {
+	Command     string        `json:"command"`
+	Machine     Machine       `json:"machine"`
+	Comparisons []*Comparison `json:"comparisons"`
+}
+
+// ThisMachine describes the machine the harness runs on.
+func ThisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 0 {
+					kb, _ := strconv.ParseFloat(f[0], 64)
+					m.MemoryGiB = kb / (1 << 20)
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/limits"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Max open files") {
+				f := strings.Fields(line)
+				if len(f) >= 5 {
+					m.OpenFiles = f[3] + "/" + f[4]
+				}
+			}
+		}
+	}
+	return m
+}
+
+// ratios compares a run against eventhub with the same run against the floor.
+func ratios(t, f *Result) []Ratio {
+	var out []Ratio
+	add := func(name, unit string, tv, fv float64) {
+		if tv == 0 && fv == 0 {
+			return
+		}
+		r := Ratio{Figure: name, Unit: unit, Target: tv, Floor: fv}
+		if fv != 0 {
+			r.Ratio = tv / fv
+		}
+		out = append(out, r)
+	}
+	if t.Server != nil && f.Server != nil {
+		add("RSS per stream", "KiB", t.Server.RSSPerStream/1024, f.Server.RSSPerStream/1024)
+		add("server CPU per delivery", "µs", t.Server.CPUPerDelivery, f.Server.CPUPerDelivery)
+		add("idle server CPU", "% of a core", 100*t.Server.IdleCPU, 100*f.Server.IdleCPU)
+	}
+	add("connect rate", "streams/s", t.ConnectRate, f.ConnectRate)
+	if t.FanOut != nil && f.FanOut != nil {
+		add("fan-out completion, median", "ms", t.FanOut.P50, f.FanOut.P50)
+	}
+	if t.Latency != nil && f.Latency != nil {
+		add("latency p50", "ms", t.Latency.P50, f.Latency.P50)
+		add("latency p99", "ms", t.Latency.P99, f.Latency.P99)
+		add("latency p99.9", "ms", t.Latency.P999, f.Latency.P999)
+	}
+	if t.Ramp != nil && f.Ramp != nil {
+		add("highest deliveries/s within p99 bound", "/s", t.Ramp.Best, f.Ramp.Best)
+	}
+	if t.Slow != nil && f.Slow != nil && t.Slow.Stalled != nil && f.Slow.Stalled != nil {
+		add("others' p99 with slow clients stalled", "ms", t.Slow.Stalled.P99, f.Slow.Stalled.P99)
+	}
+	if t.Storm != nil && f.Storm != nil {
+		add("storm: all back after", "ms", t.Storm.AllBackMs, f.Storm.AllBackMs)
+	}
+	add("events lost", "", float64(t.Lost), float64(f.Lost))
+	return out
+}

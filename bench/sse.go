@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// sseEvent is what the client keeps of one SSE event: the integers it found
+// in the data, and whether it found them.
+type sseEvent struct {
+	ts, seq       int64
+	hasTS, hasSeq bool
+	hasData       bool
+}
+
+// sseReader reads SSE events from a stream, looking only at what the
+// harness needs: the data lines (for the "ts" and "seq" numbers) and the id
+// line (for Last-Event-ID). It is owned by one stream goroutine.
+type sseReader struct {
+	br     *bufio.Reader
+	spill  []byte // a line longer than br's buffer, allocated on first need
+	lastID []byte // the last id: field seen, for Last-Event-ID
+	cur    sseEvent
+}
+
+var (
+	keyTS  = []byte(`"ts":`)
+	keySeq = []byte(`"seq":`)
+)
+
+// readLine returns the next line without its line terminator. The slice is
+// valid until the next call.
+func (r *sseReader) readLine() ([]byte, error) {
+	line, err := r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		r.spill = append(r.spill[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = r.br.ReadSlice('\n')
+			r.spill = append(r.spill, line...)
+		}
+		line = r.spill
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// next returns the next event that carried data. Comments (":ping"), retry
+// and event fields are skipped.
+func (r *sseReader) next() (sseEvent, error) {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return sseEvent{}, err
+		}
+		switch {
+		case len(line) == 0:
+			if ev := r.cur; ev.hasData {
+				r.cur = sseEvent{}
+				return ev, nil
+			}
+			r.cur = sseEvent{}
+		case line[0] == ':':
+		case bytes.HasPrefix(line, []byte("data:")):
+			r.cur.hasData = true
+			if v, ok := findInt(line, keyTS); ok && !r.cur.hasTS {
+				r.cur.ts, r.cur.hasTS = v, true
+			}
+			if v, ok := findInt(line, keySeq); ok && !r.cur.hasSeq {
+				r.cur.seq, r.cur.hasSeq = v, true
+			}
+		case bytes.HasPrefix(line, []byte("id:")):
+			v := bytes.TrimPrefix(line[3:], []byte(" "))
+			r.lastID = append(r.lastID[:0], v...)
+		}
+	}
+}
+
+// findInt finds the first `"key":` in b and parses the non-negative integer
+// that follows it (spaces allowed before it). It is a byte search, not a
+// JSON decoder: it is meant for data the harness itself wrote.
+func findInt(b, key []byte) (int64, bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return 0, false
+	}
+	b = b[i+len(key):]
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	var v uint64
+	n := 0
+	for ; n < len(b) && b[n] >= '0' && b[n] <= '9'; n++ {
+		if n == 19 { // more than an int64 holds
+			return 0, false
+		}
+		v = v*10 + uint64(b[n]-'0')
+	}
+	if n == 0 || v > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// readResponseHead reads an HTTP/1.x response head from br and returns its
+// status code and whether the body is chunked.
+func readResponseHead(br *bufio.Reader) (status int, chunked bool, err error) {
+	r := sseReader{br: br}
+	line, err := r.readLine()
+	if err != nil {
+		return 0, false, fmt.Errorf("reading status line: %w", err)
+	}
+	// "HTTP/1.1 200 OK"
+	sp := bytes.IndexByte(line, ' ')
+	if !bytes.HasPrefix(line, []byte("HTTP/1.")) || sp < 0 || len(line) < sp+4 {
+		return 0, false, fmt.Errorf("%w: status line %q", ErrBadResponse, line)
+	}
+	for _, c := range line[sp+1 : sp+4] {
+		if c < '0' || c > '9' {
+			return 0, false, fmt.Errorf("%w: status line %q", ErrBadResponse, line)
+		}
+		status = status*10 + int(c-'0')
+	}
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return 0, false, fmt.Errorf("reading response head: %w", err)
+		}
+		if len(line) == 0 {
+			return status, chunked, nil
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok &&
+			bytes.EqualFold(bytes.TrimSpace(k), []byte("Transfer-Encoding")) &&
+			bytes.Contains(bytes.ToLower(v), []byte("chunked")) {
+			chunked = true
+		}
+	}
+}

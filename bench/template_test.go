@@ -1,0 +1,55 @@
+package bench
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestTemplate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, tmpl string
+		pad        int
+		want       string
+	}{
+		{"default body", DefaultPubBody, 3,
+			`{"type":"growth","jobId":"bench-42","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a1","ts":1700000000123456789,"seq":42,"pad":"xxx"}}`},
+		{"no placeholders", `{"a":1}`, 0, `{"a":1}`},
+		{"adjacent", "{seq}{ts}{seq}", 0, "421700000000123456789" + "42"},
+		{"braces that are not placeholders", `{"x":{}} {1} {`, 0, `{"x":{}} {1} {`},
+		{"empty pad", `p={pad}.`, 0, `p=.`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tm, err := ParseTemplate(tc.tmpl, tc.pad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(tm.Append([]byte("keep:"), 1700000000123456789, 42))
+			if got != "keep:"+tc.want {
+				t.Errorf("got  %s\nwant keep:%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTemplateErrors(t *testing.T) {
+	t.Parallel()
+	for _, tmpl := range []string{`{"ts":{tss}}`, `{time}`} {
+		if _, err := ParseTemplate(tmpl, 0); !errors.Is(err, ErrBadTemplate) {
+			t.Errorf("ParseTemplate(%q) = %v, want ErrBadTemplate", tmpl, err)
+		}
+	}
+	if _, err := ParseTemplate("{pad}", -1); !errors.Is(err, ErrBadTemplate) {
+		t.Errorf("negative pad: %v, want ErrBadTemplate", err)
+	}
+}
+
+func TestTemplateHas(t *testing.T) {
+	t.Parallel()
+	tm, _ := ParseTemplate(`{"ts":{ts}}`, 0)
+	if ts, seq := tm.Has(); !ts || seq {
+		t.Errorf("Has() = %v, %v; want true, false", ts, seq)
+	}
+}

@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText writes the comparisons as human-readable tables.
+func WriteText(w io.Writer, rep *Report) error {
+	m := rep.Machine
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %.1f GiB, Linux %s, %s, open files %s\n",
+		m.CPUs, m.CPUModel, m.MemoryGiB, m.Kernel, m.Go, m.OpenFiles)
+	for _, c := range rep.Comparisons {
+		if err := writeComparison(w, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// summaryRows returns the comparison's main table: a header row of
+// targets, then one row per figure, the figure's name first.
+func summaryRows(c *Comparison) [][]string {
+	var rows [][]string
+	row := func(name string, f func(r *Result) string) {
+		cells := []string{name}
+		for _, r := range c.Runs {
+			cells = append(cells, f(r))
+		}
+		rows = append(rows, cells)
+	}
+	row("", func(r *Result) string { return r.Target })
+	row("streams connected", func(r *Result) string {
+		s := fmt.Sprintf("%d/%d", r.Connected, r.Streams)
+		if r.Failed > 0 {
+			s += fmt.Sprintf(" (%d failed: %s)", r.Failed, reasons(r.FailReasons))
+		}
+		return s
+	})
+	row("connect rate", func(r *Result) string { return fmt.Sprintf("%.0f/s", r.ConnectRate) })
+	row("server RSS per stream", func(r *Result) string {
+		if r.Server == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f KiB", r.Server.RSSPerStream/1024)
+	})
+	row("server RSS connected/peak", func(r *Result) string {
+		if r.Server == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f/%.0f MiB", float64(r.Server.RSSConnected)/(1<<20), float64(r.Server.RSSPeak)/(1<<20))
+	})
+	if c.Scenario == "idle" {
+		row("idle server CPU", func(r *Result) string {
+			if r.Server == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f%% of a core", 100*r.Server.IdleCPU)
+		})
+	} else {
+		row("events published", func(r *Result) string {
+			s := fmt.Sprintf("%d", r.Published)
+			if r.PublishErrors > 0 {
+				s += fmt.Sprintf(" (%d errors: %s)", r.PublishErrors, r.PublishError)
+			}
+			return s
+		})
+		row("deliveries", func(r *Result) string { return fmt.Sprintf("%d (%.0f/s)", r.Delivered, r.DeliveriesPerSec) })
+		row("lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) })
+		row("closed by server", func(r *Result) string { return fmt.Sprintf("%d", r.ClosedByServer) })
+		row("server CPU per delivery", func(r *Result) string {
+			if r.Server == nil || r.Server.CPUPerDelivery == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f µs", r.Server.CPUPerDelivery)
+		})
+		lat := func(name string, f func(l *Latency) float64) {
+			row(name, func(r *Result) string {
+				if r.Latency == nil {
+					return "-"
+				}
+				return fmtMs(f(r.Latency))
+			})
+		}
+		lat("latency p50", func(l *Latency) float64 { return l.P50 })
+		lat("latency p90", func(l *Latency) float64 { return l.P90 })
+		lat("latency p99", func(l *Latency) float64 { return l.P99 })
+		lat("latency p99.9", func(l *Latency) float64 { return l.P999 })
+		lat("latency max", func(l *Latency) float64 { return l.Max })
+		row("fan-out completion p50/max", func(r *Result) string {
+			if r.FanOut == nil {
+				return "-"
+			}
+			s := fmtMs(r.FanOut.P50) + " / " + fmtMs(r.FanOut.Max)
+			if r.FanOutIncomplete > 0 {
+				s += fmt.Sprintf(" (%d incomplete)", r.FanOutIncomplete)
+			}
+			return s
+		})
+		row("publish request p99", func(r *Result) string {
+			if r.PublishLatency == nil {
+				return "-"
+			}
+			return fmtMs(r.PublishLatency.P99)
+		})
+	}
+	row("harness CPU", func(r *Result) string { return fmt.Sprintf("%.1f s", r.ClientCPUSeconds) })
+	if c.Runs[0].Ramp != nil {
+		row("ramp: best deliveries/s", func(r *Result) string {
+			if r.Ramp == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f/s at %.1f ev/s", r.Ramp.Best, r.Ramp.BestRate)
+		})
+		row("ramp: stopped by", func(r *Result) string {
+			if r.Ramp == nil {
+				return "-"
+			}
+			return r.Ramp.StoppedBy
+		})
+	}
+	if c.Runs[0].Slow != nil {
+		row("slow streams", func(r *Result) string { return fmt.Sprintf("%d", r.Slow.SlowStreams) })
+		row("others' p99: baseline → stalled", func(r *Result) string {
+			if r.Slow.Baseline == nil || r.Slow.Stalled == nil {
+				return "-"
+			}
+			return fmtMs(r.Slow.Baseline.P99) + " → " + fmtMs(r.Slow.Stalled.P99)
+		})
+		row("overflow / slow closes", func(r *Result) string {
+			if r.Slow.Overflow < 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.0f / %.0f", r.Slow.Overflow, r.Slow.SlowCloses)
+		})
+	}
+	if c.Runs[0].Storm != nil {
+		row("storm: back / dropped", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Storm.Back, r.Storm.Streams) })
+		row("storm: all back after", func(r *Result) string { return fmtMs(r.Storm.AllBackMs) })
+	}
+	return rows
+}
+
+// phaseRows returns the table of a run's phases, header first; nil when
+// the run had a single phase.
+func phaseRows(r *Result) [][]string {
+	if len(r.Phases) < 2 {
+		return nil
+	}
+	rows := [][]string{{"phase", "ev/s", "deliveries/s", "p50", "p99", "max"}}
+	for _, p := range r.Phases {
+		l := p.Latency
+		if l == nil {
+			l = &Latency{}
+		}
+		rows = append(rows, []string{p.Name, fmt.Sprintf("%.1f", p.Rate), fmt.Sprintf("%.0f", p.DeliveriesPerSec),
+			fmtMs(l.P50), fmtMs(l.P99), fmtMs(l.Max)})
+	}
+	return rows
+}
+
+// ratioRows returns the eventhub/floor table, header first; nil without
+// a floor run.
+func ratioRows(c *Comparison) [][]string {
+	if len(c.Ratios) == 0 {
+		return nil
+	}
+	rows := [][]string{{"figure", "eventhub", "floor", "ratio"}}
+	for _, r := range c.Ratios {
+		ratio := "-"
+		if r.Floor != 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		rows = append(rows, []string{r.Figure, fmtNum(r.Target, r.Unit), fmtNum(r.Floor, r.Unit), ratio})
+	}
+	return rows
+}
+
+func writeTable(w io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, cells := range rows {
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	return tw.Flush()
+}
+
+func writeComparison(w io.Writer, c *Comparison) error {
+	fmt.Fprintf(w, "\n== %s ==\n", c.Scenario)
+	if err := writeTable(w, summaryRows(c)); err != nil {
+		return err
+	}
+	for _, r := range c.Runs {
+		if rows := phaseRows(r); rows != nil {
+			fmt.Fprintf(w, "\n%s phases (%s):\n", c.Scenario, r.Target)
+			if err := writeTable(w, rows); err != nil {
+				return err
+			}
+		}
+	}
+	if rows := ratioRows(c); rows != nil {
+		fmt.Fprintf(w, "\n%s: eventhub / floor, measured in the same run:\n", c.Scenario)
+		return writeTable(w, rows)
+	}
+	return nil
+}
+
+func fmtMs(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f ms", v)
+	default:
+		return fmt.Sprintf("%.2f ms", v)
+	}
+}
+
+func fmtNum(v float64, unit string) string {
+	s := fmt.Sprintf("%.2f", v)
+	if v >= 100 {
+		s = fmt.Sprintf("%.0f", v)
+	}
+	if unit != "" {
+		s += " " + unit
+	}
+	return s
+}
+
+func reasons(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s ×%d", k, m[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,303 @@
+// Command eventhub-bench is eventhub's load harness: it holds many SSE
+// streams over real TCP against eventhub (or any SSE server), publishes
+// timestamped events and reports latency, fan-out completion, throughput and
+// the server's memory and CPU, side by side with a lean floor server.
+//
+//	eventhub-bench idle|broadcast|ramp|slow|storm [flags]   one scenario
+//	eventhub-bench suite [flags]                            several scenarios
+//	eventhub-bench floor --listen ADDR                      the floor server
+//
+// Run "eventhub-bench help" for the flags.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/finexbot/eventhub/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "eventhub-bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  eventhub-bench idle|broadcast|ramp|slow|storm [flags]   run one scenario
+  eventhub-bench suite [--scenarios a,b,…] [flags]        run several, one report
+  eventhub-bench floor [--listen ADDR]                    serve the floor SSE server
+
+Scenarios (each bounded in time; it ends by itself):
+  idle       hold N streams for D: server RSS per stream, idle CPU, connect rate
+  broadcast  N streams, R events/s for D: latency percentiles, fan-out completion,
+             deliveries/s, events lost, server CPU per delivery
+  ramp       raise R step by step until p99 passes --ramp-p99: highest deliveries/s
+  slow       a fraction of the clients stop reading halfway: the others' latency
+             before and after, overflow and slow closes from /metrics
+  storm      every client drops and reconnects at once with Last-Event-ID a third
+             of the way in: time until all are back, events lost
+
+Run "eventhub-bench broadcast -h" for the flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch cmd := args[0]; cmd {
+	case "floor":
+		return runFloor(ctx, args[1:], stdout, stderr)
+	case "worker":
+		return bench.ServeWorker(os.Stdin, os.Stdout)
+	case "suite":
+		return runScenarios(ctx, cmd, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		for _, s := range bench.Scenarios {
+			if s == cmd {
+				return runScenarios(ctx, cmd, args[1:], stdout, stderr)
+			}
+		}
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// headers is a repeatable "Name: value" flag. Set once, it replaces the
+// default; an empty value adds nothing (so --sub-header ” sends none).
+type headers struct {
+	set    bool
+	values []string
+}
+
+func (h *headers) String() string { return strings.Join(h.values, ", ") }
+func (h *headers) Set(v string) error {
+	if !h.set {
+		h.set, h.values = true, []string{}
+	}
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, ":") {
+		return fmt.Errorf("want \"Name: value\", got %q", v)
+	}
+	h.values = append(h.values, v)
+	return nil
+}
+
+// list returns the values, or nil (the default) if the flag was not set.
+func (h *headers) list() []string {
+	if !h.set {
+		return nil
+	}
+	return h.values
+}
+
+func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg          bench.Config
+		subH, pubH   headers
+		hubArgs      string
+		jsonOut      string
+		htmlOut      string
+		quiet        bool
+		scenarios    string
+		idleDuration time.Duration
+		rampDuration time.Duration
+		cpuProfile   string
+		rampStreams  int
+	)
+	fs := flag.NewFlagSet("eventhub-bench "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.SubURL, "sub-url", "http://127.0.0.1:8080/api/events", "stream URL (GET)")
+	fs.Var(&subH, "sub-header", "header for each stream request, \"Name: value\", repeatable (default \"Authorization: Bearer dev:bench\")")
+	fs.StringVar(&cfg.PubURL, "pub-url", "", "publish URL (POST); empty means /api/events on the stream URL's host")
+	fs.Var(&pubH, "pub-header", "header for each publish request, repeatable (default \"Authorization: Bearer dev-publish-key\")")
+	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {pad} --pad bytes of x")
+	fs.IntVar(&cfg.Pad, "pad", 0, "length of {pad} in the publish body")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "Prometheus metrics of the server (slow scenario); empty means /metrics on the stream URL's host")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow URLs that are not loopback addresses")
+	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
+	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
+	fs.DurationVar(&idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
+	fs.DurationVar(&rampDuration, "ramp-duration", 60*time.Second, "suite: bound on the ramp scenario")
+	fs.IntVar(&rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
+	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
+	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin")
+	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "measure the RSS and CPU of this already running server")
+	fs.BoolVar(&cfg.Floor, "floor", false, "run against the floor server (started by the harness) instead")
+	fs.BoolVar(&cfg.CompareFloor, "vs-floor", false, "then run the same against the floor and report the ratios")
+	fs.IntVar(&cfg.PerProcess, "per-process", 15000, "streams per harness process; more streams re-execute this program as workers")
+	fs.IntVar(&cfg.PerAddr, "per-addr", 10000, "streams per source address 127.0.X.Y")
+	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 128, "connections opened at once")
+	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait after connecting, before the server's RSS is read")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "longest wait for deliveries after the last publish")
+	fs.DurationVar(&cfg.RampMaxP99, "ramp-p99", 250*time.Millisecond, "ramp: p99 bound of a sustainable step")
+	fs.DurationVar(&cfg.RampStep, "ramp-step", 5*time.Second, "ramp: length of a step")
+	fs.Float64Var(&cfg.RampFactor, "ramp-factor", 1.4, "ramp: rate multiplier between steps")
+	fs.Float64Var(&cfg.SlowFraction, "slow-fraction", 0.01, "slow: fraction of the clients that stop reading")
+	fs.IntVar(&cfg.SlowRcvBuf, "slow-rcvbuf", 4096, "slow: receive buffer of the slow clients, bytes")
+	fs.Float64Var(&cfg.FillerRate, "filler-rate", 50, "slow: filler events/s that only the stalled clients receive, to fill their buffers; 0 for a server that cannot filter")
+	fs.IntVar(&cfg.FillerPad, "filler-pad", 16384, "slow: length of {pad} in the filler body")
+	fs.StringVar(&cfg.FillerBody, "filler-body", bench.DefaultFillerBody, "slow: filler body template")
+	fs.StringVar(&cfg.OthersQuery, "others-query", "types=growth", "slow: query the other streams add to --sub-url so that the filler misses them")
+	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&htmlOut, "report", "", "write a self-contained HTML report to this file")
+	fs.BoolVar(&quiet, "quiet", false, "no progress line")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not of its workers) to this file")
+	if cmd == "suite" {
+		fs.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "scenarios to run, in order")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg.SubHeaders, cfg.PubHeaders = subH.list(), pubH.list()
+	cfg.HubArgs = strings.Fields(hubArgs)
+	if !quiet {
+		cfg.Progress = stderr
+		f, ok := stderr.(*os.File)
+		st, err := os.Stderr.Stat()
+		cfg.ProgressLines = !ok || f != os.Stderr || err != nil || st.Mode()&os.ModeCharDevice == 0
+	}
+	list := []string{cmd}
+	if cmd == "suite" {
+		list = strings.Split(scenarios, ",")
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	rep := &bench.Report{Command: "eventhub-bench " + strings.Join(append([]string{cmd}, args...), " "), Machine: bench.ThisMachine()}
+	var runErr error
+	for _, s := range list {
+		c := cfg
+		c.Scenario = strings.TrimSpace(s)
+		switch c.Scenario {
+		case "idle":
+			if cmd == "suite" {
+				c.Duration = idleDuration
+			}
+		case "ramp":
+			if cmd == "suite" || !set["duration"] {
+				c.Duration = rampDuration
+			}
+			if cmd == "suite" {
+				c.Rate = 0 // the ramp's own first step
+				if rampStreams > 0 {
+					c.Streams = rampStreams
+				}
+			}
+		}
+		// A safety net: the scenario bounds itself well within this.
+		runs := 1
+		if c.CompareFloor {
+			runs = 2
+		}
+		bound := time.Duration(runs) * (2*c.Duration + 3*time.Minute + time.Duration(c.Streams)*2*time.Millisecond)
+		sctx, cancel := context.WithTimeout(ctx, bound)
+		cmp, err := bench.Run(sctx, c)
+		cancel()
+		if cmp != nil {
+			rep.Comparisons = append(rep.Comparisons, cmp)
+		}
+		if err != nil {
+			runErr = fmt.Errorf("%s: %w", c.Scenario, err)
+			break
+		}
+	}
+	if err := bench.WriteText(stdout, rep); err != nil {
+		return err
+	}
+	if jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding results: %w", err)
+		}
+		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing results: %w", err)
+		}
+	}
+	if htmlOut != "" {
+		f, err := os.Create(htmlOut)
+		if err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+		err = bench.WriteHTML(f, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+	}
+	return runErr
+}
+
+// runFloor serves the floor until a signal. Its first line of output is
+// "listening on ADDR", which the harness reads when it starts one.
+func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eventhub-bench floor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on (loopback unless --allow-remote)")
+	writeTimeout := fs.Duration("write-timeout", 10*time.Second, "bound on one write to a stream")
+	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if host, _, err := net.SplitHostPort(*listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", *listen, err)
+	} else if ip := net.ParseIP(host); !*allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--listen %q: %w", *listen, bench.ErrRemote)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	f := &bench.Floor{WriteTimeout: *writeTimeout}
+	served := make(chan error, 1) // capacity 1: Serve's result may go unread
+	go func() { served <- f.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		f.Close()
+		return <-served
+	case err := <-served:
+		f.Close()
+		return err
+	}
+}
