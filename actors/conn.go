@@ -22,8 +22,8 @@ type stream struct {
 	hub    *Hub
 	conn   net.Conn
 	user   string
-	filter jobs.Filter
-	head   []byte // the response head, written first; shared and read-only
+	filter *jobs.Filter // nil: every event; shared, read-only
+	head   []byte       // the response head, written first; shared and read-only
 	ticket *Ticket
 	mb     *mailbox
 	pid    atomic.Pointer[actor.PID] // set once spawned; see close
@@ -77,7 +77,7 @@ func (s *stream) overflow() {
 // blocked Read learns that at once.
 func (s *stream) read() {
 	defer s.hub.goroutines.Done()
-	var buf [64]byte
+	var buf [1]byte // the client sends nothing: the Read is only there to see EOF
 	for {
 		if _, err := s.conn.Read(buf[:]); err != nil {
 			s.close(CloseClientGone)
@@ -96,18 +96,18 @@ type connActor struct {
 	s         *stream
 	pending   net.Buffers // frames to write, shared and read-only
 	frames    int         // event frames in pending
-	oldest    time.Time   // ingest time of the oldest live frame in pending
+	oldest    int64       // ingest time of the oldest live frame in pending, unix ns
 	delivered int         // event frames written, for the close log
-	opened    time.Time
-	attached  bool // the user actor has taken the stream: its replay came
-	headDone  bool // the response head is written
+	opened    int64       // unix ns
+	attached  bool        // the user actor has taken the stream: its replay came
+	headDone  bool        // the response head is written
 }
 
 func (c *connActor) Receive(ctx actor.Context) {
 	s := c.s
 	switch msg := ctx.Message().(type) {
 	case *frame:
-		if c.oldest.IsZero() {
+		if c.oldest == 0 {
 			c.oldest = msg.at
 		}
 		c.pending = append(c.pending, msg.bytes)
@@ -130,7 +130,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 		s.close(msg.reason)
 		return
 	case *actor.Started:
-		c.opened = time.Now()
+		c.opened = time.Now().UnixNano()
 		if log := s.hub.log; log.Enabled(context.Background(), slog.LevelInfo) {
 			log.LogAttrs(context.Background(), slog.LevelInfo, "stream opened",
 				slog.String("user", s.user), slog.String("conn", ctx.Self().Id))
@@ -171,13 +171,13 @@ func (c *connActor) flush() {
 	} else {
 		s.hub.m.delivered.Add(float64(c.frames))
 		c.delivered += c.frames
-		if !c.oldest.IsZero() {
+		if c.oldest != 0 {
 			// Once per write, for its oldest live event: replays are not
 			// deliveries late, and one sample per write keeps this cheap.
-			s.hub.m.deliveryLatency.Observe(time.Since(c.oldest).Seconds())
+			s.hub.m.deliveryLatency.Observe(float64(time.Now().UnixNano()-c.oldest) / 1e9)
 		}
 	}
-	c.oldest = time.Time{}
+	c.oldest = 0
 	s.wrote.Store(true)
 	clear(c.pending)
 	if cap(c.pending) > maxCoalesce {
@@ -210,7 +210,7 @@ func (c *connActor) stopped(ctx actor.Context) {
 		log.LogAttrs(context.Background(), slog.LevelInfo, "stream closed",
 			slog.String("user", s.user), slog.String("conn", ctx.Self().Id),
 			slog.String("reason", CloseReason(s.reason.Load()).String()),
-			slog.Duration("duration", time.Since(c.opened)), slog.Int("events", c.delivered))
+			slog.Duration("duration", time.Duration(time.Now().UnixNano()-c.opened)), slog.Int("events", c.delivered))
 	}
 	if s.lifetime != nil {
 		s.lifetime.Stop()

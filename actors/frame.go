@@ -2,7 +2,6 @@ package actors
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/finexbot/eventhub/jobs"
 )
@@ -12,8 +11,8 @@ import (
 type frame struct {
 	id    uint64
 	ev    *jobs.Event
-	bytes []byte    // "id: N\nevent: job\ndata: {…}\n\n"
-	at    time.Time // when the hub ingested it, for eventhub_delivery_latency_seconds
+	bytes []byte // "id: N\nevent: job\ndata: {…}\n\n"
+	at    int64  // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
 }
 
 // size is what a frame costs in history, roughly: its bytes and its event.

@@ -277,7 +277,10 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	if h.cluster != nil && req.Resume {
 		h.clusterResume(sub)
 	}
-	s := &stream{hub: h, conn: conn, user: req.User, filter: req.Filter, head: req.Head, ticket: t}
+	s := &stream{hub: h, conn: conn, user: req.User, head: req.Head, ticket: t}
+	if !req.Filter.IsZero() {
+		s.filter = &req.Filter // req is Open's own copy
+	}
 	sub.s = s
 	s.mb = newMailbox(h.cfg.Mailbox, s.overflow)
 	h.mu.Lock()

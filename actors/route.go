@@ -140,7 +140,7 @@ func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
 // the log; the caller makes sure ids only grow.
 func (a *hubActor) ingestAt(ctx actor.Context, id uint64, ev *jobs.Event) uint64 {
 	a.nextID = id + 1
-	f := &frame{id: id, ev: ev, at: time.Now()}
+	f := &frame{id: id, ev: ev, at: time.Now().UnixNano()}
 	f.bytes = appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)
 	a.history.push(f)
 	a.h.m.historyEvents.Set(float64(a.history.n))

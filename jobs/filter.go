@@ -78,8 +78,11 @@ func (f *Filter) add(key, v string) error {
 }
 
 // Match reports whether the filter accepts ev. An assets or scenarios filter
-// accepts only events that carry that scope.
+// accepts only events that carry that scope. A nil filter accepts every event.
 func (f *Filter) Match(ev *Event) bool {
+	if f == nil {
+		return true
+	}
 	return (f.types == 0 || f.types&(1<<ev.Type) != 0) &&
 		(f.statuses == 0 || f.statuses&(1<<ev.Status) != 0) &&
 		(len(f.jobs) == 0 || slices.Contains(f.jobs, ev.JobID)) &&

@@ -191,3 +191,16 @@ func assertJSONError(t *testing.T, body string) {
 		t.Errorf("error body %q is not {\"error\":\"…\"}", body)
 	}
 }
+
+// TestLargeCookies: a browser's 5 KB of cookies (Clerk's __session is about
+// 4.5 KB) fits the read buffer; 10 KB of headers is a 431 in JSON.
+func TestLargeCookies(t *testing.T) {
+	ts := newTestServer(t, actors.Config{}, testPermissions)
+	big := "other=" + strings.Repeat("x", 4500) + "; __session=dev:alice"
+	ts.openStream("", "", "Cookie", big)
+	_, status, body := ts.tryStream(nil, "", "", "Cookie", "other="+strings.Repeat("x", 100000)+"; __session=dev:alice")
+	if status != 431 {
+		t.Fatalf("100 KB of headers: %d %s, want 431", status, body)
+	}
+	assertJSONError(t, body)
+}
