@@ -192,11 +192,12 @@ func assertJSONError(t *testing.T, body string) {
 	}
 }
 
-// TestLargeCookies: a browser's 5 KB of cookies (Clerk's __session is about
-// 4.5 KB) fits the read buffer; 10 KB of headers is a 431 in JSON.
+// TestLargeCookies: a browser's 9 KB of cookies (Clerk's __session is about
+// 4.5 KB) is read, past the 4 KiB read buffer; 100 KB of headers is a 431
+// in JSON.
 func TestLargeCookies(t *testing.T) {
 	ts := newTestServer(t, actors.Config{}, testPermissions)
-	big := "other=" + strings.Repeat("x", 4500) + "; __session=dev:alice"
+	big := "other=" + strings.Repeat("x", 9000) + "; __session=dev:alice"
 	ts.openStream("", "", "Cookie", big)
 	_, status, body := ts.tryStream(nil, "", "", "Cookie", "other="+strings.Repeat("x", 100000)+"; __session=dev:alice")
 	if status != 431 {
