@@ -86,6 +86,10 @@ func (s *stream) read() {
 	}
 }
 
+// poolWriteBudget is how long a write may wait for a full socket on the
+// worker pool before the stream is moved to a goroutine of its own.
+const poolWriteBudget = 2 * time.Millisecond
+
 // maxCoalesce bounds how many frames one write may gather, so a stream whose
 // mailbox never empties still writes regularly.
 const maxCoalesce = 64
@@ -120,6 +124,8 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.pending = append(c.pending, msg.frames...)
 		c.frames += len(msg.frames)
 		c.flush()
+	case *resume:
+		c.flush() // what a congested socket did not take, now with the full timeout
 	case *heartbeat:
 		if c.attached && len(c.pending) == 0 {
 			c.pending = append(c.pending, pingFrame)
@@ -154,17 +160,40 @@ func (c *connActor) flush() {
 	if len(c.pending) == 0 || s.reason.Load() != 0 {
 		return
 	}
-	now := time.Now()
-	err := s.conn.SetWriteDeadline(now.Add(s.hub.cfg.WriteTimeout))
+	// On the pool a write may wait only a moment for a full socket; a
+	// stream that is congested has a goroutine of its own and its full
+	// write timeout.
+	congested := s.mb.congested.Load()
+	timeout := poolWriteBudget
+	if congested {
+		timeout = s.hub.cfg.WriteTimeout
+	}
+	err := s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	var rest net.Buffers // what the socket did not take
 	if err == nil {
 		if len(c.pending) == 1 {
 			// One frame is the common case: a plain write spares the
 			// socket the iovec array that writev keeps per connection.
-			_, err = s.conn.Write(c.pending[0])
+			var n int
+			n, err = s.conn.Write(c.pending[0])
+			if n < len(c.pending[0]) {
+				rest = net.Buffers{c.pending[0][n:]}
+			}
 		} else {
-			bufs := c.pending // WriteTo consumes its receiver
-			_, err = bufs.WriteTo(s.conn)
+			rest = c.pending // WriteTo consumes its receiver down to what is left
+			_, err = rest.WriteTo(s.conn)
 		}
+	}
+	if err != nil && !congested && errors.Is(err, os.ErrDeadlineExceeded) && s.reason.Load() == 0 {
+		// The socket is full: keep what is left, and go on with the full
+		// write timeout on a goroutine of our own (the mailbox moves us).
+		c.pending = append(c.pending[:0], rest...)
+		s.mb.congested.Store(true)
+		s.mb.postAlways(&resume{})
+		return
+	}
+	if congested && err == nil {
+		s.mb.congested.Store(false) // drained: back to the pool
 	}
 	if err != nil {
 		c.writeFailed(err)

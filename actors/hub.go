@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type Hub struct {
 	// synchronous Spawn: one shared Props instead of one per stream (a few
 	// hundred bytes each, kept as long as the actor lives).
 	connProps *actor.Props
+	pool      *workerPool // runs the conn actors' mailboxes
 	spawnMu   sync.Mutex
 	spawning  *stream
 
@@ -78,8 +80,11 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.log.Error("conn actor failed", "err", reason)
 		return actor.StopDirective
 	})
+	// Two workers a core: conn actors mostly wait on write(), in the kernel.
+	h.pool = newWorkerPool(2*runtime.GOMAXPROCS(0), 4096)
 	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
-		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian))
+		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian),
+		actor.WithDispatcher(h.pool))
 	// The hub and the user actors resume after a panic: restarting them would
 	// lose the id counter, the history or a user's streams. The message that
 	// failed is dropped and logged.
@@ -96,6 +101,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		nextID, frames, err = h.loadHistory()
 	}
 	if err != nil {
+		h.pool.stop()
 		return nil, err
 	}
 	// One instance, whatever happens: a resumed hub keeps its state.
@@ -104,11 +110,13 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		actor.WithGuardian(resume), actor.WithSupervisor(resume))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
+		h.pool.stop()
 		return nil, fmt.Errorf("spawn hub: %w", err)
 	}
 	if h.cluster != nil {
 		if err := h.cluster.consume(system.Root, h.pid, nextID); err != nil {
 			system.Root.Stop(h.pid)
+			h.pool.stop()
 			return nil, err
 		}
 	}
@@ -418,6 +426,7 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop hub actor: %w", err))
 	}
 	h.loads.Wait() // the user actors have stopped and canceled their loads
+	h.pool.stop()
 	return errors.Join(errs...)
 }
 

@@ -33,6 +33,11 @@ type mailbox struct {
 	sysCount  atomic.Int32
 	scheduled atomic.Bool
 	suspended atomic.Bool
+	// congested is set by the conn actor when its socket did not take a
+	// write within the pool's short deadline: the mailbox then runs on a
+	// goroutine of its own, where the actor may wait out its full write
+	// timeout without holding up any other stream, until a write completes.
+	congested atomic.Bool
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
@@ -46,7 +51,7 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // actor is spawned.
 func newMailbox(capacity int, onOverflow func()) *mailbox {
 	m := &mailbox{capacity: capacity, onOverflow: onOverflow}
-	m.process = m.processMessages
+	m.process = func() { m.processMessages(false) }
 	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 	return m
 }
@@ -172,6 +177,10 @@ func (m *mailbox) UserMessageCount() int { return m.pending() }
 
 func (m *mailbox) schedule() {
 	if m.scheduled.CompareAndSwap(false, true) {
+		if m.congested.Load() {
+			go m.processMessages(true)
+			return
+		}
 		m.dispatcher.Schedule(m.process)
 	}
 }
@@ -179,9 +188,16 @@ func (m *mailbox) schedule() {
 // processMessages is protoactor's default mailbox loop: system messages
 // first, then user messages unless suspended, yielding every throughput
 // messages; it re-checks after going idle so no message is stranded.
-func (m *mailbox) processMessages() {
+//
+// On the dispatcher (own false), a mailbox that becomes congested stops and
+// goes on on a goroutine of its own (own true), keeping scheduled set.
+func (m *mailbox) processMessages(own bool) {
 	for {
-		m.run()
+		m.run(own)
+		if !own && m.congested.Load() && (m.sysCount.Load() > 0 || m.userCount.Load() > 0) {
+			go m.processMessages(true)
+			return
+		}
 		m.scheduled.Store(false)
 		if m.sysCount.Load() == 0 && (m.suspended.Load() || m.userCount.Load() == 0) {
 			return
@@ -192,7 +208,7 @@ func (m *mailbox) processMessages() {
 	}
 }
 
-func (m *mailbox) run() {
+func (m *mailbox) run(own bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
@@ -224,5 +240,8 @@ func (m *mailbox) run() {
 			return
 		}
 		m.invoker.InvokeUserMessage(msg)
+		if !own && m.congested.Load() {
+			return // the rest runs on a goroutine of its own
+		}
 	}
 }

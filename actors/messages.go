@@ -154,6 +154,10 @@ type replay struct {
 	frames [][]byte
 }
 
+// resume makes a congested conn actor, now on a goroutine of its own, write
+// what its socket did not take.
+type resume struct{}
+
 // heartbeat asks a conn actor to write ":ping". The heartbeat wheel posts
 // the hub's one value of it, only to streams that wrote nothing lately.
 type heartbeat struct{}
