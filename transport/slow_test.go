@@ -158,3 +158,42 @@ func goroutines() int {
 	}
 	return n
 }
+
+// TestCongestedClientCatchesUp: a client that stops reading for a while
+// fills its socket (its stream leaves the worker pool for a goroutine of its
+// own), then reads again and gets everything, in order; meanwhile another
+// client gets every event at once.
+func TestCongestedClientCatchesUp(t *testing.T) {
+	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: time.Minute}, testPermissions)
+	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	paused, status, body := ts.tryStream(tiny, "dev:alice", "")
+	if status != 200 {
+		t.Fatalf("stream: %d %s", status, body)
+	}
+	other := ts.openStream("dev:ops", "")
+	const n = 200 // 10 MB: more than the kernel buffers on both sides
+	pad := strings.Repeat("x", 50<<10)
+	for i := range n {
+		ts.publish(fmt.Sprintf(`{"type":"growth","jobId":"j%d","status":"queued","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1","pad":%q}}`, i, pad))
+		if got := jobIDOf(t, other.nextEvent(5*time.Second).data); got != fmt.Sprintf("j%d", i) {
+			t.Fatalf("the reading client got %s, want j%d", got, i)
+		}
+	}
+	for i := range n {
+		if got := jobIDOf(t, paused.nextEvent(10*time.Second).data); got != fmt.Sprintf("j%d", i) {
+			t.Fatalf("the paused client, reading again, got %s, want j%d", got, i)
+		}
+	}
+	if got := ts.metric(`eventhub_streams_closed_total{reason="slow"}`); got != 0 {
+		t.Errorf("%v streams closed slow; the mailbox had room", got)
+	}
+	// Drained, it is back to normal: a new event arrives at once.
+	ts.publish(event("growth", "after", "queued", "a1", ""))
+	if got := jobIDOf(t, paused.nextEvent(5*time.Second).data); got != "after" {
+		t.Fatalf("after catching up: %s", got)
+	}
+}
