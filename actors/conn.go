@@ -239,7 +239,7 @@ func (c *connActor) stopped(ctx actor.Context) {
 		log.LogAttrs(context.Background(), slog.LevelInfo, "stream closed",
 			slog.String("user", s.user), slog.String("conn", ctx.Self().Id),
 			slog.String("reason", CloseReason(s.reason.Load()).String()),
-			slog.Duration("duration", time.Duration(time.Now().UnixNano()-c.opened)), slog.Int("events", c.delivered))
+			slog.Float64("duration_s", float64(time.Now().UnixNano()-c.opened)/1e9), slog.Int("events", c.delivered))
 	}
 	if s.lifetime != nil {
 		s.lifetime.Stop()

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -41,10 +40,13 @@ func startNATS(cfg serveConfig, log *slog.Logger) (*natsSetup, error) {
 		}
 		store := cfg.natsStore
 		if store == "" {
-			store = filepath.Join(os.TempDir(), "eventhub-nats-"+portStr)
+			var err error
+			if store, err = os.MkdirTemp("", "eventhub-nats-"); err != nil {
+				return nil, fmt.Errorf("embedded nats store: %w", err)
+			}
 		}
 		srv, err := server.NewServer(&server.Options{
-			ServerName: "eventhub-" + portStr, Host: host, Port: port,
+			ServerName: "eventhub-" + strconv.Itoa(os.Getpid()), Host: host, Port: port,
 			JetStream: true, StoreDir: store, NoLog: true, NoSigs: true,
 		})
 		if err != nil {
@@ -55,7 +57,7 @@ func startNATS(cfg serveConfig, log *slog.Logger) (*natsSetup, error) {
 			srv.Shutdown()
 			return nil, fmt.Errorf("embedded nats on %s did not start", cfg.natsEmbed)
 		}
-		log.Info("embedded nats listening", "addr", cfg.natsEmbed, "store", store)
+		log.Info("embedded nats listening", "addr", srv.Addr().String(), "store", store)
 		ns.embedded = srv
 		if url == "" {
 			url = srv.ClientURL()
