@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -77,6 +78,7 @@ type cluster struct {
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	read   atomic.Uint64 // the last sequence read from the log
 }
 
 type clusterMetrics struct {
@@ -250,6 +252,26 @@ func (c *cluster) consume(root *actor.RootContext, hub *actor.PID, start uint64)
 		<-ctx.Done()
 		it.Stop()
 	})
+	// The lag is also measured from the log's end every few seconds, so a
+	// consumer that reads nothing (stalled, or NATS away) does not show the
+	// last lag it saw for ever.
+	c.done.Go(func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				info, err := c.stream.Info(ictx)
+				cancel()
+				if err == nil && info.State.LastSeq >= c.read.Load() {
+					c.m.lag.Set(float64(info.State.LastSeq - max(c.read.Load(), start-1)))
+				}
+			}
+		}
+	})
 	c.done.Go(func() {
 		for {
 			msg, err := it.Next()
@@ -265,6 +287,7 @@ func (c *cluster) consume(root *actor.RootContext, hub *actor.PID, start uint64)
 				continue
 			}
 			c.m.lag.Set(float64(md.NumPending))
+			c.read.Store(md.Sequence.Stream)
 			root.Send(hub, c.decode(md.Sequence.Stream, msg.Data()))
 		}
 	})
