@@ -136,6 +136,9 @@ func (ts *testServer) do(method, path, auth string, body []byte, header ...strin
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
 	}
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -183,7 +183,15 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx) {
 }
 
 // submitJob is POST /api/jobs: a user submits a job on a scope they may see.
+//
+// The body must be declared application/json: a browser sends that type
+// cross-site only after a CORS preflight, which the hub never grants, so a
+// page elsewhere cannot submit jobs with the user's session cookie.
 func (s *Server) submitJob(ctx *fasthttp.RequestCtx) {
+	if ct := string(ctx.Request.Header.ContentType()); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
 	id, perms, ok := s.authenticate(ctx)
 	if !ok {
 		return

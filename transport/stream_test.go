@@ -184,6 +184,21 @@ func TestSubmitJobRefusesWhatTheUserMayNotSee(t *testing.T) {
 	}
 }
 
+// TestSubmitJobNeedsJSON: a job must be declared application/json, so a form
+// on another site cannot post one with the user's cookie.
+func TestSubmitJobNeedsJSON(t *testing.T) {
+	ts := newTestServer(t, actors.Config{}, testPermissions)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded"} {
+		status, body := ts.do("POST", "/api/jobs", "", []byte(`{"type":"growth","assetId":"a1"}`), "Content-Type", ct, "Cookie", "__session=dev:alice")
+		if status != 415 {
+			t.Errorf("%s: %d %s, want 415", ct, status, body)
+		}
+	}
+	if status, body := ts.do("POST", "/api/jobs", "", []byte(`{"type":"growth","assetId":"a1"}`), "Cookie", "__session=dev:alice"); status != 202 {
+		t.Errorf("application/json with the cookie: %d %s", status, body)
+	}
+}
+
 func assertJSONError(t *testing.T, body string) {
 	t.Helper()
 	var e struct{ Error string }

@@ -92,6 +92,10 @@ func TestWebAssets(t *testing.T) {
 		}
 		paths = append(paths, ref)
 	}
+	// The CSP allows no inline code: the page must not need any.
+	if m := regexp.MustCompile(`<script(?:[^>]*\bsrc=)?[^>]*>[^<]|<style|\sstyle=|\son[a-z]+=`).FindString(page); m != "" {
+		t.Errorf("index.html has inline script or style (%q): the CSP blocks it", m)
+	}
 	if !strings.Contains(page, `<meta name="eventhub-auth" content="dev">`) {
 		t.Error("with dev auth, the page should say so (it shows the user picker)")
 	}

@@ -155,6 +155,7 @@ function upsert(event, id, fresh) {
   if (job && job.eventId >= id) return;
   if (!job) {
     job = { tr: document.createElement('tr') };
+    job.tr.setAttribute('role', 'row');
     jobs.set(event.jobId, job);
   }
   job.eventId = id;
@@ -179,6 +180,7 @@ function upsert(event, id, fresh) {
 
 function cell(tr, label, build) {
   const td = document.createElement('td');
+  td.setAttribute('role', 'cell');
   td.dataset.label = label;
   build(td);
   tr.append(td);
