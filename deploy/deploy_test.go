@@ -280,7 +280,7 @@ func TestAlertsAreDocumentedAndTested(t *testing.T) {
 				t.Errorf("%s: severity %q, want warning or critical", r.Alert, sev)
 			}
 			severities[r.Alert] = append(severities[r.Alert], sev)
-			for _, k := range []string{"summary", "description", "runbook_url"} {
+			for _, k := range []string{"summary", "description", "runbook", "runbook_url"} {
 				if strings.TrimSpace(r.Annotations[k]) == "" {
 					t.Errorf("%s (%s): no %s annotation", r.Alert, sev, k)
 				}
