@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -128,4 +130,20 @@ func (j *Job) check() error {
 		return fmt.Errorf("job %s: %v: %s", j.ID, err.Field, err.Msg)
 	}
 	return nil
+}
+
+// WithDelay returns job with its common param delayMs set to d (capped at
+// 10 s): the job then takes at least that long before it computes. Demo
+// mode uses it so a dashboard shows jobs running.
+func WithDelay(job Job, d time.Duration) Job {
+	params := map[string]json.RawMessage{}
+	if len(job.Params) > 0 {
+		if err := json.Unmarshal(job.Params, &params); err != nil {
+			return job
+		}
+	}
+	ms := min(d.Milliseconds(), maxDelayMs)
+	params["delayMs"] = json.RawMessage(strconv.FormatInt(ms, 10))
+	job.Params, _ = json.Marshal(params) // a map of raw JSON values: never fails
+	return job
 }

@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewJobID(t *testing.T) {
@@ -117,5 +119,16 @@ func TestDecodeJobInvalid(t *testing.T) {
 				t.Fatalf("err = %v (%T), want a *ValidationError on %s", err, err, tt.field)
 			}
 		})
+	}
+}
+
+func TestWithDelay(t *testing.T) {
+	job := WithDelay(Job{Type: Growth, Params: json.RawMessage(`{"years":3}`)}, 1500*time.Millisecond)
+	var p map[string]int
+	if err := json.Unmarshal(job.Params, &p); err != nil || p["years"] != 3 || p["delayMs"] != 1500 {
+		t.Fatalf("params %s: %v", job.Params, err)
+	}
+	if job := WithDelay(Job{Type: Growth}, time.Hour); !strings.Contains(string(job.Params), `"delayMs":10000`) {
+		t.Fatalf("uncapped: %s", job.Params)
 	}
 }

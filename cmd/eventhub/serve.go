@@ -304,6 +304,7 @@ func runDemo(ctx context.Context, submit func(context.Context, jobs.Job) error) 
 			for range 1 + rng.IntN(3) {
 				user := users[rng.IntN(len(users))]
 				job := jobs.DemoJob(rng, user, assets, scenarios)
+				job = jobs.WithDelay(job, time.Duration(200+rng.IntN(1800))*time.Millisecond) // visibly running
 				job.ID = jobs.NewJobID()
 				submit(ctx, job) // a demo job lost in an outage is no loss
 			}
