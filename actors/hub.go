@@ -40,6 +40,9 @@ type Hub struct {
 	// hundred bytes each, kept as long as the actor lives).
 	connProps *actor.Props
 	pool      *workerPool // runs the conn actors' mailboxes
+	// control runs the hub and user actors' mailboxes: they never block,
+	// so two long-lived goroutines do, instead of a new one per wake-up.
+	control *workerPool
 	spawnMu   sync.Mutex
 	spawning  *stream
 
@@ -82,6 +85,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	})
 	// Two workers a core: conn actors mostly wait on write(), in the kernel.
 	h.pool = newWorkerPool(2*runtime.GOMAXPROCS(0), 4096)
+	h.control = newWorkerPool(runtime.GOMAXPROCS(0), 4096)
 	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
 		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian),
 		actor.WithDispatcher(h.pool))
@@ -102,21 +106,24 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	}
 	if err != nil {
 		h.pool.stop()
+		h.control.stop()
 		return nil, err
 	}
 	// One instance, whatever happens: a resumed hub keeps its state.
 	hubActor := newHubActor(h, nextID, frames)
 	props := actor.PropsFromProducer(func() actor.Actor { return hubActor },
-		actor.WithGuardian(resume), actor.WithSupervisor(resume))
+		actor.WithGuardian(resume), actor.WithSupervisor(resume), actor.WithDispatcher(h.control))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
 		h.pool.stop()
+		h.control.stop()
 		return nil, fmt.Errorf("spawn hub: %w", err)
 	}
 	if h.cluster != nil {
 		if err := h.cluster.consume(system.Root, h.pid, nextID); err != nil {
 			system.Root.Stop(h.pid)
 			h.pool.stop()
+			h.control.stop()
 			return nil, err
 		}
 	}
@@ -427,6 +434,7 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 	}
 	h.loads.Wait() // the user actors have stopped and canceled their loads
 	h.pool.stop()
+	h.control.stop()
 	return errors.Join(errs...)
 }
 

@@ -259,7 +259,8 @@ func (a *hubActor) user(ctx actor.Context, user string) *userEntry {
 	e := a.users[user]
 	if e == nil {
 		e = &userEntry{user: user}
-		e.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &userActor{hub: a.h, user: user} }))
+		e.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &userActor{hub: a.h, user: user} },
+			actor.WithDispatcher(a.h.control)))
 		a.users[user] = e
 		a.h.m.usersActive.Inc()
 	}
