@@ -4,7 +4,7 @@ BIN     ?= bin
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run build build-bench test deps vet fmt-check fuzz bench bench-full bench-go clean
+.PHONY: run build build-bench test deps vet fmt-check fuzz bench bench-full bench-cluster bench-go clean
 
 run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 	$(GO) run ./cmd/eventhub serve --demo
@@ -47,6 +47,10 @@ bench: build-bench ## quick standard scenario: 10,000 streams, 1 event/s, 20 s, 
 bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor (~15 min)
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
+
+bench-cluster: build-bench ## issue 6 at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~3 min)
+	$(BIN)/eventhub-bench broadcast --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --hubs 7 \
+		--streams 100000 --rate 1 --duration 60s --json $(BIN)/bench-cluster.json --report $(BIN)/bench-cluster.html $(BENCH_ARGS)
 
 bench-go: ## in-process Go benchmarks (fan-out, frame encoding, mailbox)
 	$(GO) test -run='^$$' -bench=. -benchmem ./actors

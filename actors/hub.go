@@ -42,9 +42,9 @@ type Hub struct {
 	pool      *workerPool // runs the conn actors' mailboxes
 	// control runs the hub and user actors' mailboxes: they never block,
 	// so two long-lived goroutines do, instead of a new one per wake-up.
-	control *workerPool
-	spawnMu   sync.Mutex
-	spawning  *stream
+	control  *workerPool
+	spawnMu  sync.Mutex
+	spawning *stream
 
 	mu      sync.Mutex // guards closing
 	closing bool

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type poolSpec struct {
 	// ReconnectDelay is how long a stream waits after the server closed it
 	// before it reconnects with Last-Event-ID.
 	ReconnectDelay time.Duration `json:"reconnectDelay"`
+	// Epoll reads the live streams (but the slow ones) from one epoll loop
+	// instead of a goroutine each (Linux; see poller).
+	Epoll bool `json:"epoll,omitempty"`
 }
 
 // poolStats are a pool's live counters.
@@ -127,6 +131,7 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{}
+	poll   *poller // nil: a goroutine reads each stream
 
 	streams []*stream
 
@@ -145,8 +150,9 @@ type pool struct {
 	failReasons map[string]int
 }
 
-// stream is one SSE connection. Its reader state is owned by its goroutine;
-// conn is guarded by mu so that finish and storm can close it.
+// stream is one SSE connection. Its reader state is owned by its goroutine,
+// or by the poller's loop while polled; conn is guarded by mu so that
+// finish and storm can close it.
 type stream struct {
 	idx     int
 	slow    bool
@@ -154,8 +160,13 @@ type stream struct {
 	got     atomic.Int64 // new in-order seqs received
 	everUp  atomic.Bool
 
-	mu   sync.Mutex
-	conn net.Conn
+	mu     sync.Mutex
+	conn   net.Conn
+	polled bool            // the poller reads it (guarded by mu)
+	rc     syscall.RawConn // conn's, while polled (guarded by mu)
+	ended  chan error      // the poller's "connection over", to the goroutine
+	// pending is a line cut by the end of what the poller read.
+	pending []byte
 
 	gen     int64 // storm generation at the last connect (goroutine-owned)
 	lastSeq int64
@@ -173,6 +184,13 @@ func (s *stream) closeConn() {
 	s.mu.Lock()
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	if s.polled {
+		// Closing removed the socket from epoll: its goroutine must hear it.
+		select {
+		case s.ended <- net.ErrClosed:
+		default:
+		}
 	}
 	s.mu.Unlock()
 }
@@ -239,6 +257,11 @@ func newPool(spec poolSpec) (*pool, error) {
 	if spec.PerAddr > 0 && ip != nil && ip.To4() != nil && ip.IsLoopback() {
 		p.local = func(idx int) *net.TCPAddr { return sourceAddr(idx, spec.PerAddr) }
 	}
+	if spec.Epoll {
+		if p.poll, err = newPoller(p); err != nil {
+			return nil, err
+		}
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -272,6 +295,9 @@ func (p *pool) start() {
 		idx := p.spec.FirstIndex + i
 		p.streams[i] = &stream{idx: idx, slow: isSlow(idx, p.spec.SlowFraction)}
 	}
+	if p.poll != nil {
+		p.wg.Go(p.poll.run)
+	}
 	p.wg.Add(len(p.streams))
 	for _, s := range p.streams {
 		go p.run(s)
@@ -293,7 +319,11 @@ func (p *pool) run(s *stream) {
 			return
 		}
 		s.everUp.Store(true)
-		err = p.read(s)
+		if p.poll != nil && !s.slow && s.rd.br == s.raw {
+			err = p.poll.wait(s, conn)
+		} else {
+			err = p.read(s)
+		}
 		p.connected.Add(-1)
 		s.setConn(nil)
 		conn.Close()
@@ -490,6 +520,33 @@ func (p *pool) read(s *stream) error {
 	}
 }
 
+// feed parses a chunk of a stream read by the poller, recording each event
+// it completes; a line cut at the chunk's end waits in s.pending.
+func (p *pool) feed(s *stream, b []byte, now int64) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			s.pending = append(s.pending, b...)
+			return
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if len(s.pending) > 0 {
+			s.pending = append(s.pending, line...)
+			line = s.pending
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		ev, ok := s.rd.line(line)
+		s.pending = s.pending[:0]
+		if ok {
+			p.events.Add(1)
+			p.record(s, ev, now)
+		}
+	}
+}
+
 // record accounts one event received at now by a counted stream.
 func (p *pool) record(s *stream, ev sseEvent, now int64) {
 	seq := int64(-1)
@@ -608,6 +665,9 @@ func (p *pool) finish(upTo int) *poolResult {
 		s.closeConn()
 	}
 	p.wg.Wait()
+	if p.poll != nil {
+		p.poll.close()
+	}
 	r := &poolResult{Stats: p.stats(), Storm: p.stormHist}
 	for _, ph := range *p.phases.Load() {
 		r.Phases = append(r.Phases, phaseResult{Name: ph.name, FromSeq: ph.fromSeq, Latency: ph.hist})

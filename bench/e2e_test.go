@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -91,9 +92,18 @@ func TestFloorWireBytes(t *testing.T) {
 
 // TestBroadcastAgainstFloor runs the broadcast scenario end to end: 50
 // streams over real loopback TCP against an in-process floor, measuring
-// this process as the server.
+// this process as the server, read by a goroutine each or by the poller.
 func TestBroadcastAgainstFloor(t *testing.T) {
 	t.Parallel()
+	for _, epoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("epoll=%v", epoll), func(t *testing.T) {
+			t.Parallel()
+			testBroadcastAgainstFloor(t, epoll)
+		})
+	}
+}
+
+func testBroadcastAgainstFloor(t *testing.T, epoll bool) {
 	_, addr := startTestFloor(t)
 	cmp, err := Run(context.Background(), Config{
 		Scenario: "broadcast",
@@ -104,6 +114,7 @@ func TestBroadcastAgainstFloor(t *testing.T) {
 		Settle:   10 * time.Millisecond,
 		HubPID:   os.Getpid(),
 		PerAddr:  20, // three source addresses
+		Epoll:    epoll,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +137,9 @@ func TestBroadcastAgainstFloor(t *testing.T) {
 	}
 	if r.Server == nil || r.Server.RSSConnected <= 0 || r.Server.CPUPerDelivery <= 0 {
 		t.Errorf("server usage %+v, want RSS and CPU read from /proc", r.Server)
+	}
+	if r.CPU == nil || r.CPU.Seconds < 1 || r.CPU.Hubs <= 0 {
+		t.Errorf("CPU split %+v, want the publishing window and the server's share", r.CPU)
 	}
 	rep := &Report{Machine: ThisMachine(), Comparisons: []*Comparison{cmp}}
 	var text, page strings.Builder
@@ -189,4 +203,37 @@ func TestWorkerProtocol(t *testing.T) {
 		t.Errorf("ServeWorker: %v", err)
 	}
 	inW.Close()
+}
+
+// TestStormAgainstFloor: every stream is closed under its reader and
+// reconnects, with a goroutine each and with the poller (whose loop must
+// never read a socket closed under it).
+func TestStormAgainstFloor(t *testing.T) {
+	t.Parallel()
+	for _, epoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("epoll=%v", epoll), func(t *testing.T) {
+			t.Parallel()
+			_, addr := startTestFloor(t)
+			cmp, err := Run(context.Background(), Config{
+				Scenario: "storm",
+				SubURL:   "http://" + addr + "/api/events",
+				Streams:  40,
+				Rate:     20,
+				Duration: 1500 * time.Millisecond,
+				Settle:   10 * time.Millisecond,
+				Drain:    300 * time.Millisecond, // the floor has no resume: what the storm cut is never coming
+				Epoll:    epoll,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := cmp.Runs[0]
+			if r.Storm == nil || r.Storm.Streams != 40 || r.Storm.Back != 40 || r.Duplicates != 0 {
+				t.Fatalf("storm %+v, duplicates %d; want 40 of 40 back", r.Storm, r.Duplicates)
+			}
+			if r.Delivered == 0 || r.Delivered > 40*r.Published {
+				t.Errorf("delivered %d of %d", r.Delivered, 40*r.Published)
+			}
+		})
+	}
 }

@@ -60,3 +60,34 @@ func readProc(pid int) (procUsage, error) {
 	u.CPU = time.Duration(ut+st) * clockTick
 	return u, nil
 }
+
+// machineCPU reads /proc/stat's first line: the CPU time all CPUs spent
+// busy (anything but idle and iowait), and in softirq alone (on loopback,
+// TCP receive work that no process is charged for when ksoftirqd does it).
+func machineCPU() (busy, softirq time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading /proc/stat: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 8 || string(f[0]) != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		switch i {
+		case 4, 5: // idle, iowait
+		case 7:
+			softirq = time.Duration(v) * clockTick
+			busy += softirq
+		default:
+			busy += time.Duration(v) * clockTick
+		}
+	}
+	return busy, softirq, nil
+}

@@ -59,6 +59,40 @@ type ServerUsage struct {
 	CPUPerDelivery float64 `json:"cpu_per_delivery_us"`
 }
 
+// HubUsage is one hub process of a cluster.
+type HubUsage struct {
+	PID  int  `json:"pid"`
+	NATS bool `json:"nats"` // it runs the embedded NATS server
+	// Streams it held once all were connected (eventhub_streams_active on
+	// its admin address); -1 if unknown.
+	Streams      int64   `json:"streams"`
+	RSSBefore    int64   `json:"rss_before_bytes"`
+	RSSConnected int64   `json:"rss_connected_bytes"`
+	RSSPerStream float64 `json:"rss_per_stream_bytes"`
+	// CPUCores is its CPU while events were published and delivered, in
+	// cores.
+	CPUCores float64 `json:"cpu_cores"`
+}
+
+// CPUSplit is the CPU used while events were published and delivered, in
+// cores (1 = one core busy for the whole window), by part.
+type CPUSplit struct {
+	Seconds float64 `json:"seconds"` // the window: first publish to last delivery (or the drain's end)
+	Hubs    float64 `json:"hubs_cores"`
+	// Clients is the processes that hold the streams (the workers, or this
+	// process when it holds them itself); Controller this process when it
+	// does not: the publisher and the bookkeeping.
+	Clients    float64 `json:"clients_cores"`
+	Controller float64 `json:"controller_cores"`
+	// Machine is every CPU's busy time (/proc/stat), whoever it was for;
+	// SoftIRQ the part of it in softirq, which on loopback is mostly TCP
+	// receive work: charged to the process that was running, or to no
+	// process when ksoftirqd does it. Machine minus the parts above is
+	// that, the kernel's own threads and anything else on the machine.
+	Machine float64 `json:"machine_cores"`
+	SoftIRQ float64 `json:"softirq_cores"`
+}
+
 // Phase is one measurement window of a run: a ramp step, the baseline or
 // stalled half of the slow scenario.
 type Phase struct {
@@ -122,6 +156,13 @@ type Result struct {
 	Latency          *Latency `json:"latency,omitempty"`
 	FanOut           *Latency `json:"fan_out,omitempty"`
 	FanOutIncomplete int      `json:"fan_out_incomplete"`
+
+	// Hubs is each hub process of a cluster (Config.Hubs > 1), in start
+	// order; the first runs NATS.
+	Hubs []HubUsage `json:"hubs,omitempty"`
+	// CPU is where the CPU went while events were published and delivered
+	// (broadcast).
+	CPU *CPUSplit `json:"cpu,omitempty"`
 
 	Phases []Phase `json:"phases,omitempty"`
 	Ramp   *Ramp   `json:"ramp,omitempty"`

@@ -48,6 +48,13 @@ type Config struct {
 	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
 	HubBinary string
 	HubArgs   []string
+	// Hubs, when more than 1, starts that many HubBinary processes on the
+	// stream URL's address with --reuse-port, the first with NATS JetStream
+	// embedded and the others joined to it, each with its own admin address
+	// (clusterArgs); they are measured together and one by one. Negative
+	// means ceil(Streams / StreamsPerHub). Zero and 1 mean one hub, as
+	// above. HubArgs' zero value is then DefaultClusterHubArgs.
+	Hubs int
 	// HubPID is an already running server to measure, when HubBinary is not
 	// set.
 	HubPID int
@@ -62,12 +69,15 @@ type Config struct {
 	// WorkDir holds the hub's log and permissions; zero: a temp dir.
 	WorkDir string
 
-	PerProcess      int           // streams per process; zero: 15,000
-	PerAddr         int           // streams per source address 127.0.X.Y; zero: 10,000
-	DialConcurrency int           // connections opened at once; zero: 128
-	ReadBuffer      int           // bytes per stream reader; zero: 1 KiB
-	Settle          time.Duration // wait after connecting before RSS is read; zero: 2 s
-	Drain           time.Duration // wait for deliveries after the last publish; zero: 5 s
+	PerProcess      int // streams per process; zero: 15,000
+	PerAddr         int // streams per source address 127.0.X.Y; zero: 10,000
+	DialConcurrency int // connections opened at once; zero: 128
+	// Epoll reads each harness process's streams from one epoll loop
+	// instead of a goroutine each (Linux only; poolSpec.Epoll).
+	Epoll      bool
+	ReadBuffer int           // bytes per stream reader; zero: 1 KiB
+	Settle     time.Duration // wait after connecting before RSS is read; zero: 2 s
+	Drain      time.Duration // wait for deliveries after the last publish; zero: 5 s
 
 	RampMaxP99 time.Duration // zero: 250 ms
 	RampStep   time.Duration // zero: 5 s
@@ -139,8 +149,22 @@ func (c *Config) defaults() error {
 			c.Duration = 60 * time.Second
 		}
 	}
+	if c.Hubs < 0 {
+		c.Hubs = hubsFor(c.Streams)
+	}
+	if c.Hubs > 1 {
+		if c.HubBinary == "" {
+			return fmt.Errorf("%w: %d hubs need a hub binary to start", ErrConfig, c.Hubs)
+		}
+		if c.Floor || c.CompareFloor {
+			return fmt.Errorf("%w: the floor is one process: it cannot be compared with %d hubs", ErrConfig, c.Hubs)
+		}
+	}
 	if c.HubArgs == nil {
 		c.HubArgs = DefaultHubArgs
+		if c.Hubs > 1 {
+			c.HubArgs = DefaultClusterHubArgs
+		}
 	}
 	if c.PerProcess <= 0 {
 		c.PerProcess = 15000
@@ -247,8 +271,9 @@ type runner struct {
 	cfg     Config
 	res     *Result
 	start   time.Time
-	target  *process // nil for an external server
-	pid     int      // what to measure; 0 for nothing
+	target  *process // nil for an external server or a cluster
+	cluster *cluster // with Config.Hubs > 1
+	pids    []int    // what to measure (summed), none for nothing
 	workers []worker
 	pub     *publisher
 	maxSeq  int
@@ -282,6 +307,19 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 		r.cfg.SubURL = withHost(cfg.SubURL, p.addr)
 		r.cfg.PubURL = withHost(cfg.PubURL, p.addr)
 		r.cfg.MetricsURL = withHost(cfg.MetricsURL, p.addr)
+	case cfg.HubBinary != "" && cfg.Hubs > 1:
+		addr, err := hostPort(cfg.SubURL)
+		if err != nil {
+			return nil, err
+		}
+		r.progressf("%s: starting %d hubs on %s", cfg.Scenario, cfg.Hubs, addr)
+		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer cl.stop()
+		r.cluster, r.res.Target = cl, fmt.Sprintf("eventhub ×%d", cfg.Hubs)
+		r.pids = cl.pids()
 	case cfg.HubBinary != "":
 		addr, err := hostPort(cfg.SubURL)
 		if err != nil {
@@ -293,18 +331,19 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 		r.target, r.res.Target = p, "eventhub"
 	}
-	if r.target != nil {
+	switch {
+	case r.target != nil:
 		defer r.target.stop()
-		r.pid = r.target.pid()
-	} else {
-		r.pid = cfg.HubPID
+		r.pids = []int{r.target.pid()}
+	case r.cluster == nil && cfg.HubPID != 0:
+		r.pids = []int{cfg.HubPID}
 	}
 	r.res.URL = r.cfg.SubURL
 	r.progressf("%s against %s: starting", cfg.Scenario, r.res.Target)
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
-	if r.pid != 0 {
+	if len(r.pids) > 0 {
 		sampling.Add(1)
 		go func() {
 			defer sampling.Done()
@@ -332,7 +371,7 @@ func (r *runner) sample(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if u, err := readProc(r.pid); err == nil {
+		if u, err := r.readUsage(); err == nil {
 			r.mu.Lock()
 			r.samples = append(r.samples, u)
 			r.mu.Unlock()
@@ -345,21 +384,61 @@ func (r *runner) sample(ctx context.Context) {
 	}
 }
 
+// readUsage reads the server's usage now, summed over its processes.
+func (r *runner) readUsage() (procUsage, error) {
+	sum := procUsage{At: time.Now()}
+	for _, pid := range r.pids {
+		u, err := readProc(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.RSS += u.RSS
+		sum.CPU += u.CPU
+	}
+	return sum, nil
+}
+
 // usage reads the server's usage now (zero without a process).
 func (r *runner) usage() procUsage {
-	if r.pid == 0 {
-		return procUsage{At: time.Now()}
-	}
-	u, _ := readProc(r.pid)
+	u, _ := r.readUsage()
 	return u
+}
+
+// hubUsages reads each hub's usage now (zero for one it cannot read).
+func (r *runner) hubUsages() []procUsage {
+	us := make([]procUsage, len(r.pids))
+	for i, pid := range r.pids {
+		us[i], _ = readProc(pid)
+	}
+	return us
+}
+
+// exited reports an error if the server the harness started has exited.
+func (r *runner) exited() error {
+	switch {
+	case r.target != nil:
+		return r.target.exited()
+	case r.cluster != nil:
+		return r.cluster.exited()
+	}
+	return nil
 }
 
 // selfCPU is the CPU time of this process and its workers.
 func (r *runner) selfCPU() time.Duration {
+	return r.controllerCPU() + r.workersCPU()
+}
+
+// controllerCPU is the CPU time of this process (the publisher, and the
+// streams too when they need no worker process).
+func (r *runner) controllerCPU() time.Duration {
+	u, _ := readProc(os.Getpid())
+	return u.CPU
+}
+
+// workersCPU is the CPU time of the worker processes (0 without any).
+func (r *runner) workersCPU() time.Duration {
 	var total time.Duration
-	if u, err := readProc(os.Getpid()); err == nil {
-		total += u.CPU
-	}
 	for _, w := range r.workers {
 		if pid := w.pid(); pid != 0 {
 			if u, err := readProc(pid); err == nil {
@@ -407,15 +486,16 @@ func (r *runner) body(ctx context.Context) error {
 	}
 
 	// Let the server settle before its baseline is read.
-	if r.pid != 0 {
+	if len(r.pids) > 0 {
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
 	}
 	before := r.usage()
+	hubsBefore := r.hubUsages()
 	cpuStart := r.selfCPU()
-	if r.pid != 0 {
-		r.res.Server = &ServerUsage{PID: r.pid, RSSBefore: before.RSS}
+	if len(r.pids) > 0 {
+		r.res.Server = &ServerUsage{PID: r.pids[0], RSSBefore: before.RSS}
 	}
 
 	if err := r.startWorkers(); err != nil {
@@ -434,6 +514,9 @@ func (r *runner) body(ctx context.Context) error {
 		if r.res.Connected > 0 {
 			s.RSSPerStream = float64(connected.RSS-before.RSS) / float64(r.res.Connected)
 		}
+	}
+	if r.cluster != nil {
+		r.hubsConnected(ctx, hubsBefore)
 	}
 
 	var err error
@@ -480,7 +563,7 @@ func (r *runner) startWorkers() error {
 			URL: c.SubURL, Headers: c.SubHeaders, Streams: share, FirstIndex: first,
 			PerAddr: c.PerAddr, DialConcurrency: c.DialConcurrency, ReadBuffer: c.ReadBuffer,
 			MaxSeq: r.maxSeq, Start: r.start.UnixNano(), SeriesLen: seriesLen,
-			ReconnectDelay: 500 * time.Millisecond,
+			ReconnectDelay: 500 * time.Millisecond, Epoll: c.Epoll,
 		}
 		if c.Scenario == "slow" {
 			spec.SlowFraction, spec.SlowRcvBuf = c.SlowFraction, c.SlowRcvBuf
@@ -550,10 +633,8 @@ func (r *runner) connect(ctx context.Context) error {
 			}
 			return nil
 		}
-		if r.target != nil {
-			if err := r.target.exited(); err != nil {
-				return err
-			}
+		if err := r.exited(); err != nil {
+			return err
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
@@ -659,6 +740,7 @@ func (r *runner) counted() int64 {
 
 func (r *runner) broadcast(ctx context.Context) error {
 	u0 := r.usage()
+	split0 := r.cpuNow()
 	st0, err := r.stats()
 	if err != nil {
 		return err
@@ -668,6 +750,7 @@ func (r *runner) broadcast(ctx context.Context) error {
 		return err
 	}
 	u1 := r.usage()
+	r.res.CPU = r.cpuSplit(split0, r.cpuNow())
 	st1, err := r.stats()
 	if err != nil {
 		return err
@@ -862,14 +945,35 @@ func (r *runner) phaseHist(name string) (*Histogram, error) {
 	return h, nil
 }
 
-// serverMetrics are the figures the slow scenario reads from /metrics.
-type serverMetrics struct{ overflow, slowCloses float64 }
+// serverMetrics are the figures the harness reads from /metrics.
+type serverMetrics struct{ overflow, slowCloses, streams float64 }
 
-// metrics scrapes the server's /metrics; nil if it has none.
+// metrics scrapes the server's /metrics (every hub's in a cluster) and
+// adds them up; nil if one has none.
 func (r *runner) metrics(ctx context.Context) *serverMetrics {
+	urls := []string{r.cfg.MetricsURL}
+	if r.cluster != nil {
+		urls = r.cluster.metricsURLs()
+	}
+	sum := &serverMetrics{}
+	for _, u := range urls {
+		m := scrape(ctx, u)
+		if m == nil {
+			return nil
+		}
+		sum.overflow += m.overflow
+		sum.slowCloses += m.slowCloses
+		sum.streams += m.streams
+	}
+	return sum
+}
+
+// scrape reads the figures the harness uses from one /metrics page; nil
+// if there is none.
+func scrape(ctx context.Context, url string) *serverMetrics {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.MetricsURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil
 	}
@@ -904,6 +1008,8 @@ func (r *runner) metrics(ctx context.Context) *serverMetrics {
 			m.overflow += v
 		case strings.Contains(name, `_streams_closed_total{`) && strings.Contains(name, `reason="slow"`):
 			m.slowCloses += v
+		case name == "eventhub_streams_active":
+			m.streams += v
 		}
 	}
 	return m

@@ -65,27 +65,34 @@ func (r *sseReader) next() (sseEvent, error) {
 		if err != nil {
 			return sseEvent{}, err
 		}
-		switch {
-		case len(line) == 0:
-			if ev := r.cur; ev.hasData {
-				r.cur = sseEvent{}
-				return ev, nil
-			}
-			r.cur = sseEvent{}
-		case line[0] == ':':
-		case bytes.HasPrefix(line, []byte("data:")):
-			r.cur.hasData = true
-			if v, ok := findInt(line, keyTS); ok && !r.cur.hasTS {
-				r.cur.ts, r.cur.hasTS = v, true
-			}
-			if v, ok := findInt(line, keySeq); ok && !r.cur.hasSeq {
-				r.cur.seq, r.cur.hasSeq = v, true
-			}
-		case bytes.HasPrefix(line, []byte("id:")):
-			v := bytes.TrimPrefix(line[3:], []byte(" "))
-			r.lastID = append(r.lastID[:0], v...)
+		if ev, ok := r.line(line); ok {
+			return ev, nil
 		}
 	}
+}
+
+// line takes one line of the stream, without its terminator, and returns
+// the event it completes, if it completes one that carried data.
+func (r *sseReader) line(line []byte) (sseEvent, bool) {
+	switch {
+	case len(line) == 0:
+		ev := r.cur
+		r.cur = sseEvent{}
+		return ev, ev.hasData
+	case line[0] == ':':
+	case bytes.HasPrefix(line, []byte("data:")):
+		r.cur.hasData = true
+		if v, ok := findInt(line, keyTS); ok && !r.cur.hasTS {
+			r.cur.ts, r.cur.hasTS = v, true
+		}
+		if v, ok := findInt(line, keySeq); ok && !r.cur.hasSeq {
+			r.cur.seq, r.cur.hasSeq = v, true
+		}
+	case bytes.HasPrefix(line, []byte("id:")):
+		v := bytes.TrimPrefix(line[3:], []byte(" "))
+		r.lastID = append(r.lastID[:0], v...)
+	}
+	return sseEvent{}, false
 }
 
 // findInt finds the first `"key":` in b and parses the non-negative integer

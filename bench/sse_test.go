@@ -106,3 +106,40 @@ func TestIsSlowSpreadsEvenly(t *testing.T) {
 		t.Error("slow with fraction 0")
 	}
 }
+
+// TestFeedMatchesReader: the poller's push parser (pool.feed) finds the
+// same events as the pull reader, wherever the reads cut the stream.
+func TestFeedMatchesReader(t *testing.T) {
+	t.Parallel()
+	in := "retry: 3000\n\n" +
+		"id: 1042\nevent: job\ndata: {\"type\":\"growth\",\"data\":{\"ts\":1700000000000000001,\"seq\":7}}\n\n" +
+		":ping\n\n" +
+		"data: {\"ts\": 5, \"seq\":8}\r\n\r\n" +
+		"id: 9\ndata: {\"pad\":\"" + strings.Repeat("y", 300) + "\",\"ts\":6,\"seq\":9}\n\n" +
+		"event: reset\ndata: {\"reason\":\"gone\"}\n\n" +
+		"data: {\"ts\":1}\n"
+	check := func(t *testing.T, chunks []string) {
+		t.Helper()
+		p, err := newPool(poolSpec{URL: "http://127.0.0.1:1/", Streams: 1, MaxSeq: 10, SeriesLen: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &stream{}
+		for _, c := range chunks {
+			p.feed(s, []byte(c), 1)
+		}
+		st := p.stats()
+		if st.Events != 4 || st.Delivered != 3 || st.NoTS != 1 || s.lastSeq != 9 || string(s.rd.lastID) != "9" {
+			t.Errorf("cut %q: events %d, delivered %d, no ts %d, last seq %d, last id %q; want 4, 3, 1, 9, 9",
+				chunks[0], st.Events, st.Delivered, st.NoTS, s.lastSeq, s.rd.lastID)
+		}
+	}
+	for i := range len(in) + 1 {
+		check(t, []string{in[:i], in[i:]})
+	}
+	bytewise := make([]string, len(in))
+	for i := range in {
+		bytewise[i] = in[i : i+1]
+	}
+	check(t, bytewise)
+}

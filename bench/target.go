@@ -38,16 +38,11 @@ type process struct {
 // startHub starts binary with args (placeholders filled in) and waits
 // until it accepts connections on addr.
 func startHub(ctx context.Context, binary string, args []string, addr, dir string) (*process, error) {
-	perms := filepath.Join(dir, "permissions.json")
-	if err := os.WriteFile(perms, []byte(benchPermissions), 0o600); err != nil {
-		return nil, fmt.Errorf("writing bench permissions: %w", err)
+	perms, err := writePermissions(dir)
+	if err != nil {
+		return nil, err
 	}
-	filled := make([]string, len(args))
-	for i, a := range args {
-		a = strings.ReplaceAll(a, "{listen}", addr)
-		filled[i] = strings.ReplaceAll(a, "{permissions}", perms)
-	}
-	p, err := startProcess(binary, filled, filepath.Join(dir, "hub.log"))
+	p, err := startProcess(binary, fillArgs(args, addr, perms), filepath.Join(dir, "hub.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +52,16 @@ func startHub(ctx context.Context, binary string, args []string, addr, dir strin
 		return nil, err
 	}
 	return p, nil
+}
+
+// fillArgs returns args with {listen} and {permissions} replaced.
+func fillArgs(args []string, listen, perms string) []string {
+	filled := make([]string, len(args))
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "{listen}", listen)
+		filled[i] = strings.ReplaceAll(a, "{permissions}", perms)
+	}
+	return filled
 }
 
 // startFloor starts "self floor --listen 127.0.0.1:0" and reads the address

@@ -108,6 +108,34 @@ func summaryRows(c *Comparison) [][]string {
 		})
 	}
 	row("harness CPU", func(r *Result) string { return fmt.Sprintf("%.1f s", r.ClientCPUSeconds) })
+	if c.Runs[0].CPU != nil {
+		row("CPU publishing: hubs / clients / publisher", func(r *Result) string {
+			if r.CPU == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f / %.2f / %.2f cores over %.0f s", r.CPU.Hubs, r.CPU.Clients, r.CPU.Controller, r.CPU.Seconds)
+		})
+		row("CPU publishing: machine busy (softirq), other", func(r *Result) string {
+			if r.CPU == nil || r.CPU.Machine == 0 {
+				return "-"
+			}
+			other := r.CPU.Machine - r.CPU.Hubs - r.CPU.Clients - r.CPU.Controller
+			return fmt.Sprintf("%.2f (%.2f), %.2f cores", r.CPU.Machine, r.CPU.SoftIRQ, other)
+		})
+	}
+	for i := range c.Runs[0].Hubs {
+		name := fmt.Sprintf("hub %d", i+1)
+		if c.Runs[0].Hubs[i].NATS {
+			name += " (with NATS)"
+		}
+		row(name+": streams, RSS/stream, CPU", func(r *Result) string {
+			if i >= len(r.Hubs) {
+				return "-"
+			}
+			h := r.Hubs[i]
+			return fmt.Sprintf("%d, %.2f KiB, %.2f cores", h.Streams, h.RSSPerStream/1024, h.CPUCores)
+		})
+	}
 	if c.Runs[0].Ramp != nil {
 		row("ramp: best deliveries/s", func(r *Result) string {
 			if r.Ramp == nil {

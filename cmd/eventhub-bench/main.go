@@ -55,6 +55,10 @@ Scenarios (each bounded in time; it ends by itself):
   storm      every client drops and reconnects at once with Last-Event-ID a third
              of the way in: time until all are back, events lost
 
+With --hubs H (and --hub-binary) any scenario runs against a cluster: H hubs on
+one address (--reuse-port) sharing NATS JetStream embedded in the first, e.g.
+  eventhub-bench broadcast --hub-binary bin/eventhub --hubs 7 --streams 100000 --duration 60s
+
 Run "eventhub-bench broadcast -h" for the flags.
 `
 
@@ -145,11 +149,13 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	fs.DurationVar(&rampDuration, "ramp-duration", 60*time.Second, "suite: bound on the ramp scenario")
 	fs.IntVar(&rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
 	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
-	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin")
+	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin; with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
+	fs.IntVar(&cfg.Hubs, "hubs", 1, "with --hub-binary: hub processes sharing the stream URL's address (--reuse-port), the first with NATS JetStream embedded, the others joined to it; -1 means one per 15,000 streams")
 	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "measure the RSS and CPU of this already running server")
 	fs.BoolVar(&cfg.Floor, "floor", false, "run against the floor server (started by the harness) instead")
 	fs.BoolVar(&cfg.CompareFloor, "vs-floor", false, "then run the same against the floor and report the ratios")
 	fs.IntVar(&cfg.PerProcess, "per-process", 15000, "streams per harness process; more streams re-execute this program as workers")
+	fs.BoolVar(&cfg.Epoll, "epoll", false, "read the streams of each harness process from one epoll loop instead of a goroutine each (Linux): less harness CPU per delivery")
 	fs.IntVar(&cfg.PerAddr, "per-addr", 10000, "streams per source address 127.0.X.Y")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", 128, "connections opened at once")
 	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait after connecting, before the server's RSS is read")
@@ -176,8 +182,12 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg.SubHeaders, cfg.PubHeaders = subH.list(), pubH.list()
-	cfg.HubArgs = strings.Fields(hubArgs)
+	if set["hub-args"] {
+		cfg.HubArgs = strings.Fields(hubArgs)
+	}
 	if !quiet {
 		cfg.Progress = stderr
 		f, ok := stderr.(*os.File)
@@ -199,8 +209,6 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 		}
 		defer pprof.StopCPUProfile()
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	rep := &bench.Report{Command: "eventhub-bench " + strings.Join(append([]string{cmd}, args...), " "), Machine: bench.ThisMachine()}
 	var runErr error
