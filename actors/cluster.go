@@ -162,11 +162,9 @@ func newCluster(cfg NATSConfig, history int, reg prometheus.Registerer, log *slo
 	if err != nil {
 		return nil, 0, fmt.Errorf("nats: stream %s: %w", cfg.Stream, err)
 	}
-	start := info.State.LastSeq + 1
+	var start uint64 = 1
 	if back := uint64(history); info.State.LastSeq > back {
 		start = info.State.LastSeq - back + 1
-	} else {
-		start = 1
 	}
 	start = max(start, info.State.FirstSeq)
 	return &cluster{cfg: cfg, js: js, stream: stream, log: log, m: m}, start, nil

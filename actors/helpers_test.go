@@ -176,12 +176,10 @@ type testHub struct {
 	src    *testSource
 }
 
-// testSource is a permissions source held in memory; fail makes it answer
-// errors, as a source that is down.
+// testSource is a permissions source held in memory.
 type testSource struct {
 	mu    sync.Mutex
 	perms map[string]*authz.Permissions
-	fail  bool
 	calls int
 }
 
@@ -189,9 +187,6 @@ func (s *testSource) Permissions(_ context.Context, user string) (*authz.Permiss
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if s.fail {
-		return nil, authz.ErrSourceUnavailable
-	}
 	if p, ok := s.perms[user]; ok {
 		return p, nil
 	}
@@ -202,12 +197,6 @@ func (s *testSource) set(user string, p *authz.Permissions) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.perms[user] = p
-}
-
-func (s *testSource) setFailing(fail bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail = fail
 }
 
 // authorized gives user perms in the source and authorizes them, as the

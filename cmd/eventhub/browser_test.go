@@ -701,7 +701,7 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 
 	h.stop()
 	before := pub.count()
-	h = startHub(t, addr, nil, args...)
+	startHub(t, addr, nil, args...) // the same address: the page reconnects to it
 	waitUntil(t, "events after the restart", 15*time.Second, func() bool { return pub.count() >= before+15 })
 	pub.halt()
 	ids, jobs, unknown := pub.published()
