@@ -99,6 +99,7 @@ const maxCoalesce = 64
 type connActor struct {
 	s         *stream
 	pending   net.Buffers // frames to write, shared and read-only
+	rest      net.Buffers // scratch for flush
 	frames    int         // event frames in pending
 	oldest    int64       // ingest time of the oldest live frame in pending, unix ns
 	delivered int         // event frames written, for the close log
@@ -169,7 +170,9 @@ func (c *connActor) flush() {
 		timeout = s.hub.cfg.WriteTimeout
 	}
 	err := s.conn.SetWriteDeadline(time.Now().Add(timeout))
-	var rest net.Buffers // what the socket did not take
+	// c.rest ends up holding what the socket did not take. It is a field,
+	// not a local, so that WriteTo's pointer receiver allocates nothing.
+	c.rest = c.rest[:0]
 	if err == nil {
 		if len(c.pending) == 1 {
 			// One frame is the common case: a plain write spares the
@@ -177,13 +180,15 @@ func (c *connActor) flush() {
 			var n int
 			n, err = s.conn.Write(c.pending[0])
 			if n < len(c.pending[0]) {
-				rest = net.Buffers{c.pending[0][n:]}
+				c.rest = append(c.rest, c.pending[0][n:])
 			}
 		} else {
-			rest = c.pending // WriteTo consumes its receiver down to what is left
-			_, err = rest.WriteTo(s.conn)
+			c.rest = c.pending // WriteTo consumes its receiver down to what is left
+			_, err = c.rest.WriteTo(s.conn)
 		}
 	}
+	rest := c.rest
+	c.rest = nil // it may share pending's array
 	if err != nil && !congested && errors.Is(err, os.ErrDeadlineExceeded) && s.reason.Load() == 0 {
 		// The socket is full: keep what is left, and go on with the full
 		// write timeout on a goroutine of our own (the mailbox moves us).
