@@ -17,6 +17,7 @@ type procUsage struct {
 	At  time.Time
 	RSS int64         // bytes (VmRSS)
 	CPU time.Duration // utime + stime
+	Sys time.Duration // stime alone: in the kernel (write(), read(), TCP)
 }
 
 // readProc reads /proc/PID/status and /proc/PID/stat.
@@ -58,6 +59,7 @@ func readProc(pid int) (procUsage, error) {
 		return u, fmt.Errorf("process %d: bad utime/stime %q %q", pid, f[11], f[12])
 	}
 	u.CPU = time.Duration(ut+st) * clockTick
+	u.Sys = time.Duration(st) * clockTick
 	return u, nil
 }
 
@@ -90,4 +92,29 @@ func machineCPU() (busy, softirq time.Duration, err error) {
 		}
 	}
 	return busy, softirq, nil
+}
+
+// kernelThreadsCPU is the CPU time of the ksoftirqd/N kernel threads:
+// softirq work (TCP receive, on loopback) deferred under load, which no
+// process is charged for.
+func kernelThreadsCPU() time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || !bytes.HasPrefix(comm, []byte("ksoftirqd/")) {
+			continue
+		}
+		if u, err := readProc(pid); err == nil {
+			total += u.CPU
+		}
+	}
+	return total
 }

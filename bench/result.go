@@ -79,18 +79,30 @@ type HubUsage struct {
 type CPUSplit struct {
 	Seconds float64 `json:"seconds"` // the window: first publish to last delivery (or the drain's end)
 	Hubs    float64 `json:"hubs_cores"`
+	// HubsSys is the part of Hubs spent in the kernel (stime): write()
+	// and, on loopback, much of the receiving side's TCP work.
+	HubsSys float64 `json:"hubs_sys_cores"`
 	// Clients is the processes that hold the streams (the workers, or this
 	// process when it holds them itself); Controller this process when it
 	// does not: the publisher and the bookkeeping.
 	Clients    float64 `json:"clients_cores"`
+	ClientsSys float64 `json:"clients_sys_cores"` // the part of Clients in the kernel
 	Controller float64 `json:"controller_cores"`
 	// Machine is every CPU's busy time (/proc/stat), whoever it was for;
 	// SoftIRQ the part of it in softirq, which on loopback is mostly TCP
-	// receive work: charged to the process that was running, or to no
-	// process when ksoftirqd does it. Machine minus the parts above is
-	// that, the kernel's own threads and anything else on the machine.
-	Machine float64 `json:"machine_cores"`
-	SoftIRQ float64 `json:"softirq_cores"`
+	// receive work, charged to the process that was running or, when
+	// ksoftirqd does it, to KernelThreads (ksoftirqd's own CPU). Machine
+	// minus the parts above is everything else on the machine: other
+	// sessions' processes.
+	Machine       float64 `json:"machine_cores"`
+	SoftIRQ       float64 `json:"softirq_cores"`
+	KernelThreads float64 `json:"kernel_threads_cores"`
+}
+
+// Other is the machine's busy CPU that none of the measured parts account
+// for, in cores.
+func (s *CPUSplit) Other() float64 {
+	return s.Machine - s.Hubs - s.Clients - s.Controller - s.KernelThreads
 }
 
 // Phase is one measurement window of a run: a ramp step, the baseline or
@@ -133,6 +145,9 @@ type Result struct {
 	Server *ServerUsage `json:"server,omitempty"`
 	// ClientCPUSeconds is the harness's own CPU (workers included).
 	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	// ClientRSS is the harness's own VmRSS (workers included) once the
+	// streams were connected.
+	ClientRSS int64 `json:"client_rss_bytes"`
 
 	Published      int64    `json:"published"`
 	PublishErrors  int64    `json:"publish_errors"`

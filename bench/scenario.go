@@ -437,16 +437,21 @@ func (r *runner) controllerCPU() time.Duration {
 }
 
 // workersCPU is the CPU time of the worker processes (0 without any).
-func (r *runner) workersCPU() time.Duration {
-	var total time.Duration
+func (r *runner) workersCPU() time.Duration { return r.workersUsage().CPU }
+
+// workersUsage is the worker processes' usage, summed.
+func (r *runner) workersUsage() procUsage {
+	var sum procUsage
 	for _, w := range r.workers {
 		if pid := w.pid(); pid != 0 {
 			if u, err := readProc(pid); err == nil {
-				total += u.CPU
+				sum.RSS += u.RSS
+				sum.CPU += u.CPU
+				sum.Sys += u.Sys
 			}
 		}
 	}
-	return total
+	return sum
 }
 
 // plannedEvents bounds how many events the scenario publishes.
@@ -518,6 +523,8 @@ func (r *runner) body(ctx context.Context) error {
 	if r.cluster != nil {
 		r.hubsConnected(ctx, hubsBefore)
 	}
+	self, _ := readProc(os.Getpid())
+	r.res.ClientRSS = self.RSS + r.workersUsage().RSS
 
 	var err error
 	switch c.Scenario {

@@ -107,20 +107,22 @@ func summaryRows(c *Comparison) [][]string {
 			return fmtMs(r.PublishLatency.P99)
 		})
 	}
-	row("harness CPU", func(r *Result) string { return fmt.Sprintf("%.1f s", r.ClientCPUSeconds) })
+	row("harness CPU / RSS connected", func(r *Result) string {
+		return fmt.Sprintf("%.1f s / %.0f MiB", r.ClientCPUSeconds, float64(r.ClientRSS)/(1<<20))
+	})
 	if c.Runs[0].CPU != nil {
-		row("CPU publishing: hubs / clients / publisher", func(r *Result) string {
+		row("CPU publishing: hubs (kernel) / clients (kernel) / publisher", func(r *Result) string {
 			if r.CPU == nil {
 				return "-"
 			}
-			return fmt.Sprintf("%.2f / %.2f / %.2f cores over %.0f s", r.CPU.Hubs, r.CPU.Clients, r.CPU.Controller, r.CPU.Seconds)
+			return fmt.Sprintf("%.2f (%.2f) / %.2f (%.2f) / %.2f cores over %.0f s",
+				r.CPU.Hubs, r.CPU.HubsSys, r.CPU.Clients, r.CPU.ClientsSys, r.CPU.Controller, r.CPU.Seconds)
 		})
-		row("CPU publishing: machine busy (softirq), other", func(r *Result) string {
+		row("CPU publishing: machine busy (softirq) / ksoftirqd / other", func(r *Result) string {
 			if r.CPU == nil || r.CPU.Machine == 0 {
 				return "-"
 			}
-			other := r.CPU.Machine - r.CPU.Hubs - r.CPU.Clients - r.CPU.Controller
-			return fmt.Sprintf("%.2f (%.2f), %.2f cores", r.CPU.Machine, r.CPU.SoftIRQ, other)
+			return fmt.Sprintf("%.2f (%.2f) / %.2f / %.2f cores", r.CPU.Machine, r.CPU.SoftIRQ, r.CPU.KernelThreads, r.CPU.Other())
 		})
 	}
 	for i := range c.Runs[0].Hubs {
