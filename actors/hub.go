@@ -84,7 +84,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		return actor.StopDirective
 	})
 	// Two workers a core: conn actors mostly wait on write(), in the kernel.
-	h.pool = newWorkerPool(2*runtime.GOMAXPROCS(0), 4096)
+	h.pool = newWorkerPool(2*runtime.GOMAXPROCS(0), 1<<16)
 	h.control = newWorkerPool(runtime.GOMAXPROCS(0), 4096)
 	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
 		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian),
