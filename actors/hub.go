@@ -191,18 +191,31 @@ func (h *Hub) PublishWithKey(ctx context.Context, key string, events []jobs.Even
 		return ids, err
 	}
 	start := time.Now()
-	reply := make(chan []uint64, 1)
-	h.system.Root.Send(h.pid, &publish{events: events, reply: reply})
-	t := time.NewTimer(h.cfg.PublishTimeout)
-	defer t.Stop()
-	select {
-	case ids := <-reply:
+	ids, err := ask(h, ctx, h.cfg.PublishTimeout, func(reply chan []uint64) any {
+		return &publish{events: events, reply: reply}
+	})
+	if err == nil {
 		h.m.ingestLatency.Observe(time.Since(start).Seconds())
-		return ids, nil
+	}
+	return ids, err
+}
+
+// ask sends the hub actor the message msg builds around a reply channel
+// (capacity 1: the hub never blocks on a caller that gave up) and waits for
+// the answer, ctx or timeout; giving up is ErrBusy.
+func ask[T any](h *Hub, ctx context.Context, timeout time.Duration, msg func(chan T) any) (T, error) {
+	reply := make(chan T, 1)
+	h.system.Root.Send(h.pid, msg(reply))
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var zero T
+	select {
+	case r := <-reply:
+		return r, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+		return zero, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
 	case <-t.C:
-		return nil, ErrBusy
+		return zero, ErrBusy
 	}
 }
 
@@ -220,18 +233,9 @@ func (h *Hub) Snapshot(ctx context.Context, perms *authz.Permissions, filter job
 	if h.isClosing() {
 		return Snapshot{}, ErrClosed
 	}
-	reply := make(chan Snapshot, 1)
-	h.system.Root.Send(h.pid, &snapshot{perms: perms, filter: &filter, limit: limit, reply: reply})
-	t := time.NewTimer(h.cfg.PublishTimeout)
-	defer t.Stop()
-	select {
-	case snap := <-reply:
-		return snap, nil
-	case <-ctx.Done():
-		return Snapshot{}, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
-	case <-t.C:
-		return Snapshot{}, ErrBusy
-	}
+	return ask(h, ctx, h.cfg.PublishTimeout, func(reply chan Snapshot) any {
+		return &snapshot{perms: perms, filter: &filter, limit: limit, reply: reply}
+	})
 }
 
 // RecordStreamError counts a stream request refused before it started.
@@ -504,18 +508,14 @@ func (h *Hub) Authorize(ctx context.Context, user string) (*authz.Permissions, e
 	if h.isClosing() {
 		return nil, ErrClosed
 	}
-	reply := make(chan authResult, 1)
-	h.system.Root.Send(h.pid, &authorize{user: user, reply: reply})
-	t := time.NewTimer(h.cfg.AuthTimeout + time.Second)
-	defer t.Stop()
-	select {
-	case r := <-reply:
-		return r.perms, r.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
-	case <-t.C:
-		return nil, ErrBusy
+	// The user actor's load is bounded by AuthTimeout; a second more for the hops.
+	r, err := ask(h, ctx, h.cfg.AuthTimeout+time.Second, func(reply chan authResult) any {
+		return &authorize{user: user, reply: reply}
+	})
+	if err != nil {
+		return nil, err
 	}
+	return r.perms, r.err
 }
 
 // Invalidate makes user's actor reload their permissions now, and returns
