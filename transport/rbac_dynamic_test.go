@@ -86,14 +86,7 @@ func TestRBACRandomizedWithChangingPermissions(t *testing.T) {
 		for range perPhase {
 			e := ev{id: fmt.Sprintf("p%d-e%d", phase, n)}
 			n++
-			switch rng.IntN(3) {
-			case 0:
-				e.typ, e.asset, e.scenario = "matrix", assets[rng.IntN(len(assets))], scenarios[rng.IntN(len(scenarios))]
-			case 1:
-				e.typ, e.asset = "growth", assets[rng.IntN(len(assets))]
-			case 2:
-				e.typ, e.scenario = "probability", scenarios[rng.IntN(len(scenarios))]
-			}
+			e.typ, e.asset, e.scenario = randomScope(rng, assets, scenarios)
 			batch = append(batch, event(e.typ, e.id, "completed", e.asset, e.scenario))
 			for u, p := range current {
 				if allowed(p, e) {

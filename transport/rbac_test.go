@@ -138,14 +138,7 @@ func TestRBACRandomized(t *testing.T) {
 	var batch []string
 	for i := range 600 {
 		e := ev{id: fmt.Sprintf("e%d", i)}
-		switch rng.IntN(3) {
-		case 0:
-			e.typ, e.asset, e.scenario = "matrix", assets[rng.IntN(len(assets))], scenarios[rng.IntN(len(scenarios))]
-		case 1:
-			e.typ, e.asset = "growth", assets[rng.IntN(len(assets))]
-		case 2:
-			e.typ, e.scenario = "probability", scenarios[rng.IntN(len(scenarios))]
-		}
+		e.typ, e.asset, e.scenario = randomScope(rng, assets, scenarios)
 		events = append(events, e)
 		batch = append(batch, event(e.typ, e.id, "completed", e.asset, e.scenario))
 		if len(batch) == 100 {
@@ -173,5 +166,18 @@ func TestRBACRandomized(t *testing.T) {
 			t.Errorf("%s (admin=%v assets=%v scenarios=%v): got %d events, want %d\ngot  %v\nwant %v",
 				u, p.admin, p.assets, p.scenarios, len(got), len(want), got, want)
 		}
+	}
+}
+
+// randomScope picks a job type and the scope it needs, from assets and
+// scenarios.
+func randomScope(rng *rand.Rand, assets, scenarios []string) (typ, asset, scenario string) {
+	switch rng.IntN(3) {
+	case 0:
+		return "matrix", assets[rng.IntN(len(assets))], scenarios[rng.IntN(len(scenarios))]
+	case 1:
+		return "growth", assets[rng.IntN(len(assets))], ""
+	default:
+		return "probability", "", scenarios[rng.IntN(len(scenarios))]
 	}
 }
