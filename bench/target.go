@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -231,5 +230,3 @@ func withHost(raw, hostport string) string {
 	u.Host = hostport
 	return u.String()
 }
-
-var errNoProc = errors.New("no process to measure")
