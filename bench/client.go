@@ -162,9 +162,9 @@ type stream struct {
 
 	mu     sync.Mutex
 	conn   net.Conn
-	polled bool            // the poller reads it (guarded by mu)
-	rc     syscall.RawConn // conn's, while polled (guarded by mu)
-	ended  chan error      // the poller's "connection over", to the goroutine
+	polled bool       // the poller reads it (guarded by mu)
+	fd     int        // the poller's descriptor for conn's socket, while polled (guarded by mu)
+	ended  chan error // the poller's "connection over", to the goroutine
 	// pending is a line cut by the end of what the poller read.
 	pending []byte
 
@@ -186,11 +186,7 @@ func (s *stream) closeConn() {
 		s.conn.Close()
 	}
 	if s.polled {
-		// Closing removed the socket from epoll: its goroutine must hear it.
-		select {
-		case s.ended <- net.ErrClosed:
-		default:
-		}
+		s.unpoll(net.ErrClosed)
 	}
 	s.mu.Unlock()
 }

@@ -12,21 +12,31 @@ import (
 // poller reads the streams of a pool from one goroutine with epoll
 // (poolSpec.Epoll), so that a delivery costs the client one read() and a
 // share of an epoll_wait, instead of a goroutine's wake-up and two reads
-// (the data, then EAGAIN) through Go's netpoller. At 100,000 streams on
-// loopback that cut the clients' CPU by a third, but the server was charged
-// as much more (TCP work is charged to whoever runs when it happens) and
-// latency was no better: see docs/benchmarks.md. It is an option, off by
-// default.
+// (the data, then EAGAIN) through Go's netpoller.
+//
+// Two things keep the loop from charging the server for the client. A
+// polled socket is a duplicate descriptor taken out of Go's netpoller
+// (whose epoll would otherwise be signalled too, and perhaps woken, on every
+// arrival), and the loop never sleeps in epoll_wait: it polls without
+// waiting and, when a poll came back short, sleeps pollPace. On loopback the
+// sender's write() runs the receiver's TCP path, so a reader asleep in
+// epoll_wait makes every delivery pay for a thread's wake-up; a reader that
+// polls costs the sender only a place on epoll's ready list. The price is at
+// most pollPace of latency.
 //
 // A stream's goroutine still dials, does the handshake and reconnects; once
-// the stream is live it registers the socket here and waits on s.ended.
-// The loop reads a socket only under the stream's mu while s.polled is set
-// and through the conn's RawConn, so a socket closed meanwhile (storm,
-// finish) is never read under a reused descriptor number.
+// the stream is live it hands the socket here and waits on s.ended. The loop
+// reads a socket only under the stream's mu while s.polled is set, and the
+// descriptor is closed only under mu as polled is cleared, so a descriptor
+// number reused after a close is never read.
 type poller struct {
 	p    *pool
 	epfd int
 }
+
+// pollPace is how long the loop sleeps after a poll that did not fill its
+// batch.
+const pollPace = time.Millisecond
 
 func newPoller(p *pool) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -47,7 +57,7 @@ func (pl *poller) run() {
 	events := make([]syscall.EpollEvent, 512)
 	buf := make([]byte, 64<<10) // shared: each chunk is parsed before the next read
 	for p.ctx.Err() == nil {
-		n, err := syscall.EpollWait(pl.epfd, events, 100)
+		n, err := syscall.EpollWait(pl.epfd, events, 0)
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
@@ -60,43 +70,42 @@ func (pl *poller) run() {
 				pl.readStream(p.streams[i], buf)
 			}
 		}
+		if n < len(events) {
+			time.Sleep(pollPace)
+		}
 	}
 }
 
 // readStream reads what one socket holds and parses it; at the end of the
-// connection it hands the stream back to its goroutine.
+// connection it closes the socket and hands the stream back to its
+// goroutine.
 func (pl *poller) readStream(s *stream, buf []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.polled {
 		return // a stale event: the stream has moved on
 	}
-	var n int
-	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), buf)
-		if n == 0 && rerr == nil || rerr != nil && rerr != syscall.EAGAIN {
-			// Over: stop the level-triggered reports while the fd is valid.
-			syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-		}
-		return true // never wait in Go's netpoller
-	})
+	n, err := syscall.Read(s.fd, buf)
 	if n > 0 {
 		pl.p.feed(s, buf[:n], time.Now().UnixNano())
 		return
 	}
-	if err == nil {
-		err = rerr
-	}
-	switch {
-	case errors.Is(err, syscall.EAGAIN):
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
 		return
-	case err == nil:
-		err = io.EOF
 	}
-	s.polled = false
+	if err == nil {
+		err = io.EOF // the server closed the stream
+	}
+	s.unpoll(err)
+}
+
+// unpoll closes a polled socket (which takes it out of epoll) and tells
+// the stream's goroutine why. Call it with s.mu held and s.polled set.
+func (s *stream) unpoll(why error) {
+	syscall.Close(s.fd)
+	s.fd, s.polled = -1, false
 	select {
-	case s.ended <- err:
+	case s.ended <- why:
 	default:
 	}
 }
@@ -112,6 +121,9 @@ func (pl *poller) wait(s *stream, conn net.Conn) error {
 		p.feed(s, b, time.Now().UnixNano())
 		s.raw.Discard(n)
 	}
+	if s.ended == nil {
+		s.ended = make(chan error, 1) // capacity 1: unpoll never blocks on it
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return p.read(s)
@@ -120,31 +132,40 @@ func (pl *poller) wait(s *stream, conn net.Conn) error {
 	if err != nil {
 		return p.read(s)
 	}
-	if s.ended == nil {
-		s.ended = make(chan error, 1) // capacity 1: the loop and closeConn never block on it
-	}
+	// Under mu, so that closeConn either ran before (the conn is closed and
+	// Control fails) or runs after (and closes the duplicate).
 	s.mu.Lock()
-	s.rc, s.polled = rc, true
-	s.mu.Unlock()
-	var addErr error
-	err = rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(s.idx - p.spec.FirstIndex)}
-		addErr = syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if err == nil {
-		err = addErr
-	}
-	if err == nil {
-		select {
-		case err = <-s.ended:
-		case <-p.ctx.Done():
-			err = errStopped
+	fd := -1
+	err = rc.Control(func(sfd uintptr) {
+		var derr error
+		if fd, derr = syscall.Dup(int(sfd)); derr == nil {
+			syscall.CloseOnExec(fd)
 		}
+	})
+	if err != nil || fd < 0 {
+		s.mu.Unlock()
+		return p.read(s)
+	}
+	conn.Close() // out of Go's netpoller: the duplicate keeps the socket open
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(s.idx - p.spec.FirstIndex)}
+	if err = syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		syscall.Close(fd)
+		s.mu.Unlock()
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	s.fd, s.polled = fd, true
+	s.mu.Unlock()
+
+	select {
+	case err = <-s.ended:
+	case <-p.ctx.Done():
+		err = errStopped
 	}
 	s.mu.Lock()
-	s.rc, s.polled = nil, false
+	if s.polled {
+		s.unpoll(err)
+	}
 	s.mu.Unlock()
-	rc.Control(func(fd uintptr) { syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })
 	select { // nothing sends once polled is false: empty it for the next connection
 	case <-s.ended:
 	default:

@@ -12,3 +12,4 @@ func newPoller(*pool) (*poller, error)       { return nil, nil }
 func (*poller) run()                         {}
 func (*poller) close()                       {}
 func (*poller) wait(*stream, net.Conn) error { return nil }
+func (*stream) unpoll(error)                 {}
