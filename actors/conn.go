@@ -8,7 +8,9 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -19,8 +21,12 @@ import (
 // any goroutine sees it and never change, except reason, which the first
 // closer sets.
 type stream struct {
-	hub    *Hub
-	conn   net.Conn
+	hub  *Hub
+	conn net.Conn
+	// raw is conn's descriptor when it has one (a TCP socket): the worker
+	// pool writes to it without waiting, so without a deadline to arm. Nil
+	// for other conns, which are written with a short deadline instead.
+	raw    syscall.RawConn
 	user   string
 	filter *jobs.Filter // nil: every event; shared, read-only
 	head   []byte       // the response head, written first; shared and read-only
@@ -151,7 +157,10 @@ func (c *connActor) Receive(ctx actor.Context) {
 	}
 }
 
-// flush writes everything pending in one writev, under the write deadline.
+// flush writes everything pending in one write or writev. On the worker
+// pool it does not wait: what a full socket did not take stays pending, and
+// the stream goes on on a goroutine of its own (the mailbox moves it) that
+// writes the rest under the full write timeout.
 func (c *connActor) flush() {
 	s := c.s
 	if !c.headDone && s.head != nil && s.reason.Load() == 0 {
@@ -161,38 +170,23 @@ func (c *connActor) flush() {
 	if len(c.pending) == 0 || s.reason.Load() != 0 {
 		return
 	}
-	// On the pool a write may wait only a moment for a full socket; a
-	// stream that is congested has a goroutine of its own and its full
-	// write timeout.
 	congested := s.mb.congested.Load()
-	timeout := poolWriteBudget
-	if congested {
-		timeout = s.hub.cfg.WriteTimeout
-	}
-	err := s.conn.SetWriteDeadline(time.Now().Add(timeout))
-	// c.rest ends up holding what the socket did not take. It is a field,
-	// not a local, so that WriteTo's pointer receiver allocates nothing.
-	c.rest = c.rest[:0]
-	if err == nil {
-		if len(c.pending) == 1 {
-			// One frame is the common case: a plain write spares the
-			// socket the iovec array that writev keeps per connection.
-			var n int
-			n, err = s.conn.Write(c.pending[0])
-			if n < len(c.pending[0]) {
-				c.rest = append(c.rest, c.pending[0][n:])
-			}
-		} else {
-			c.rest = c.pending // WriteTo consumes its receiver down to what is left
-			_, err = c.rest.WriteTo(s.conn)
+	var err error
+	switch {
+	case congested:
+		err = c.writeWaiting(s.hub.cfg.WriteTimeout)
+	case s.raw != nil:
+		err = c.writeNow()
+	default:
+		// No descriptor to write to without waiting: wait only a moment.
+		err = c.writeWaiting(poolWriteBudget)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errWouldBlock
 		}
 	}
-	rest := c.rest
-	c.rest = nil // it may share pending's array
-	if err != nil && !congested && errors.Is(err, os.ErrDeadlineExceeded) && s.reason.Load() == 0 {
+	if err == errWouldBlock && s.reason.Load() == 0 {
 		// The socket is full: keep what is left, and go on with the full
 		// write timeout on a goroutine of our own (the mailbox moves us).
-		c.pending = append(c.pending[:0], rest...)
 		s.mb.congested.Store(true)
 		s.mb.postAlways(&resume{})
 		return
@@ -220,6 +214,98 @@ func (c *connActor) flush() {
 		c.pending = c.pending[:0]
 	}
 	c.frames = 0
+}
+
+// errWouldBlock is a write on the pool that the socket could not take
+// whole.
+var errWouldBlock = errors.New("socket full")
+
+// maxIovec bounds the buffers of one writev.
+const maxIovec = 64
+
+// writeNow writes what the socket takes of c.pending now, without waiting:
+// a write for one buffer, writev for more. It leaves what was not written
+// in c.pending and returns errWouldBlock if anything was.
+func (c *connActor) writeNow() error {
+	var sysErr error
+	err := c.s.raw.Write(func(fd uintptr) bool {
+		var iov [maxIovec]syscall.Iovec
+		for len(c.pending) > 0 {
+			var r1, want uintptr
+			var errno syscall.Errno
+			if len(c.pending) == 1 {
+				// One frame is the common case: a plain write spares the
+				// socket the iovec array that writev keeps per connection.
+				b := c.pending[0]
+				want = uintptr(len(b))
+				r1, _, errno = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+			} else {
+				n := 0
+				for _, b := range c.pending[:min(len(c.pending), maxIovec)] {
+					iov[n].Base = unsafe.SliceData(b)
+					iov[n].SetLen(len(b))
+					want += uintptr(len(b))
+					n++
+				}
+				r1, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+			}
+			switch errno {
+			case 0:
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				sysErr = errWouldBlock
+				return true
+			default:
+				sysErr = errno
+				return true
+			}
+			c.consume(int(r1))
+			if r1 < want {
+				sysErr = errWouldBlock // a short write: the socket is full
+				return true
+			}
+		}
+		return true // never wait in the netpoller
+	})
+	if err != nil {
+		return err
+	}
+	return sysErr
+}
+
+// consume drops the first n written bytes from c.pending.
+func (c *connActor) consume(n int) {
+	i := 0
+	for ; i < len(c.pending) && n >= len(c.pending[i]); i++ {
+		n -= len(c.pending[i])
+	}
+	if i < len(c.pending) && n > 0 {
+		c.pending[i] = c.pending[i][n:]
+		n = 0
+	}
+	// Shift in place: the array stays the connActor's.
+	k := copy(c.pending, c.pending[i:])
+	clear(c.pending[k:])
+	c.pending = c.pending[:k]
+}
+
+// writeWaiting writes all of c.pending, waiting for the socket up to
+// timeout; it leaves what was not written in c.pending.
+func (c *connActor) writeWaiting(timeout time.Duration) error {
+	s := c.s
+	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	// c.rest is a field, not a local, so that WriteTo's pointer receiver
+	// allocates nothing; WriteTo consumes it down to what is left.
+	c.rest = c.pending
+	_, err := c.rest.WriteTo(s.conn)
+	k := copy(c.pending, c.rest)
+	clear(c.pending[k:])
+	c.pending = c.pending[:k]
+	c.rest = nil
+	return err
 }
 
 func (c *connActor) writeFailed(err error) {

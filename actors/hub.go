@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -297,6 +298,11 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		h.clusterResume(sub)
 	}
 	s := &stream{hub: h, conn: conn, user: req.User, head: req.Head, ticket: t}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
 	if !req.Filter.IsZero() {
 		s.filter = &req.Filter // req is Open's own copy
 	}
