@@ -38,6 +38,10 @@ type poller struct {
 // batch.
 const pollPace = time.Millisecond
 
+// epollET is EPOLLET as the uint32 that EpollEvent.Events holds (the
+// syscall package declares it negative).
+const epollET = 1 << 31
+
 func newPoller(p *pool) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -49,9 +53,10 @@ func newPoller(p *pool) (*poller, error) {
 // close releases the epoll instance; call it after run has returned.
 func (pl *poller) close() { syscall.Close(pl.epfd) }
 
-// run is the loop: it reads every socket epoll reports ready, once, until
-// the pool is finished. A socket with more to read is reported again
-// (level-triggered).
+// run is the loop: it reads every socket epoll reports ready until the
+// pool is finished. Sockets are edge-triggered, so epoll does not poll a
+// socket again after reporting it; readStream reads until a read comes back
+// short, and data that arrives after that read is a new edge.
 func (pl *poller) run() {
 	p := pl.p
 	events := make([]syscall.EpollEvent, 512)
@@ -85,10 +90,17 @@ func (pl *poller) readStream(s *stream, buf []byte) {
 	if !s.polled {
 		return // a stale event: the stream has moved on
 	}
-	n, err := syscall.Read(s.fd, buf)
-	if n > 0 {
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(s.fd, buf)
+		if n <= 0 {
+			break
+		}
 		pl.p.feed(s, buf[:n], time.Now().UnixNano())
-		return
+		if n < len(buf) {
+			return // drained: what comes later is a new edge
+		}
 	}
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
 		return
@@ -147,7 +159,7 @@ func (pl *poller) wait(s *stream, conn net.Conn) error {
 		return p.read(s)
 	}
 	conn.Close() // out of Go's netpoller: the duplicate keeps the socket open
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(s.idx - p.spec.FirstIndex)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(s.idx - p.spec.FirstIndex)}
 	if err = syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		syscall.Close(fd)
 		s.mu.Unlock()
