@@ -32,8 +32,11 @@ type stream struct {
 	head   []byte       // the response head, written first; shared and read-only
 	ticket *Ticket
 	mb     *mailbox
-	pid    atomic.Pointer[actor.PID] // set once spawned; see close
-	slot   int                       // in the heartbeat wheel; guarded by the wheel's mutex
+	// hupID is the stream's id among the hub's hangups, 0 when it is not
+	// watched there (it has a reader goroutine instead).
+	hupID uint64
+	pid   atomic.Pointer[actor.PID] // set once spawned; see close
+	slot  int                       // in the heartbeat wheel; guarded by the wheel's mutex
 	// lifetime ends the stream at StreamLifetime; nil when unlimited.
 	lifetime *time.Timer
 
@@ -78,9 +81,9 @@ func (s *stream) overflow() {
 	s.close(CloseSlow)
 }
 
-// read is the stream's reader goroutine. A client sends nothing after its
-// request, so the only thing to learn here is that it went away, and a
-// blocked Read learns that at once.
+// read is the stream's reader goroutine, where the hub's hangups cannot
+// watch it. A client sends nothing after its request, so the only thing to
+// learn here is that it went away, and a blocked Read learns that at once.
 func (s *stream) read() {
 	defer s.hub.goroutines.Done()
 	var buf [1]byte // the client sends nothing: the Read is only there to see EOF
@@ -340,6 +343,10 @@ func (c *connActor) stopped(ctx actor.Context) {
 	h.m.streamsActive.Dec()
 	s.ticket.Release()
 	h.streams.remove(s)
+	if s.hupID != 0 {
+		h.hangups.forget(s)
+		h.goroutines.Done() // what the reader goroutine's Done would be
+	}
 	if user := s.userPID.Load(); user != nil {
 		h.system.Root.Send(user, &detach{s: s})
 	}

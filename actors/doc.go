@@ -17,9 +17,12 @@
 // A conn actor owns one socket's writing side. Its mailbox is bounded and
 // never blocks a sender: a frame that does not fit is refused and counted
 // (eventhub_mailbox_overflow_total) and the stream is closed with reason
-// "slow"; the client resumes with Last-Event-ID. A conn actor writes with a
-// deadline and coalesces every frame pending in its mailbox into one write.
-// A small reader goroutine per stream sees a client that went away at once.
+// "slow"; the client resumes with Last-Event-ID. A conn actor coalesces
+// every frame pending in its mailbox into one write, which on the worker
+// pool never waits: a socket that is full moves its stream to a goroutine
+// of its own that writes under a deadline. One epoll goroutine per hub
+// watches every stream's socket and sees a client that went away at once
+// (where there is no epoll, a small reader goroutine per stream does).
 //
 // # Ordering
 //

@@ -41,6 +41,7 @@ type Hub struct {
 	// hundred bytes each, kept as long as the actor lives).
 	connProps *actor.Props
 	pool      *workerPool // runs the conn actors' mailboxes
+	hangups   *hangups    // sees clients hang up; nil where there is no epoll
 	// control runs the hub and user actors' mailboxes: they never block,
 	// so two long-lived goroutines do, instead of a new one per wake-up.
 	control  *workerPool
@@ -49,8 +50,9 @@ type Hub struct {
 
 	mu      sync.Mutex // guards closing
 	closing bool
-	// goroutines counts each stream's conn actor and reader goroutine (two
-	// per stream), and the heartbeat wheel, so Shutdown can wait for all.
+	// goroutines counts each stream's conn actor and its reader goroutine
+	// or its place among the hangups (two per stream), and the heartbeat
+	// wheel, so Shutdown can wait for all.
 	goroutines sync.WaitGroup
 	stopWheel  chan struct{}
 	shutdown   sync.Once
@@ -87,6 +89,11 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	// Two workers a core: conn actors mostly wait on write(), in the kernel.
 	h.pool = newWorkerPool(2*runtime.GOMAXPROCS(0), 1<<16)
 	h.control = newWorkerPool(runtime.GOMAXPROCS(0), 4096)
+	if h.hangups, err = newHangups(); err != nil {
+		// Streams still work, each with a reader goroutine: costlier, not wrong.
+		h.log.Warn("no epoll for hang-ups: a reader goroutine per stream", "err", err)
+		h.hangups = nil
+	}
 	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
 		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian),
 		actor.WithDispatcher(h.pool))
@@ -106,8 +113,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		nextID, frames, err = h.loadHistory()
 	}
 	if err != nil {
-		h.pool.stop()
-		h.control.stop()
+		h.stopWorkers()
 		return nil, err
 	}
 	// One instance, whatever happens: a resumed hub keeps its state.
@@ -116,15 +122,13 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		actor.WithGuardian(resume), actor.WithSupervisor(resume), actor.WithDispatcher(h.control))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
 	if err != nil {
-		h.pool.stop()
-		h.control.stop()
+		h.stopWorkers()
 		return nil, fmt.Errorf("spawn hub: %w", err)
 	}
 	if h.cluster != nil {
 		if err := h.cluster.consume(system.Root, h.pid, nextID); err != nil {
 			system.Root.Stop(h.pid)
-			h.pool.stop()
-			h.control.stop()
+			h.stopWorkers()
 			return nil, err
 		}
 	}
@@ -328,6 +332,9 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		// mailbox), so the actor's stop always sees it.
 		s.lifetime = time.AfterFunc(d, func() { s.closeGracefully(CloseLifetime, h.retryJitter()) })
 	}
+	// Watched before the actor exists, so its stop always comes after: a
+	// hang-up meanwhile closes the stream, and Open then stops the actor.
+	watched := h.hangups.watch(s)
 	h.spawnMu.Lock()
 	h.spawning = s
 	pid := h.system.Root.Spawn(h.connProps)
@@ -338,7 +345,9 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		h.system.Root.Stop(pid) // closed while spawning: close could not stop it
 	}
 	h.system.Root.Send(h.pid, sub)
-	go s.read()
+	if !watched {
+		go s.read()
+	}
 	return nil
 }
 
@@ -443,9 +452,15 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop hub actor: %w", err))
 	}
 	h.loads.Wait() // the user actors have stopped and canceled their loads
+	h.stopWorkers()
+	return errors.Join(errs...)
+}
+
+// stopWorkers ends the goroutines the hub started besides its streams'.
+func (h *Hub) stopWorkers() {
+	h.hangups.stop()
 	h.pool.stop()
 	h.control.stop()
-	return errors.Join(errs...)
 }
 
 // retryJitter is a retry hint for a forced close, in milliseconds: the

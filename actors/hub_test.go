@@ -1,10 +1,12 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -614,4 +616,70 @@ func TestHubStreamLifetime(t *testing.T) {
 	if !ok || !ok2 || err != nil || ms < retry.Milliseconds() || ms > (retry+spread).Milliseconds() {
 		t.Fatalf("stream ended with %q, want one retry hint of %d..%d ms", c.written(), retry.Milliseconds(), (retry + spread).Milliseconds())
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection: the hub's and
+// the client's.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1) // capacity 1: the test may fail before receiving
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	return server, client
+}
+
+// TestHubHangUp: on real sockets, a client that sends bytes after its
+// request keeps its stream (they are read and dropped), and a client that
+// hangs up has its stream closed as client_gone at once, with no reader
+// goroutine left behind.
+func TestHubHangUp(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, Config{Heartbeat: -1})
+	if runtime.GOOS == "linux" && h.hangups == nil {
+		t.Fatal("no hangups watcher on Linux: streams fell back to reader goroutines")
+	}
+	server, client := tcpPair(t)
+	h.openOn(t, server, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
+
+	// Chatter, more than one drain reads at once: the stream stays open and
+	// still delivers.
+	if _, err := client.Write(bytes.Repeat([]byte("x"), 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	ev := mkEvent(t, jobs.Growth, "j1", jobs.Started, "a1", "")
+	id := h.publish(t, ev)[0]
+	want := frameOf(id, &ev)
+	client.SetReadDeadline(time.Now().Add(waitTimeout))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatalf("stream ended after the client sent bytes (%v); read so far %q", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if n := h.metric(t, "eventhub_streams_active"); n != 1 {
+		t.Fatalf("streams_active = %v after chatter, want 1", n)
+	}
+
+	client.Close()
+	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "client_gone")
+	h.waitMetric(t, 0, "eventhub_streams_active")
 }
