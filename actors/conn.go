@@ -195,7 +195,10 @@ func (c *connActor) flush() {
 		return
 	}
 	if congested && err == nil {
-		s.mb.congested.Store(false) // drained: back to the pool
+		// Drained: back to the pool, which writes without a deadline. One
+		// left on the socket would fail the pool's first write after it.
+		err = s.conn.SetWriteDeadline(time.Time{})
+		s.mb.congested.Store(false)
 	}
 	if err != nil {
 		c.writeFailed(err)

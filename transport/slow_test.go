@@ -197,3 +197,43 @@ func TestCongestedClientCatchesUp(t *testing.T) {
 		t.Fatalf("after catching up: %s", got)
 	}
 }
+
+// TestCongestedStreamOutlivesItsDeadline: a stream that was congested wrote
+// its backlog under a deadline; once it is back on the worker pool, that
+// deadline passing must not end it. (The pool writes without a deadline;
+// one left set on the socket would fail the first write after it passed.)
+func TestCongestedStreamOutlivesItsDeadline(t *testing.T) {
+	const writeTimeout = 2 * time.Second
+	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: writeTimeout}, testPermissions)
+	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	paused, status, body := ts.tryStream(tiny, "dev:alice", "")
+	if status != 200 {
+		t.Fatalf("stream: %d %s", status, body)
+	}
+	const n = 120 // 6 MB: more than the kernel buffers on both sides
+	pad := strings.Repeat("x", 50<<10)
+	for i := range n {
+		ts.publish(fmt.Sprintf(`{"type":"growth","jobId":"j%d","status":"queued","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1","pad":%q}}`, i, pad))
+	}
+	for i := range n {
+		if got := jobIDOf(t, paused.nextEvent(writeTimeout).data); got != fmt.Sprintf("j%d", i) {
+			t.Fatalf("the paused client, reading again, got %s, want j%d", got, i)
+		}
+	}
+	if got := ts.metric(`eventhub_stream_errors_total{reason="write_timeout"}`); got != 0 {
+		t.Fatalf("%v write timeouts while the client read", got)
+	}
+	// What is under test is a deadline passing: there is no event to await.
+	time.Sleep(writeTimeout + writeTimeout/2)
+	ts.publish(event("growth", "after", "queued", "a1", ""))
+	if got := jobIDOf(t, paused.nextEvent(5*time.Second).data); got != "after" {
+		t.Fatalf("after the old deadline passed: %s", got)
+	}
+	if got := ts.metric(`eventhub_streams_closed_total{reason="write_timeout"}`); got != 0 {
+		t.Errorf("%v streams closed write_timeout", got)
+	}
+}
