@@ -23,10 +23,14 @@ import (
 type stream struct {
 	hub  *Hub
 	conn net.Conn
-	// raw is conn's descriptor when it has one (a TCP socket): the worker
-	// pool writes to it without waiting, so without a deadline to arm. Nil
-	// for other conns, which are written with a short deadline instead.
+	// raw is conn's descriptor when it has one (a TCP socket), and fd its
+	// number, which the conn actor writes to without waiting (so without a
+	// deadline to arm) and without Go's locks on it: the descriptor is
+	// closed only by the conn actor itself, once it has stopped (see
+	// hangUp). For other conns raw is nil and fd -1, and the actor writes
+	// through conn with a short deadline.
 	raw    syscall.RawConn
+	fd     int
 	user   string
 	filter *jobs.Filter // nil: every event; shared, read-only
 	head   []byte       // the response head, written first; shared and read-only
@@ -49,20 +53,37 @@ type stream struct {
 	userPID atomic.Pointer[actor.PID]
 }
 
-// close ends the stream for reason r, once: whoever calls first (the reader
-// seeing EOF, a full mailbox, a failed write, shutdown) names the reason.
-// It never blocks: closing the socket unblocks a write in progress and the
+// close ends the stream for reason r, once: whoever calls first (the
+// hang-up watcher, a full mailbox, a failed write, shutdown) names the
+// reason. It never blocks: hanging up unblocks a write in progress and the
 // reader, and the conn actor stops and accounts for the stream.
 func (s *stream) close(r CloseReason) {
 	if !s.reason.CompareAndSwap(0, int32(r)) {
 		return
 	}
 	s.mb.close()
-	s.conn.Close()
+	s.hangUp()
 	// A stream closed while Open is still spawning its actor has no pid yet:
 	// Open, which stores the pid and then checks reason, stops it instead.
 	if pid := s.pid.Load(); pid != nil {
 		s.hub.system.Root.Stop(pid)
+	}
+}
+
+// hangUp ends the connection at once. A socket is shut down, not closed:
+// that fails a write in progress, wakes whoever waits on it and sends the
+// client its FIN, but keeps the descriptor number taken, so that the conn
+// actor, which writes to the number directly, can never write to another
+// connection that reused it. The actor closes it when it stops. Other
+// conns are closed here.
+func (s *stream) hangUp() {
+	if s.fd < 0 {
+		s.conn.Close()
+		return
+	}
+	err := s.raw.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	if err != nil {
+		s.conn.Close() // already closed: nothing to keep
 	}
 }
 
@@ -178,7 +199,7 @@ func (c *connActor) flush() {
 	switch {
 	case congested:
 		err = c.writeWaiting(s.hub.cfg.WriteTimeout)
-	case s.raw != nil:
+	case s.fd >= 0:
 		err = c.writeNow()
 	default:
 		// No descriptor to write to without waiting: wait only a moment.
@@ -233,51 +254,42 @@ const maxIovec = 64
 // a write for one buffer, writev for more. It leaves what was not written
 // in c.pending and returns errWouldBlock if anything was.
 func (c *connActor) writeNow() error {
-	var sysErr error
-	err := c.s.raw.Write(func(fd uintptr) bool {
-		var iov [maxIovec]syscall.Iovec
-		for len(c.pending) > 0 {
-			var r1, want uintptr
-			var errno syscall.Errno
-			if len(c.pending) == 1 {
-				// One frame is the common case: a plain write spares the
-				// socket the iovec array that writev keeps per connection.
-				b := c.pending[0]
-				want = uintptr(len(b))
-				r1, _, errno = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-			} else {
-				n := 0
-				for _, b := range c.pending[:min(len(c.pending), maxIovec)] {
-					iov[n].Base = unsafe.SliceData(b)
-					iov[n].SetLen(len(b))
-					want += uintptr(len(b))
-					n++
-				}
-				r1, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	fd := uintptr(c.s.fd)
+	var iov [maxIovec]syscall.Iovec
+	for len(c.pending) > 0 {
+		var r1, want uintptr
+		var errno syscall.Errno
+		if len(c.pending) == 1 {
+			// One frame is the common case: a plain write spares the
+			// socket the iovec array that writev keeps per connection.
+			b := c.pending[0]
+			want = uintptr(len(b))
+			r1, _, errno = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		} else {
+			n := 0
+			for _, b := range c.pending[:min(len(c.pending), maxIovec)] {
+				iov[n].Base = unsafe.SliceData(b)
+				iov[n].SetLen(len(b))
+				want += uintptr(len(b))
+				n++
 			}
-			switch errno {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				sysErr = errWouldBlock
-				return true
-			default:
-				sysErr = errno
-				return true
-			}
-			c.consume(int(r1))
-			if r1 < want {
-				sysErr = errWouldBlock // a short write: the socket is full
-				return true
-			}
+			r1, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 		}
-		return true // never wait in the netpoller
-	})
-	if err != nil {
-		return err
+		switch errno {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return errWouldBlock
+		default:
+			return errno
+		}
+		c.consume(int(r1))
+		if r1 < want {
+			return errWouldBlock // a short write: the socket is full
+		}
 	}
-	return sysErr
+	return nil
 }
 
 // consume drops the first n written bytes from c.pending.
@@ -350,6 +362,7 @@ func (c *connActor) stopped(ctx actor.Context) {
 		h.hangups.forget(s)
 		h.goroutines.Done() // what the reader goroutine's Done would be
 	}
+	s.conn.Close() // after the actor's last write: see hangUp
 	if user := s.userPID.Load(); user != nil {
 		h.system.Root.Send(user, &detach{s: s})
 	}

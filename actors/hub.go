@@ -301,10 +301,14 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	if h.cluster != nil && req.Resume {
 		h.clusterResume(sub)
 	}
-	s := &stream{hub: h, conn: conn, user: req.User, head: req.Head, ticket: t}
+	s := &stream{hub: h, conn: conn, user: req.User, head: req.Head, ticket: t, fd: -1}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
+			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
+				s.raw = raw
+			} else {
+				s.fd = -1
+			}
 		}
 	}
 	if !req.Filter.IsZero() {
