@@ -237,3 +237,51 @@ func TestStormAgainstFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestRampAgainstFloor: the ramp raises the rate step by step, and a step
+// over the bound is run once more at the same rate before it ends the ramp
+// (here every step is over a bound of 1 ns, so the ramp is exactly two
+// steps at the first rate).
+func TestRampAgainstFloor(t *testing.T) {
+	t.Parallel()
+	_, addr := startTestFloor(t)
+	run := func(bound time.Duration) *Result {
+		cmp, err := Run(context.Background(), Config{
+			Scenario:   "ramp",
+			SubURL:     "http://" + addr + "/api/events",
+			Streams:    20,
+			Rate:       10,
+			Duration:   2 * time.Second,
+			RampStep:   400 * time.Millisecond,
+			RampFactor: 2,
+			RampMaxP99: bound,
+			Settle:     10 * time.Millisecond,
+			HubPID:     os.Getpid(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cmp.Runs[0]
+	}
+
+	r := run(time.Nanosecond)
+	if len(r.Phases) != 2 || r.Phases[1].Name != "step 2 (again)" || r.Phases[1].Rate != r.Phases[0].Rate {
+		t.Fatalf("phases %+v, want step 1 and step 2 (again) at one rate", r.Phases)
+	}
+	if r.Ramp == nil || r.Ramp.Best != 0 || !strings.HasSuffix(r.Ramp.StoppedBy, "twice") {
+		t.Errorf("ramp %+v, want no sustainable step, stopped by a p99 over the bound twice", r.Ramp)
+	}
+
+	r = run(5 * time.Second)
+	if len(r.Phases) < 3 {
+		t.Fatalf("phases %+v, want the rate raised at least twice", r.Phases)
+	}
+	for i := 1; i < len(r.Phases); i++ {
+		if r.Phases[i].Rate != 2*r.Phases[i-1].Rate {
+			t.Errorf("step %d at %.1f events/s after %.1f; want each step double", i+1, r.Phases[i].Rate, r.Phases[i-1].Rate)
+		}
+	}
+	if r.Ramp == nil || r.Ramp.StoppedBy != "time" || r.Ramp.Best <= 0 || r.Lost != 0 {
+		t.Errorf("ramp %+v, lost %d; want it to run out of time with a best rate and nothing lost", r.Ramp, r.Lost)
+	}
+}
