@@ -312,7 +312,8 @@ func TestWorkersPanicThenNextJob(t *testing.T) {
 	w, rec := startWorkers(t, WorkersConfig{PerType: 1, run: func(ctx context.Context, job Job) (any, error) {
 		if job.ID == "j-panic" {
 			var m map[string]int
-			m["nil map"] = 1 // a runtime panic, not only a panic(value)
+			//lint:ignore SA5000 the point: a runtime panic, not only a panic(value)
+			m["nil map"] = 1
 		}
 		return compute(ctx, job)
 	}})
