@@ -146,7 +146,7 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
 	fs.DurationVar(&idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
-	fs.DurationVar(&rampDuration, "ramp-duration", 60*time.Second, "suite: bound on the ramp scenario")
+	fs.DurationVar(&rampDuration, "ramp-duration", 90*time.Second, "ramp: bound on the ramp scenario (its steps, a repeat of a step over the bound, then up to two steps between the last rate that held and the first that did not)")
 	fs.IntVar(&rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
 	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
 	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin; with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
