@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +132,9 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{}
-	poll   *poller // nil: a goroutine reads each stream
+	// polls read the live streams, stream i in polls[i % len(polls)]; none
+	// when a goroutine reads each stream.
+	polls []*poller
 
 	streams []*stream
 
@@ -254,8 +257,19 @@ func newPool(spec poolSpec) (*pool, error) {
 		p.local = func(idx int) *net.TCPAddr { return sourceAddr(idx, spec.PerAddr) }
 	}
 	if spec.Epoll {
-		if p.poll, err = newPoller(p); err != nil {
-			return nil, err
+		// One loop a core: at hundreds of thousands of events a second,
+		// one loop's parsing is what would limit the figures.
+		for range runtime.GOMAXPROCS(0) {
+			pl, err := newPoller(p)
+			if err != nil {
+				for _, pl := range p.polls {
+					pl.close()
+				}
+				return nil, err
+			}
+			if pl != nil {
+				p.polls = append(p.polls, pl)
+			}
 		}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -291,8 +305,8 @@ func (p *pool) start() {
 		idx := p.spec.FirstIndex + i
 		p.streams[i] = &stream{idx: idx, slow: isSlow(idx, p.spec.SlowFraction)}
 	}
-	if p.poll != nil {
-		p.wg.Go(p.poll.run)
+	for _, pl := range p.polls {
+		p.wg.Go(pl.run)
 	}
 	p.wg.Add(len(p.streams))
 	for _, s := range p.streams {
@@ -315,8 +329,8 @@ func (p *pool) run(s *stream) {
 			return
 		}
 		s.everUp.Store(true)
-		if p.poll != nil && !s.slow && s.rd.br == s.raw {
-			err = p.poll.wait(s, conn)
+		if len(p.polls) > 0 && !s.slow && s.rd.br == s.raw {
+			err = p.polls[s.idx%len(p.polls)].wait(s, conn)
 		} else {
 			err = p.read(s)
 		}
@@ -661,8 +675,8 @@ func (p *pool) finish(upTo int) *poolResult {
 		s.closeConn()
 	}
 	p.wg.Wait()
-	if p.poll != nil {
-		p.poll.close()
+	for _, pl := range p.polls {
+		pl.close()
 	}
 	r := &poolResult{Stats: p.stats(), Storm: p.stormHist}
 	for _, ph := range *p.phases.Load() {
