@@ -497,6 +497,7 @@ func (p *pool) handshake(s *stream, conn net.Conn, resume, stormed bool) error {
 		return &statusError{code}
 	}
 	s.rd.br = s.raw
+	s.rd.cut() // what the last connection left half-read is gone
 	if chunked {
 		s.rd.br = bufio.NewReaderSize(httputil.NewChunkedReader(s.raw), p.spec.ReadBuffer)
 	}

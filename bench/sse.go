@@ -21,10 +21,15 @@ type sseEvent struct {
 // harness needs: the data lines (for the "ts" and "seq" numbers) and the id
 // line (for Last-Event-ID). It is owned by one stream goroutine.
 type sseReader struct {
-	br     *bufio.Reader
-	spill  []byte // a line longer than br's buffer, allocated on first need
-	lastID []byte // the last id: field seen, for Last-Event-ID
-	cur    sseEvent
+	br    *bufio.Reader
+	spill []byte // a line longer than br's buffer, allocated on first need
+	// lastID is the id of the last event dispatched, for Last-Event-ID;
+	// curID the id: field of the event being read. As in a browser, an id
+	// counts only once its event is complete: a stream cut in the middle
+	// of an event resumes before it.
+	lastID, curID []byte
+	curHasID      bool
+	cur           sseEvent
 }
 
 var (
@@ -57,6 +62,12 @@ func (r *sseReader) readLine() ([]byte, error) {
 	return line, nil
 }
 
+// cut forgets the event a connection ended in the middle of: the next
+// connection starts a new one.
+func (r *sseReader) cut() {
+	r.cur, r.curHasID = sseEvent{}, false
+}
+
 // next returns the next event that carried data. Comments (":ping"), retry
 // and event fields are skipped.
 func (r *sseReader) next() (sseEvent, error) {
@@ -76,8 +87,11 @@ func (r *sseReader) next() (sseEvent, error) {
 func (r *sseReader) line(line []byte) (sseEvent, bool) {
 	switch {
 	case len(line) == 0:
+		if r.curHasID {
+			r.lastID = append(r.lastID[:0], r.curID...)
+		}
 		ev := r.cur
-		r.cur = sseEvent{}
+		r.cur, r.curHasID = sseEvent{}, false
 		return ev, ev.hasData
 	case line[0] == ':':
 	case bytes.HasPrefix(line, []byte("data:")):
@@ -90,7 +104,7 @@ func (r *sseReader) line(line []byte) (sseEvent, bool) {
 		}
 	case bytes.HasPrefix(line, []byte("id:")):
 		v := bytes.TrimPrefix(line[3:], []byte(" "))
-		r.lastID = append(r.lastID[:0], v...)
+		r.curID, r.curHasID = append(r.curID[:0], v...), true
 	}
 	return sseEvent{}, false
 }

@@ -143,3 +143,28 @@ func TestFeedMatchesReader(t *testing.T) {
 	}
 	check(t, bytewise)
 }
+
+// TestSSEReaderIDAtDispatch: an id counts for Last-Event-ID only once its
+// event is complete, as in a browser; a connection cut in the middle of an
+// event leaves the previous id, and the next connection starts afresh.
+func TestSSEReaderIDAtDispatch(t *testing.T) {
+	var r sseReader
+	for _, l := range []string{"id: 7", `data: {"seq":7}`, ""} {
+		r.line([]byte(l))
+	}
+	if string(r.lastID) != "7" {
+		t.Fatalf("lastID = %q after a complete event, want 7", r.lastID)
+	}
+	r.line([]byte("id: 8"))
+	r.line([]byte(`data: {"seq":8,"ts":1}`))
+	if string(r.lastID) != "7" {
+		t.Fatalf("lastID = %q in the middle of event 8, want 7", r.lastID)
+	}
+	r.cut()
+	r.line([]byte("id: 8"))
+	r.line([]byte(`data: {"seq":8,"ts":5}`))
+	ev, ok := r.line(nil) // without the cut, ts would be the cut event's 1
+	if !ok || ev.seq != 8 || !ev.hasTS || ev.ts != 5 || string(r.lastID) != "8" {
+		t.Fatalf("after a cut: event %+v (%v), lastID %q; want seq 8 with ts 5, lastID 8", ev, ok, r.lastID)
+	}
+}
