@@ -125,8 +125,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown. Out of descriptors, it
+// waits for some to be released (see patientListener).
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(&patientListener{Listener: ln, log: s.log})
+}
 
 // Shutdown stops accepting and waits, until ctx is done, for the HTTP
 // connections that are not streams to finish. Streams are the hub's: shut
