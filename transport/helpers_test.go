@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,6 +223,22 @@ func (ts *testServer) openStream(auth, query string, header ...string) *sseClien
 	c, status, body := ts.tryStream(nil, auth, query, header...)
 	if status != 200 {
 		ts.t.Fatalf("stream %q: %d %s", query, status, body)
+	}
+	return c
+}
+
+// openSmallStream is openStream for a client whose socket receive buffer
+// is 4 KiB, so that a client that stops reading fills the hub's side fast.
+func (ts *testServer) openSmallStream(auth string) *sseClient {
+	ts.t.Helper()
+	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	c, status, body := ts.tryStream(small, auth, "")
+	if status != 200 {
+		ts.t.Fatalf("stream: %d %s", status, body)
 	}
 	return c
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,16 +18,8 @@ import (
 // reached it, reconnects with its Last-Event-ID and ends up with every event.
 func TestSlowClientResumesWithEverything(t *testing.T) {
 	ts := newTestServer(t, actors.Config{Mailbox: 8, History: 1000}, testPermissions)
-	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
 	mark := ts.snapshotMark(t, "alice") // where the slow client starts
-	slow, status, body := ts.tryStream(tiny, "dev:alice", "")
-	if status != 200 {
-		t.Fatalf("stream: %d %s", status, body)
-	}
+	slow := ts.openSmallStream("dev:alice")
 	const total = 200
 	pad := strings.Repeat("x", 40<<10)
 	for b := range total / 20 {

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,15 +21,7 @@ import (
 // that long, past the test's deadline.
 func TestSlowClientIsClosedAndOthersAreNot(t *testing.T) {
 	ts := newTestServer(t, actors.Config{Mailbox: 16, WriteTimeout: time.Minute}, testPermissions)
-	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	slow, status, body := ts.tryStream(tiny, "dev:alice", "")
-	if status != 200 {
-		t.Fatalf("slow stream: %d %s", status, body)
-	}
+	slow := ts.openSmallStream("dev:alice")
 	fast := ts.openStream("dev:alice", "")
 
 	const batches, perBatch = 20, 16
@@ -165,15 +156,7 @@ func goroutines() int {
 // client gets every event at once.
 func TestCongestedClientCatchesUp(t *testing.T) {
 	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: time.Minute}, testPermissions)
-	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	paused, status, body := ts.tryStream(tiny, "dev:alice", "")
-	if status != 200 {
-		t.Fatalf("stream: %d %s", status, body)
-	}
+	paused := ts.openSmallStream("dev:alice")
 	other := ts.openStream("dev:ops", "")
 	const n = 200 // 10 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)
@@ -205,15 +188,7 @@ func TestCongestedClientCatchesUp(t *testing.T) {
 func TestCongestedStreamOutlivesItsDeadline(t *testing.T) {
 	const writeTimeout = 2 * time.Second
 	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: writeTimeout}, testPermissions)
-	tiny := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	paused, status, body := ts.tryStream(tiny, "dev:alice", "")
-	if status != 200 {
-		t.Fatalf("stream: %d %s", status, body)
-	}
+	paused := ts.openSmallStream("dev:alice")
 	const n = 120 // 6 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)
 	for i := range n {
