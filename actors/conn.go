@@ -255,7 +255,6 @@ const maxIovec = 64
 // in c.pending and returns errWouldBlock if anything was.
 func (c *connActor) writeNow() error {
 	fd := uintptr(c.s.fd)
-	var iov [maxIovec]syscall.Iovec
 	for len(c.pending) > 0 {
 		var r1, want uintptr
 		var errno syscall.Errno
@@ -266,6 +265,8 @@ func (c *connActor) writeNow() error {
 			want = uintptr(len(b))
 			r1, _, errno = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 		} else {
+			// Declared here, so the common single write does not zero it.
+			var iov [maxIovec]syscall.Iovec
 			n := 0
 			for _, b := range c.pending[:min(len(c.pending), maxIovec)] {
 				iov[n].Base = unsafe.SliceData(b)
