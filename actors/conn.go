@@ -116,8 +116,10 @@ func (s *stream) read() {
 	}
 }
 
-// poolWriteBudget is how long a write may wait for a full socket on the
-// worker pool before the stream is moved to a goroutine of its own.
+// poolWriteBudget is how long a write on the worker pool may wait for a
+// full socket when the conn has no descriptor to write to without waiting
+// (not a TCP socket: tests' pipes), before the stream is moved to a
+// goroutine of its own.
 const poolWriteBudget = 2 * time.Millisecond
 
 // maxCoalesce bounds how many frames one write may gather, so a stream whose
@@ -129,7 +131,7 @@ const maxCoalesce = 64
 type connActor struct {
 	s         *stream
 	pending   net.Buffers // frames to write, shared and read-only
-	rest      net.Buffers // scratch for flush
+	rest      net.Buffers // scratch for writeWaiting
 	frames    int         // event frames in pending
 	oldest    int64       // ingest time of the oldest live frame in pending, unix ns
 	delivered int         // event frames written, for the close log
