@@ -53,6 +53,21 @@ type stream struct {
 	userPID atomic.Pointer[actor.PID]
 }
 
+// newStream is a stream on conn for user, not yet open: Hub.Open opens it.
+func newStream(h *Hub, conn net.Conn, user string, head []byte, t *Ticket) *stream {
+	s := &stream{hub: h, conn: conn, user: user, head: head, ticket: t, fd: -1}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
+				s.raw = raw
+			} else {
+				s.fd = -1
+			}
+		}
+	}
+	return s
+}
+
 // close ends the stream for reason r, once: whoever calls first (the
 // hang-up watcher, a full mailbox, a failed write, shutdown) names the
 // reason. It never blocks: hanging up unblocks a write in progress and the

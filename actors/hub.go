@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -301,16 +300,7 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	if h.cluster != nil && req.Resume {
 		h.clusterResume(sub)
 	}
-	s := &stream{hub: h, conn: conn, user: req.User, head: req.Head, ticket: t, fd: -1}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
-				s.raw = raw
-			} else {
-				s.fd = -1
-			}
-		}
-	}
+	s := newStream(h, conn, req.User, req.Head, t)
 	if !req.Filter.IsZero() {
 		s.filter = &req.Filter // req is Open's own copy
 	}
