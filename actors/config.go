@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/eventlog"
 )
 
 // denyAll is the permissions source of a hub configured without one.
@@ -20,13 +21,9 @@ func (denyAll) Permissions(context.Context, string) (*authz.Permissions, error) 
 
 // Config configures a Hub. The zero value works.
 type Config struct {
-	// History is how many events are kept for resume. Zero means 10,000.
+	// History is how many of the newest events the hub keeps encoded, to
+	// answer resumes without reading the log. Zero means 10,000.
 	History int
-	// HistoryFile, when set, is where the history ring and the id counter are
-	// saved at Shutdown and loaded by NewHub (then removed, so a crash later
-	// cannot bring back stale ids). Empty means history is lost on restart
-	// and resuming clients get a reset.
-	HistoryFile string
 	// Jobs is how many jobs' latest status are kept for Snapshot. Zero means
 	// 10,000.
 	Jobs int
@@ -48,10 +45,11 @@ type Config struct {
 	// (±10%), before it ends with a retry hint so the browser reconnects with
 	// a fresh token. Zero means 10 minutes.
 	ReauthGrace time.Duration
-	// NATS, when set, makes the hub a node of a cluster whose event log is a
-	// NATS JetStream stream (HistoryFile is then not used: the log is the
-	// history). Nil means a single node with an in-memory log.
-	NATS *NATSConfig
+	// Log is the event log: events are appended there and the hub routes
+	// what it hands back (a NATS JetStream log makes the hub a node of a
+	// cluster). The caller owns it and closes it after Hub.Shutdown. Nil
+	// means an in-memory log of History events, owned by the hub.
+	Log eventlog.Log
 	// Mailbox is each stream's mailbox size in frames. Zero means 64.
 	Mailbox int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet

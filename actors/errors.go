@@ -1,6 +1,10 @@
 package actors
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/finexbot/eventhub/internal/eventlog"
+)
 
 // Errors returned by Hub's methods.
 var (
@@ -13,9 +17,9 @@ var (
 	// ErrPermissionsUnavailable: the permissions source failed and nothing
 	// it said before is still trusted; the request is denied.
 	ErrPermissionsUnavailable = errors.New("permissions unavailable")
-	// ErrLogUnavailable: in a cluster, the log (NATS JetStream) did not
-	// acknowledge the events; they may or may not be published.
-	ErrLogUnavailable = errors.New("event log unavailable")
+	// ErrLogUnavailable: the event log did not take the events in time;
+	// they may or may not be published.
+	ErrLogUnavailable = eventlog.ErrUnavailable
 	// ErrBusy: the hub did not answer a publish in time; nothing is known to be published.
 	ErrBusy = errors.New("hub did not answer in time")
 )

@@ -15,6 +15,12 @@ type frame struct {
 	at    int64  // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
 }
 
+// newFrame encodes the frame of event ev with id, once: its bytes are
+// shared by every stream that gets it.
+func newFrame(id uint64, ev *jobs.Event) *frame {
+	return &frame{id: id, ev: ev, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)}
+}
+
 // size is what a frame costs in history, roughly: its bytes and its event.
 func (f *frame) size() int {
 	n := len(f.bytes) + 64

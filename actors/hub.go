@@ -7,14 +7,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -24,11 +25,19 @@ type Hub struct {
 	cfg  Config
 	log  *slog.Logger
 	warn *rateLog // repeating warnings, once a minute per kind
-	// cluster is the NATS JetStream log in cluster mode; nil on a single node.
-	cluster *cluster
-	m       *metrics
-	system  *actor.ActorSystem
-	pid     *actor.PID
+	// events is the event log: every event is appended there, and the hub
+	// routes what its tail hands back, in id order.
+	events eventlog.Log
+	// ownLog is the memory log the hub opened because Config.Log was nil;
+	// it closes it at Shutdown.
+	ownLog   *eventlog.Memory
+	stopTail func()
+	// routed is the id of the last record the hub actor has taken from the
+	// log, for Open to tell whether a resume must wait for it.
+	routed atomic.Uint64
+	m      *metrics
+	system *actor.ActorSystem
+	pid    *actor.PID
 
 	admission admission
 	streams   wheel      // every open stream, and their heartbeats
@@ -103,20 +112,21 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.log.Error("hub actor failed", "err", reason)
 		return actor.ResumeDirective
 	})
-	var nextID uint64
-	var frames []*frame
-	if cfg.NATS != nil {
-		// The log is the history: start far enough back in it to fill ours.
-		h.cluster, nextID, err = newCluster(*cfg.NATS, cfg.History, cfg.Registerer, h.log)
-	} else {
-		nextID, frames, err = h.loadHistory()
+	h.events = cfg.Log
+	if h.events == nil {
+		if h.ownLog, err = eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.History}); err != nil {
+			h.stopWorkers()
+			return nil, err
+		}
+		h.events = h.ownLog
 	}
+	after, err := h.tailStart()
 	if err != nil {
 		h.stopWorkers()
 		return nil, err
 	}
 	// One instance, whatever happens: a resumed hub keeps its state.
-	hubActor := newHubActor(h, nextID, frames)
+	hubActor := newHubActor(h, after)
 	props := actor.PropsFromProducer(func() actor.Actor { return hubActor },
 		actor.WithGuardian(resume), actor.WithSupervisor(resume), actor.WithDispatcher(h.control))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
@@ -124,12 +134,12 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.stopWorkers()
 		return nil, fmt.Errorf("spawn hub: %w", err)
 	}
-	if h.cluster != nil {
-		if err := h.cluster.consume(system.Root, h.pid, nextID); err != nil {
-			system.Root.Stop(h.pid)
-			h.stopWorkers()
-			return nil, err
-		}
+	root, pid := system.Root, h.pid
+	h.stopTail, err = h.events.Tail(after, func(r eventlog.Record) { root.Send(pid, &logged{id: r.ID, ev: r.Event}) })
+	if err != nil {
+		system.Root.Stop(h.pid)
+		h.stopWorkers()
+		return nil, fmt.Errorf("tail the event log: %w", err)
 	}
 	if cfg.Heartbeat > 0 {
 		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopWheel) })
@@ -137,71 +147,52 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// loadHistory returns where ids start and the frames to start with: those
-// of the history file if there is one (which it then removes: a crash after
-// this must not bring back stale ids), else none, and ids from the clock.
-func (h *Hub) loadHistory() (uint64, []*frame, error) {
-	// Ids only grow, even across a restart that lost history: starting from
-	// the clock (a thousand ids per millisecond) puts a restarted hub's ids
-	// above every id it gave before, so a client resuming from one of those
-	// gets a reset, never events it did not ask for.
-	fromClock := max(uint64(time.Now().UnixMilli())*1000, 1)
-	path := h.cfg.HistoryFile
-	if path == "" {
-		return fromClock, nil, nil
-	}
-	nextID, frames, err := readHistoryFile(path, h.cfg.History)
-	if errors.Is(err, errNoHistoryFile) {
-		return fromClock, nil, nil
-	}
+// tailStart returns the id after which the hub reads the log: far enough
+// back to fill its history, so that resumes are answered without reading
+// the log, and its job table.
+func (h *Hub) tailStart() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, last, err := h.events.Bounds(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, fmt.Errorf("event log: %w", err)
 	}
-	if err := os.Remove(path); err != nil {
-		return 0, nil, fmt.Errorf("history file: %w", err)
+	var after uint64
+	if back := uint64(h.cfg.History); last > back {
+		after = last - back
 	}
-	h.log.Info("history loaded", "file", path, "events", len(frames), "next_id", nextID)
-	return nextID, frames, nil
+	if first > 0 {
+		after = max(after, first-1)
+	}
+	return after, nil
 }
 
-// PID is the hub actor, for in-process workers: send it *jobs.Event values
-// built and validated in process.
-func (h *Hub) PID() *actor.PID { return h.pid }
-
-// Publish ingests validated events, all or none, and returns their ids in
-// order. The hub owns events after the call. It returns ErrClosed during
-// shutdown and ErrBusy if the hub does not answer in time (the events may
-// still be published).
+// Publish appends validated events to the event log, all or none, and
+// returns their ids in order; the hub routes them as the log hands them
+// back. This is the one door for events: POST /api/events and the
+// in-process workers both come through it. The log owns events after the
+// call. It returns ErrClosed during shutdown, and ErrLogUnavailable (or the
+// context's error) when the log did not take them in PublishTimeout.
 func (h *Hub) Publish(ctx context.Context, events []jobs.Event) ([]uint64, error) {
 	return h.PublishWithKey(ctx, "", events)
 }
 
-// PublishWithKey is Publish with an idempotency key: in a cluster, a retry
-// of a publish with the same key (within two minutes) is stored once, and
-// answered with the same ids. Without a key each event's content is its key
-// there. On a single node the key is not used.
+// PublishWithKey is Publish with an idempotency key: where the log keeps
+// keys (a cluster's), a retry of a publish with the same key (within two
+// minutes) is stored once, and answered with the same ids.
 func (h *Hub) PublishWithKey(ctx context.Context, key string, events []jobs.Event) ([]uint64, error) {
 	if h.isClosing() {
 		return nil, ErrClosed
 	}
-	if h.cluster != nil {
-		ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-		defer cancel()
-		start := time.Now()
-		ids, err := h.cluster.publish(ctx, events, key)
-		if err == nil {
-			h.m.ingestLatency.Observe(time.Since(start).Seconds())
-		}
-		return ids, err
-	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
 	start := time.Now()
-	ids, err := ask(h, ctx, h.cfg.PublishTimeout, func(reply chan []uint64) any {
-		return &publish{events: events, reply: reply}
-	})
-	if err == nil {
-		h.m.ingestLatency.Observe(time.Since(start).Seconds())
+	ids, err := h.events.Append(ctx, key, events)
+	if err != nil {
+		return nil, err
 	}
-	return ids, err
+	h.m.ingestLatency.Observe(time.Since(start).Seconds())
+	return ids, nil
 }
 
 // ask sends the hub actor the message msg builds around a reply channel
@@ -293,12 +284,12 @@ type StreamRequest struct {
 // Open serves an SSE stream on conn. The hub writes req.Head once it has
 // subscribed the stream, so a client that has read the head receives every
 // event published after. From here the hub owns conn and t: it closes conn
-// when the stream ends and releases t. Open does not block, except in a
-// cluster to read from the log what a resume needs.
+// when the stream ends and releases t. Open does not block, except for a
+// resume from an id the hub has not routed yet (see catchUp).
 func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	sub := &subscribe{resume: req.Resume, lastID: req.LastEventID}
-	if h.cluster != nil && req.Resume {
-		h.clusterResume(sub)
+	if req.Resume && req.LastEventID > h.routed.Load() {
+		h.catchUp(sub)
 	}
 	s := newStream(h, conn, req.User, req.Head, t)
 	if !req.Filter.IsZero() {
@@ -345,20 +336,23 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	return nil
 }
 
-// clusterResume prepares a resume in a cluster: it waits (a little) for
-// this hub to have read the log up to the client's id, which may come from a
-// hub that is ahead. What local history no longer has, the hub actor reads
-// from the log when it subscribes the stream.
-func (h *Hub) clusterResume(sub *subscribe) {
-	if h.cluster.beyondEnd(sub.lastID) {
+// catchUp prepares a resume from an id the hub has not routed yet: the id
+// is in the log but still on its way to the hub actor (in a cluster it may
+// come from a hub that is ahead), or it is not an id of the log at all. It
+// waits (a little) for the first; the hub actor answers the second "ahead".
+func (h *Hub) catchUp(sub *subscribe) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, last, err := h.events.Bounds(ctx)
+	cancel()
+	if err == nil && sub.lastID > last {
 		return // not an id of the log: the hub actor answers "ahead" at once
 	}
-	reply := make(chan historyRange, 1)
+	reply := make(chan struct{}, 1)
 	h.system.Root.Send(h.pid, &caughtUp{id: sub.lastID, reply: reply})
 	select {
 	case <-reply:
 	case <-time.After(h.cfg.AuthTimeout):
-		// The hub lags, or the id is bogus: the hub actor answers "ahead".
+		// The hub lags: the hub actor answers "ahead".
 	}
 }
 
@@ -369,9 +363,9 @@ func (h *Hub) isClosing() bool {
 }
 
 // Ready reports whether the hub accepts streams and events: not shutting
-// down, and in a cluster connected to the log.
+// down, and its log takes appends.
 func (h *Hub) Ready() bool {
-	return !h.isClosing() && (h.cluster == nil || h.cluster.connected())
+	return !h.isClosing() && h.events.Ready()
 }
 
 // Shutdown stops admitting streams and events, asks every stream to close
@@ -425,25 +419,14 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 		}
 		<-done // every socket is closed now: readers and actors end at once
 	}
-	if h.cluster != nil {
-		h.cluster.stop()
-	}
-	if h.cfg.HistoryFile != "" && h.cluster == nil {
-		reply := make(chan historyDump, 1)
-		h.system.Root.Send(h.pid, &dumpHistory{reply: reply})
-		select {
-		case dump := <-reply:
-			if err := writeHistoryFile(h.cfg.HistoryFile, dump.nextID, dump.frames); err != nil {
-				errs = append(errs, err)
-			} else {
-				h.log.Info("history saved", "file", h.cfg.HistoryFile, "events", len(dump.frames), "next_id", dump.nextID)
-			}
-		case <-time.After(h.cfg.PublishTimeout):
-			errs = append(errs, fmt.Errorf("history file: %w", ErrBusy))
-		}
-	}
+	h.stopTail() // nothing more for the hub actor to route
 	if err := h.system.Root.StopFuture(h.pid).Wait(); err != nil {
 		errs = append(errs, fmt.Errorf("stop hub actor: %w", err))
+	}
+	if h.ownLog != nil {
+		if err := h.ownLog.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	h.loads.Wait() // the user actors have stopped and canceled their loads
 	h.stopWorkers()

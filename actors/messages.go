@@ -7,14 +7,14 @@ import (
 	"github.com/finexbot/eventhub/jobs"
 )
 
-// Messages of the hub actor. Besides these it takes *jobs.Event from the
-// in-process workers: ingest it, no reply.
+// Messages of the hub actor.
 
-// publish asks the hub to ingest validated events and answer their ids.
-type publish struct {
-	events []jobs.Event
-	// reply has capacity 1: the hub never blocks on a caller that gave up.
-	reply chan []uint64
+// logged is a record of the event log, handed over by its tail in id order;
+// ev is nil for a message of the log that is not a valid event (its id is
+// passed, nothing is routed).
+type logged struct {
+	id uint64
+	ev *jobs.Event
 }
 
 // subscribe attaches an opened stream to its user's actor, after replaying
@@ -23,8 +23,10 @@ type subscribe struct {
 	s      *stream
 	resume bool   // the client sent a Last-Event-ID
 	lastID uint64 // valid when resume
-	// In a cluster: the events after lastID up to upTo, read from the log
-	// because local history no longer had them.
+	ahead  bool   // lastID is beyond the log's newest id: a reset, at once
+	mark   uint64 // the newest id routed when the hub first took the subscribe
+	// The events after lastID up to upTo, read from the log because history
+	// no longer had them.
 	prefix   []*frame
 	upTo     uint64
 	attempts int // log reads so far for this resume
@@ -85,35 +87,11 @@ type snapshot struct {
 	reply  chan Snapshot // capacity 1: the hub never blocks on a caller that gave up
 }
 
-// dumpHistory asks for the history ring and the id counter, to save them.
-type dumpHistory struct {
-	reply chan historyDump // capacity 1
-}
-
-type historyDump struct {
-	nextID uint64
-	frames []*frame
-}
-
-// logged is an event read back from the cluster's log, with its sequence as
-// its id; ev is nil for a message that is not a valid event (skipped, but
-// its sequence is passed).
-type logged struct {
-	seq uint64
-	ev  *jobs.Event
-}
-
-// caughtUp asks the hub, in a cluster, to answer once it has read the log
-// up to id, with where its history starts: a resume reads from the log what
-// history no longer has.
+// caughtUp asks the hub to answer once it has taken the log's records up
+// to id: a resume from an id on its way to the hub waits for it.
 type caughtUp struct {
 	id    uint64
-	reply chan historyRange // capacity 1
-}
-
-type historyRange struct {
-	floor  uint64 // history answers for ids from here on
-	newest uint64
+	reply chan struct{} // capacity 1: the hub never blocks on a caller that gave up
 }
 
 // Messages of a user actor. Besides these it takes *frame (route this event).

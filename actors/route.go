@@ -2,25 +2,29 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/jobs"
 )
 
-// hubActor owns the id counter, the history ring, the job table and the
-// routing index. It is the only writer of all four and handles one message
-// at a time.
+// hubActor owns the history (its window on the event log: the newest
+// frames, encoded once), the job table, the routing index and the id of the
+// last record it took from the log. It is the only writer of all four and
+// handles one message at a time. It never writes to the log: it routes what
+// the log's tail hands it.
 type hubActor struct {
 	h       *Hub
-	nextID  uint64 // id of the next event; never 0, so 0 means "before everything"
+	routed  uint64 // id of the last record taken from the log; 0 before everything
 	history *history
 	jobs    *jobTable
 
-	parked     []*caughtUp // in a cluster, resumes waiting for the log to reach their id
+	parked     []*caughtUp // resumes waiting for the log to reach their id
 	users      map[string]*userEntry
 	byAsset    map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
 	byScenario map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
@@ -35,52 +39,34 @@ type userEntry struct {
 	sent  uint64             // messages sent that keep the actor alive; see userIdle
 }
 
-// newHubActor starts from nextID and the frames loaded from a history
-// file, if any.
-func newHubActor(h *Hub, nextID uint64, frames []*frame) *hubActor {
+// newHubActor starts after the log's record after: the tail hands it
+// every record from there on.
+func newHubActor(h *Hub, after uint64) *hubActor {
+	h.routed.Store(after)
 	a := &hubActor{
 		h:          h,
-		nextID:     nextID,
-		history:    newHistory(h.cfg.History, nextID),
+		routed:     after,
+		history:    newHistory(h.cfg.History, after+1),
 		jobs:       newJobTable(h.cfg.Jobs),
 		users:      map[string]*userEntry{},
 		byAsset:    map[string]map[*userEntry]struct{}{},
 		byScenario: map[string]map[*userEntry]struct{}{},
 		admins:     map[*userEntry]struct{}{},
 	}
-	if len(frames) > 0 {
-		a.history.floor = frames[0].id
-	}
-	for _, f := range frames {
-		a.history.push(f)
-		a.jobs.update(f)
-	}
 	return a
 }
 
 func (a *hubActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *publish:
-		ids := make([]uint64, len(msg.events))
-		for i := range msg.events {
-			ids[i] = a.ingest(ctx, &msg.events[i])
-		}
-		msg.reply <- ids
-	case *jobs.Event:
-		if c := a.h.cluster; c != nil {
-			c.publishAsync(msg) // routed when it comes back from the log
-		} else {
-			a.ingest(ctx, msg)
-		}
 	case *logged:
-		if msg.seq < a.nextID {
+		if msg.id <= a.routed {
 			return // read twice across a consumer reset
 		}
-		if msg.ev == nil {
-			a.nextID = msg.seq + 1
-		} else {
-			a.ingestAt(ctx, msg.seq, msg.ev)
+		if msg.ev != nil {
+			a.ingest(ctx, msg.id, msg.ev)
 		}
+		a.routed = msg.id
+		a.h.routed.Store(msg.id)
 		a.unpark()
 	case *caughtUp:
 		a.parked = append(a.parked, msg)
@@ -100,13 +86,11 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.subscribe(ctx, sub)
 	case *snapshot:
 		msg.reply <- Snapshot{
-			LastEventID: a.nextID - 1,
+			LastEventID: a.routed,
 			Jobs: a.jobs.newest(msg.limit, func(ev *jobs.Event) bool {
 				return msg.perms.Allows(ev) && msg.filter.Match(ev)
 			}),
 		}
-	case *dumpHistory:
-		msg.reply <- historyDump{nextID: a.nextID, frames: a.history.all()}
 	case *authorize:
 		e := a.user(ctx, msg.user)
 		e.sent++
@@ -130,33 +114,26 @@ func (a *hubActor) Receive(ctx actor.Context) {
 	}
 }
 
-// ingest gives ev the next id, encodes its frame once, keeps it in history
-// and routes it.
-func (a *hubActor) ingest(ctx actor.Context, ev *jobs.Event) uint64 {
-	return a.ingestAt(ctx, a.nextID, ev)
-}
-
-// ingestAt is ingest with the id given, in a cluster the event's sequence in
-// the log; the caller makes sure ids only grow.
-func (a *hubActor) ingestAt(ctx actor.Context, id uint64, ev *jobs.Event) uint64 {
-	a.nextID = id + 1
-	f := &frame{id: id, ev: ev, at: time.Now().UnixNano()}
-	f.bytes = appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)
+// ingest encodes the frame of the log's event id once, keeps it in history,
+// takes it into the job table and routes it. Ids only grow: the caller
+// passes each once.
+func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
+	f := newFrame(id, ev)
+	f.at = time.Now().UnixNano()
 	a.history.push(f)
 	a.h.m.historyEvents.Set(float64(a.history.n))
 	a.h.m.historyBytes.Set(float64(a.history.bytes))
 	a.jobs.update(f)
 	a.h.m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)
-	return id
 }
 
 // unpark answers the resumes whose id the hub has now read.
 func (a *hubActor) unpark() {
 	kept := a.parked[:0]
 	for _, q := range a.parked {
-		if q.id < a.nextID {
-			q.reply <- historyRange{floor: a.history.floor, newest: a.nextID - 1}
+		if q.id <= a.routed {
+			q.reply <- struct{}{}
 		} else {
 			kept = append(kept, q)
 		}
@@ -208,12 +185,17 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 		s.closeGracefully(CloseAuthzUnavailable, a.h.retryJitter())
 		return
 	}
+	if msg.attempts == 0 {
+		msg.mark = a.routed
+	}
 	if a.backfill(ctx, msg) {
 		return // back when the log has been read
 	}
 	var frames [][]byte
-	if msg.resume {
-		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo)
+	if msg.ahead {
+		frames = [][]byte{appendResetFrame(nil, a.routed, "ahead")}
+	} else if msg.resume {
+		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo, msg.mark)
 	}
 	e.sent++
 	s.userPID.Store(e.pid)
@@ -224,18 +206,17 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 // than the log can be read gives a reset, not a loop.
 const maxBackfills = 3
 
-// backfill starts, in a cluster, a read of the log for what a resuming
-// stream missed that local history no longer has, and reports whether it
-// did: the subscribe then comes back as backfilled. Live events in the
-// meantime stay in history, after what is read: no gap.
+// backfill starts a read of the log for what a resuming stream missed that
+// history no longer has, and reports whether it did: the subscribe then
+// comes back as backfilled. Live events in the meantime stay in history,
+// after what is read: no gap. The read runs off the actor (a cluster's log
+// is across the network), bounded by PublishTimeout.
 func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
-	c := a.h.cluster
-	if c == nil || !sub.resume || sub.attempts >= maxBackfills {
+	if !sub.resume || sub.ahead || sub.attempts >= maxBackfills {
 		return false
 	}
 	from := max(sub.lastID, sub.upTo)
-	newest := a.nextID - 1
-	if sub.lastID > newest || from+1 >= a.history.floor {
+	if sub.lastID > a.routed || from+1 >= a.history.floor {
 		return false // ahead, or history has the rest
 	}
 	sub.attempts++
@@ -244,12 +225,16 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	h.loads.Go(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), h.cfg.PublishTimeout)
 		defer cancel()
-		frames, ok, err := c.backfill(rctx, from, upTo)
-		if err != nil {
-			h.warn.Warn("backfill", "nats: a resume could not read the log; the client gets a reset", slog.String("err", err.Error()))
-			ok = false
+		var frames []*frame
+		err := h.events.Read(rctx, from, upTo, func(r eventlog.Record) {
+			if r.Event != nil {
+				frames = append(frames, newFrame(r.ID, r.Event))
+			}
+		})
+		if err != nil && !errors.Is(err, eventlog.ErrExpired) {
+			h.warn.Warn("backfill", "a resume could not read the event log; the client gets a reset", slog.String("err", err.Error()))
 		}
-		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, ok: ok})
+		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, ok: err == nil})
 	})
 	return true
 }
@@ -292,10 +277,11 @@ func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
 // the events it may see and asked for, or a reset notice when lastID is no
 // longer (or not yet) in history.
 //
-// In a cluster, prefix holds what the log had after lastID up to upTo that
-// local history no longer does (see Hub.Open); history goes on from there.
-func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo uint64) [][]byte {
-	newest := a.nextID - 1
+// prefix holds what the log had after lastID up to upTo that history no
+// longer does (see backfill); history goes on from there. mark is the
+// newest id when the stream's subscribe first reached the hub.
+func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo, mark uint64) [][]byte {
+	newest := a.routed
 	if lastID > newest {
 		return [][]byte{appendResetFrame(nil, newest, "ahead")}
 	}
@@ -313,7 +299,15 @@ func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, pr
 		from = upTo
 	}
 	if from+1 < a.history.floor {
-		return [][]byte{appendResetFrame(nil, newest, "expired")}
+		// The reset names the newest id when the stream asked, and what
+		// came since follows it: the same stream as if the answer had not
+		// waited for the log. If history moved past that meanwhile, the
+		// reset names the newest id now.
+		if mark+1 < a.history.floor {
+			return [][]byte{appendResetFrame(nil, newest, "expired")}
+		}
+		frames = append(frames[:0], appendResetFrame(nil, mark, "expired"))
+		from = mark
 	}
 	a.history.after(from, keep)
 	return frames

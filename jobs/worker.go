@@ -15,8 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// WorkersConfig configures StartWorkers. Its zero value works.
+// WorkersConfig configures StartWorkers. Publish is required; the zero
+// value of every other field works.
 type WorkersConfig struct {
+	// Publish is where the workers' events go: the hub's Publish, the same
+	// door as an event POSTed by an outside worker. It returns once the
+	// event log has them.
+	Publish func(ctx context.Context, events []Event) ([]uint64, error)
 	// PerType is the number of worker actors per job type: at most PerType
 	// jobs of one type run at once, the rest wait in the workers' mailboxes.
 	// Zero means 2.
@@ -37,8 +42,9 @@ type WorkersConfig struct {
 }
 
 // Workers runs submitted jobs on worker actors, a supervised pool of them per
-// job type, and sends each job's events to the hub: queued, started, then
-// completed or failed. Its methods are safe for concurrent use.
+// job type, and publishes each job's events: queued, started, then
+// completed or failed. It is this node's Queue, and what a cluster's work
+// queue feeds. Its methods are safe for concurrent use.
 //
 // The actors own the jobs they run; Workers itself owns only the stopped
 // flag (under mu) and the cancel of the context every job runs under.
@@ -60,7 +66,7 @@ type Workers struct {
 // workerEnv is what every pool and worker actor of one Workers shares. It is
 // read-only after StartWorkers.
 type workerEnv struct {
-	hub     *actor.PID
+	publish func(ctx context.Context, events []Event) ([]uint64, error)
 	base    context.Context // done once Stop is called
 	timeout time.Duration
 	now     func() time.Time
@@ -98,10 +104,12 @@ func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
 }
 
 // StartWorkers spawns the worker pools on root's actor system and returns at
-// once; events go to hub as *Event values. Stop them with Stop, before the hub
-// is stopped, so the hub receives the failed events of the jobs Stop cuts
-// short.
-func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) (*Workers, error) {
+// once; events go to cfg.Publish. Stop them with Stop, before the hub is
+// stopped, so the failed events of the jobs Stop cuts short are published.
+func StartWorkers(root *actor.RootContext, cfg WorkersConfig) (*Workers, error) {
+	if cfg.Publish == nil {
+		return nil, errors.New("jobs: workers need a Publish")
+	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
@@ -109,7 +117,7 @@ func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) (*
 	if err != nil {
 		return nil, fmt.Errorf("register job metrics: %w", err)
 	}
-	env := &workerEnv{hub: hub, timeout: cfg.Timeout, now: cfg.now, run: cfg.run, log: cfg.Logger, m: m}
+	env := &workerEnv{publish: cfg.Publish, timeout: cfg.Timeout, now: cfg.now, run: cfg.run, log: cfg.Logger, m: m}
 	if env.timeout <= 0 {
 		env.timeout = 10 * time.Second
 	}
@@ -147,31 +155,73 @@ func StartWorkers(root *actor.RootContext, hub *actor.PID, cfg WorkersConfig) (*
 	return w, nil
 }
 
-// Submit sends job's queued event to the hub, then hands the job to a worker
-// of its type (round robin). It returns at once. The job must be valid: an id
-// passing CheckID (see NewJobID), a known type and the scope ids its type
-// needs, as DecodeJob and DemoJob make them; Submit panics otherwise, a
-// programming error. Submit keeps job.Params: the caller must not modify it
-// afterwards. After Stop, the job is failed at once.
-func (w *Workers) Submit(job Job) {
+// Queue is where submitted jobs wait for a worker: this node's Workers, or
+// a cluster's work queue shared by every node (internal/natsjs), which
+// feeds each node's Workers. Submit publishes the job's queued event before
+// any worker can start it, and returns an error when it could not (nothing
+// then runs). Stop stops taking jobs.
+type Queue interface {
+	Submit(ctx context.Context, job Job) error
+	Stop()
+}
+
+var _ Queue = (*Workers)(nil)
+
+// Submit publishes job's queued event, then hands the job to a worker of its
+// type (round robin). It returns once the event is published; an error says
+// it was not, and the job does not run. The job must be valid: an id passing
+// CheckID (see NewJobID), a known type and the scope ids its type needs, as
+// DecodeJob and DemoJob make them; Submit panics otherwise, a programming
+// error. Submit keeps job.Params: the caller must not modify it afterwards.
+// After Stop, the job is failed at once.
+func (w *Workers) Submit(ctx context.Context, job Job) error {
 	if err := job.check(); err != nil {
 		panic("BUG: jobs: Submit: " + err.Error())
 	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	now := w.env.now()
-	w.root.Send(w.env.hub, w.env.event(job, Queued, now, eventData{}))
+	if err := w.Announce(ctx, job); err != nil {
+		return err
+	}
 	if w.stopped {
-		w.root.Send(w.env.hub, w.env.event(job, Failed, now, eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
-		return
+		w.env.emit(w.env.event(job, Failed, w.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
+		return nil
 	}
 	w.root.Send(w.pools[job.Type], runJob{job: job})
+	return nil
 }
 
-// run hands a job from a cluster's work queue to a worker, without a queued
-// event (the submitting node sent it). done is called once, when the job has
-// ended or was given up.
-func (w *Workers) run(job Job, attempt uint64, done func(finished bool)) {
+// Announce publishes job's queued event: what a work queue does before it
+// queues the job, so that queued comes before anything a worker publishes.
+func (w *Workers) Announce(ctx context.Context, job Job) error {
+	if err := job.check(); err != nil {
+		return fmt.Errorf("jobs: submit: %w", err)
+	}
+	if _, err := w.env.publish(ctx, []Event{*w.env.event(job, Queued, w.env.now(), eventData{})}); err != nil {
+		return fmt.Errorf("jobs: submit %s: %w", job.ID, err)
+	}
+	return nil
+}
+
+// Fail publishes job's failed event with reason as its data.error: for a
+// job that was announced but could not be queued.
+func (w *Workers) Fail(ctx context.Context, job Job, reason string) error {
+	ev := w.env.event(job, Failed, w.env.now(), eventData{DurationMs: new(int64(0)), Error: clipTo(reason, maxErrorLen)})
+	_, err := w.env.publish(ctx, []Event{*ev})
+	return err
+}
+
+// Capacity is how many jobs this node's workers run at once.
+func (w *Workers) Capacity() int { return w.perType * len(Types) }
+
+// Timeout bounds one job's run.
+func (w *Workers) Timeout() time.Duration { return w.env.timeout }
+
+// Run hands a job from a cluster's work queue to a worker, without a queued
+// event (the submitting node published it). attempt is how many times the
+// queue has delivered it. done is called once, when the job has ended or was
+// given up (finished false: leave it to another node).
+func (w *Workers) Run(job Job, attempt uint64, done func(finished bool)) {
 	if err := job.check(); err != nil {
 		done(true) // a message that is not a job: acknowledge it away
 		w.env.log.Error("jobs: invalid job in the queue", "job", job.ID, "err", err)
@@ -246,7 +296,7 @@ func (p *pool) Receive(c actor.Context) {
 				m.done(false) // another node will run it
 				return
 			}
-			c.Send(p.env.hub, p.env.event(m.job, Failed, p.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
+			p.env.emit(p.env.event(m.job, Failed, p.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
 			return
 		}
 		c.Send(p.workers[p.next%len(p.workers)], m)
@@ -303,7 +353,7 @@ type worker struct {
 // Receive implements actor.Actor.
 func (wk *worker) Receive(c actor.Context) {
 	if m, ok := c.Message().(runJob); ok {
-		wk.env.handle(c, m)
+		wk.env.handle(m)
 	}
 }
 
@@ -311,15 +361,31 @@ func (wk *worker) Receive(c actor.Context) {
 // shown to whoever watches the job.
 var errPanicked = errors.New("internal error")
 
-// handle runs one job and sends its started and completed or failed events.
-func (e *workerEnv) handle(c actor.Context, m runJob) {
+// publishTimeout bounds the publishing of one of a job's events. It is not
+// tied to the workers' context: the failed events of the jobs Stop cuts
+// short must still go out.
+const publishTimeout = 10 * time.Second
+
+// emit publishes one of a job's events. An event the log did not take is
+// logged: the job goes on, and its next event tells its state.
+func (e *workerEnv) emit(ev *Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := e.publish(ctx, []Event{*ev}); err != nil {
+		e.log.Error("jobs: an event was not published", "job", ev.JobID, "status", ev.Status.String(), "err", err)
+	}
+}
+
+// handle runs one job and publishes its started and completed or failed
+// events.
+func (e *workerEnv) handle(m runJob) {
 	job := m.job
 	start := e.now()
 	var started eventData
 	if m.attempt > 1 {
 		started.Attempt = m.attempt // a redelivery: the node that had it went away
 	}
-	c.Send(e.hub, e.event(job, Started, start, started))
+	e.emit(e.event(job, Started, start, started))
 	result, err := e.runBounded(job)
 	if m.done != nil && errors.Is(err, context.Canceled) {
 		m.done(false) // stopping: leave it to another node, unfinished
@@ -335,12 +401,12 @@ func (e *workerEnv) handle(c actor.Context, m runJob) {
 		var ev *Event
 		if ev, err = e.tryEvent(job, Completed, end, eventData{DurationMs: &ms, Result: result}); err == nil {
 			e.m.done[job.Type][0].Inc()
-			c.Send(e.hub, ev)
+			e.emit(ev)
 			return
 		}
 	}
 	e.m.done[job.Type][1].Inc()
-	c.Send(e.hub, e.event(job, Failed, end, eventData{DurationMs: &ms, Error: e.describe(err)}))
+	e.emit(e.event(job, Failed, end, eventData{DurationMs: &ms, Error: e.describe(err)}))
 }
 
 // runBounded runs the job's computation under the timeout and turns a panic

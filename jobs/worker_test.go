@@ -30,41 +30,40 @@ func newSystem(t *testing.T) *actor.ActorSystem {
 	return sys
 }
 
-// recorder stands in for the hub: an actor that forwards every *Event it
-// receives to a channel, in mailbox order, and a reader that groups them by
-// job. Only the test goroutine calls its methods.
+// recorder stands in for the hub's Publish: it numbers the events it is
+// given and forwards each to a channel, in publish order, and a reader
+// groups them by job. Only the test goroutine calls its methods; publish
+// may be called from any goroutine.
 type recorder struct {
-	pid    *actor.PID
-	ch     chan *Event
-	byJob  map[string][]*Event
-	others []any // anything but *Event the hub received; must stay empty
+	ch    chan *Event
+	byJob map[string][]*Event
+
+	mu     sync.Mutex // guards nextID
+	nextID uint64
 }
 
-func newRecorder(t *testing.T, sys *actor.ActorSystem) *recorder {
+func newRecorder() *recorder {
+	return &recorder{ch: make(chan *Event, 10000), byJob: map[string][]*Event{}}
+}
+
+func (r *recorder) publish(_ context.Context, events []Event) ([]uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]uint64, len(events))
+	for i := range events {
+		r.nextID++
+		ids[i] = r.nextID
+		r.ch <- &events[i] // capacity far above what any test sends: never blocks
+	}
+	return ids, nil
+}
+
+// submit submits job, failing the test if its queued event was not published.
+func submit(t *testing.T, w *Workers, job Job) {
 	t.Helper()
-	r := &recorder{ch: make(chan *Event, 10000), byJob: map[string][]*Event{}}
-	var mu sync.Mutex
-	props := actor.PropsFromFunc(func(c actor.Context) {
-		switch m := c.Message().(type) {
-		case *Event:
-			r.ch <- m // capacity far above what any test sends: never blocks
-		case *actor.Started, *actor.Stopping, *actor.Stopped:
-		default:
-			mu.Lock()
-			r.others = append(r.others, m)
-			mu.Unlock()
-		}
-	})
-	r.pid = sys.Root.Spawn(props)
-	t.Cleanup(func() {
-		_ = sys.Root.StopFuture(r.pid).Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		if len(r.others) > 0 {
-			t.Errorf("the hub received non-events: %v", r.others)
-		}
-	})
-	return r
+	if err := w.Submit(context.Background(), job); err != nil {
+		t.Errorf("Submit(%s): %v", job.ID, err)
+	}
 }
 
 // until returns the events of job id up to and including its completed or
@@ -149,8 +148,9 @@ func scopeOf(job Job) map[string]string {
 func startWorkers(t *testing.T, cfg WorkersConfig) (*Workers, *recorder) {
 	t.Helper()
 	sys := newSystem(t)
-	rec := newRecorder(t, sys)
-	w, err := StartWorkers(sys.Root, rec.pid, cfg)
+	rec := newRecorder()
+	cfg.Publish = rec.publish
+	w, err := StartWorkers(sys.Root, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestWorkersRunEachKind(t *testing.T) {
 		{ID: "j-defaults", Type: Probability, ScenarioID: "s2"},
 	}
 	for _, job := range jobs {
-		w.Submit(job)
+		submit(t, w, job)
 	}
 	for _, job := range jobs {
 		t.Run(job.ID, func(t *testing.T) {
@@ -211,7 +211,7 @@ func TestWorkersExactEvents(t *testing.T) {
 		now: func() time.Time { return at },
 		run: func(context.Context, Job) (any, error) { return map[string]int{"answer": 42}, nil },
 	})
-	w.Submit(Job{ID: "j-81", Type: Matrix, AssetID: "a1", ScenarioID: "s3", User: "alice"})
+	submit(t, w, Job{ID: "j-81", Type: Matrix, AssetID: "a1", ScenarioID: "s3", User: "alice"})
 	evs := rec.until(t, "j-81")
 	want := []string{
 		`{"type":"matrix","jobId":"j-81","status":"queued","timestamp":"2026-11-27T10:00:00.000Z","data":{"assetId":"a1","scenarioId":"s3"}}`,
@@ -289,7 +289,7 @@ func TestWorkersFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w, rec := startWorkers(t, WorkersConfig{run: tt.run, Timeout: tt.timeout})
-			w.Submit(tt.job)
+			submit(t, w, tt.job)
 			data := checkLifecycle(t, tt.job, rec.until(t, tt.job.ID), Failed)
 			got, _ := data["error"].(string)
 			if prefix, ok := strings.CutSuffix(tt.err, "…"); ok && tt.name != "long error" {
@@ -319,8 +319,8 @@ func TestWorkersPanicThenNextJob(t *testing.T) {
 	}})
 	panicking := Job{ID: "j-panic", Type: Growth, AssetID: "a1"}
 	next := Job{ID: "j-next", Type: Growth, AssetID: "a1", Params: json.RawMessage(`{"principal":100,"rate":0,"years":1}`)}
-	w.Submit(panicking)
-	w.Submit(next)
+	submit(t, w, panicking)
+	submit(t, w, next)
 	if data := checkLifecycle(t, panicking, rec.until(t, panicking.ID), Failed); data["error"] != "internal error" {
 		t.Errorf("panicking job data = %v", data)
 	}
@@ -345,8 +345,8 @@ func TestWorkersRunJobsOfATypeInParallel(t *testing.T) {
 	}})
 	a := Job{ID: "j-a", Type: Growth, AssetID: "a1"}
 	b := Job{ID: "j-b", Type: Growth, AssetID: "a1"}
-	w.Submit(a)
-	w.Submit(b)
+	submit(t, w, a)
+	submit(t, w, b)
 	// Both run before either is released: round robin gave them two workers.
 	deadline := time.After(waitFor)
 	for range 2 {
@@ -375,7 +375,7 @@ func TestWorkersConcurrentSubmit(t *testing.T) {
 			for i := range 10 {
 				job := DemoJob(rng, "alice", []string{"a1", "a2"}, []string{"s1"})
 				job.ID = fmt.Sprintf("j-%d-%d", g, i)
-				w.Submit(job)
+				submit(t, w, job)
 			}
 		})
 	}
@@ -402,7 +402,7 @@ func TestWorkersStopFailsPendingJobs(t *testing.T) {
 		{ID: "j-3", Type: Growth, AssetID: "a1"},
 	}
 	for _, job := range jobs {
-		w.Submit(job)
+		submit(t, w, job)
 	}
 	select {
 	case <-running:
@@ -425,7 +425,7 @@ func TestWorkersStopFailsPendingJobs(t *testing.T) {
 	}
 	// After Stop, a job fails at once.
 	late := Job{ID: "j-late", Type: Matrix, AssetID: "a1", ScenarioID: "s1"}
-	w.Submit(late)
+	submit(t, w, late)
 	evs := rec.until(t, late.ID)
 	if got := fmt.Sprint(statuses(evs)); got != "[queued failed]" {
 		t.Fatalf("job after Stop: %s", got)
@@ -455,7 +455,7 @@ func TestWorkersSubmitInvalidJobPanics(t *testing.T) {
 					t.Errorf("Submit(%+v): recovered %v, want a BUG panic", job, r)
 				}
 			}()
-			w.Submit(job)
+			submit(t, w, job)
 		}()
 	}
 }
@@ -465,12 +465,12 @@ func TestWorkersSubmitInvalidJobPanics(t *testing.T) {
 // so the workers are caught busy: each running job holds its mailbox's.
 func TestWorkersStopLeavesNoGoroutine(t *testing.T) {
 	sys := newSystem(t)
-	rec := newRecorder(t, sys)
+	rec := newRecorder()
 	before := runtime.NumGoroutine()
 
 	const perType = 4
 	running := make(chan string, perType*len(Types))
-	w, err := StartWorkers(sys.Root, rec.pid, WorkersConfig{PerType: perType, run: func(ctx context.Context, job Job) (any, error) {
+	w, err := StartWorkers(sys.Root, WorkersConfig{Publish: rec.publish, PerType: perType, run: func(ctx context.Context, job Job) (any, error) {
 		running <- job.ID
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -487,7 +487,7 @@ func TestWorkersStopLeavesNoGoroutine(t *testing.T) {
 			continue // one job per worker, so that every worker is busy
 		}
 		perKind[job.Type]++
-		w.Submit(job)
+		submit(t, w, job)
 		ids = append(ids, job.ID)
 	}
 	deadline := time.After(waitFor)

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,9 +11,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finexbot/eventhub/actors"
-	"github.com/finexbot/eventhub/jobs"
+	"github.com/finexbot/eventhub/internal/natsjs"
 )
 
 // testNATS is a real NATS server with JetStream, embedded in the test.
@@ -77,7 +77,12 @@ func (n *testNATS) connect() *nats.Conn {
 func (n *testNATS) node(cfg actors.Config) *testServer {
 	n.t.Helper()
 	nc := n.connect()
-	cfg.NATS = &actors.NATSConfig{Conn: nc}
+	reg := prometheus.NewRegistry()
+	log, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Registerer: reg})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cfg.Log, cfg.Registerer = log, reg
 	ts := newTestServer(n.t, cfg, testPermissions)
 	ts.nc = nc
 	return ts
@@ -88,14 +93,7 @@ func (n *testNATS) node(cfg actors.Config) *testServer {
 func (n *testNATS) startQueue(node *testServer, ackWait time.Duration) *nats.Conn {
 	n.t.Helper()
 	nc := n.connect()
-	q, err := jobs.StartQueue(node.workers, jobs.QueueConfig{
-		Conn:    nc,
-		AckWait: ackWait,
-		PublishEvent: func(ctx context.Context, ev *jobs.Event) error {
-			_, err := node.hub.Publish(ctx, []jobs.Event{*ev})
-			return err
-		},
-	})
+	q, err := natsjs.StartQueue(node.workers, natsjs.QueueConfig{Conn: nc, AckWait: ackWait})
 	if err != nil {
 		n.t.Fatal(err)
 	}

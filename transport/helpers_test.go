@@ -42,8 +42,11 @@ type testServer struct {
 	stop     func()                                // shuts the server, workers and hub down; idempotent
 	submit   func(context.Context, jobs.Job) error // where POST /api/jobs goes; set before any request
 	system   *actor.ActorSystem
-	queue    *jobs.Queue // in a cluster, stopped before the workers
-	nc       *nats.Conn  // in a cluster, the hub's connection
+	queue    jobs.Queue // in a cluster, stopped before the workers
+	nc       *nats.Conn // in a cluster, the hub's connection
+	// closeLog, when set, closes the event log the test gave the hub in
+	// its Config, after the hub has stopped.
+	closeLog func() error
 }
 
 const testPermissions = `{"users": {
@@ -74,13 +77,18 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	reg := prometheus.NewRegistry()
+	// A test that gives the hub a log of its own registers the log's
+	// metrics in the registry it passes here.
+	reg, _ := cfg.Registerer.(*prometheus.Registry)
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	cfg.Registerer = reg
 	hub, err := actors.NewHub(system, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers, err := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Registerer: reg})
+	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: hub.Publish, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +107,7 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	ts = &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile, system: system}
-	ts.submit = submitTo(workers)
+	ts.submit = workers.Submit
 	var once sync.Once
 	ts.stop = func() {
 		once.Do(func() {
@@ -114,6 +122,11 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 			workers.Stop()
 			if err := hub.Shutdown(ctx); err != nil {
 				t.Errorf("hub shutdown: %v", err)
+			}
+			if ts.closeLog != nil {
+				if err := ts.closeLog(); err != nil {
+					t.Errorf("close the event log: %v", err)
+				}
 			}
 			system.Shutdown()
 			if err := <-served; err != nil {
@@ -383,9 +396,4 @@ func event(typ, jobID, status, asset, scenario string) string {
 	}
 	d.WriteString("}")
 	return fmt.Sprintf(`{"type":%q,"jobId":%q,"status":%q,"timestamp":"2026-11-27T10:00:00.000Z","data":%s}`, typ, jobID, status, d.String())
-}
-
-// submitTo adapts Workers.Submit to transport.Config.Submit.
-func submitTo(w *jobs.Workers) func(context.Context, jobs.Job) error {
-	return func(_ context.Context, job jobs.Job) error { w.Submit(job); return nil }
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/internal/eventlog"
 )
 
 const resumePermissions = `{"users": {
@@ -286,8 +287,17 @@ func TestResumeRespectsRBACAndFilters(t *testing.T) {
 // gets a reset.
 func TestRestartWithHistoryFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "history.jsonl")
-	cfg := actors.Config{HistoryFile: file}
-	first := newTestServer(t, cfg, testPermissions)
+	// A node with its history file, as eventhub serve --history-file opens it.
+	withFile := func() *testServer {
+		log, err := eventlog.OpenMemory(eventlog.MemoryConfig{File: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := newTestServer(t, actors.Config{Log: log}, testPermissions)
+		ts.closeLog = log.Close
+		return ts
+	}
+	first := withFile()
 	var evs []string
 	for i := range 10 {
 		evs = append(evs, event("growth", fmt.Sprintf("j%d", i), "queued", "a1", ""))
@@ -295,7 +305,7 @@ func TestRestartWithHistoryFile(t *testing.T) {
 	ids := first.publish("[" + strings.Join(evs, ",") + "]")
 	first.stop()
 
-	second := newTestServer(t, cfg, testPermissions)
+	second := withFile()
 	c := second.openStream("dev:alice", "", "Last-Event-ID", strconv.FormatUint(ids[4], 10))
 	for i := 5; i < 10; i++ {
 		f := c.nextEvent(5 * time.Second)

@@ -1,113 +1,96 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp/reuseport"
 
-	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/internal/eventlog"
+	"github.com/finexbot/eventhub/internal/natsjs"
 	"github.com/finexbot/eventhub/jobs"
 )
 
-// natsSetup is what --nats or --nats-embed brought up: the embedded server
-// if any, and the connection. close undoes it, after the hub has stopped.
-type natsSetup struct {
-	embedded *server.Server
-	conn     *nats.Conn
+// backend is the event log and, in a cluster, the NATS it runs on, as the
+// flags chose them: a memory log on a single node, a JetStream log with
+// --nats or --nats-embed. close undoes it, after the hub has stopped.
+type backend struct {
+	log      eventlog.Log
+	closeLog func() error
+	embedded *natsjs.Server // with --nats-embed
+	conn     *nats.Conn     // in a cluster; nil on a single node
 }
 
-// startNATS runs the embedded NATS server if asked, and connects to the
-// cluster's NATS; nil when neither flag is set (single node).
-func startNATS(cfg serveConfig, log *slog.Logger) (*natsSetup, error) {
+// openBackend opens the event log the flags ask for.
+func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (*backend, error) {
+	var b backend
 	url := cfg.nats
-	var ns natsSetup
 	if cfg.natsEmbed != "" {
-		host, portStr, err := net.SplitHostPort(cfg.natsEmbed)
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{Addr: cfg.natsEmbed, StoreDir: cfg.natsStore})
 		if err != nil {
-			return nil, fmt.Errorf("--nats-embed %q: %w", cfg.natsEmbed, err)
+			return nil, err
 		}
-		port, err := strconv.Atoi(portStr)
-		if err != nil {
-			return nil, fmt.Errorf("--nats-embed %q: bad port", cfg.natsEmbed)
-		}
-		store := cfg.natsStore
-		if store == "" {
-			var err error
-			if store, err = os.MkdirTemp("", "eventhub-nats-"); err != nil {
-				return nil, fmt.Errorf("embedded nats store: %w", err)
-			}
-		}
-		srv, err := server.NewServer(&server.Options{
-			ServerName: "eventhub-" + strconv.Itoa(os.Getpid()), Host: host, Port: port,
-			JetStream: true, StoreDir: store, NoLog: true, NoSigs: true,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("embedded nats: %w", err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			srv.Shutdown()
-			return nil, fmt.Errorf("embedded nats on %s did not start", cfg.natsEmbed)
-		}
-		log.Info("embedded nats listening", "addr", srv.Addr().String(), "store", store)
-		ns.embedded = srv
+		log.Info("embedded nats listening", "addr", srv.Addr(), "store", srv.StoreDir())
+		b.embedded = srv
 		if url == "" {
 			url = srv.ClientURL()
 		}
 	}
 	if url == "" {
-		return nil, nil
+		mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.history, File: cfg.historyFile, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		b.log, b.closeLog = mem, mem.Close
+		return &b, nil
 	}
-	nc, err := nats.Connect(url,
-		nats.Name("eventhub"),
-		nats.MaxReconnects(-1), // a hub outlives NATS outages: it waits, not dies
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.ReconnectJitter(250*time.Millisecond, time.Second),
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-	)
+	nc, err := natsjs.Connect(url, log)
 	if err != nil {
-		ns.close()
-		return nil, fmt.Errorf("nats %s: %w", url, err)
+		b.close()
+		return nil, err
 	}
-	ns.conn = nc
-	return &ns, nil
-}
-
-// hubConfig is the hub's cluster configuration.
-func (ns *natsSetup) hubConfig(cfg serveConfig) *actors.NATSConfig {
-	return &actors.NATSConfig{Conn: ns.conn, Stream: cfg.natsStream, MaxEvents: cfg.natsMaxEvents, MaxAge: cfg.natsMaxAge}
-}
-
-// startQueue feeds the workers from the cluster's work queue and returns
-// the submit function for POST /api/jobs.
-func (ns *natsSetup) startQueue(workers *jobs.Workers, hub *actors.Hub) (*jobs.Queue, error) {
-	return jobs.StartQueue(workers, jobs.QueueConfig{
-		Conn: ns.conn,
-		PublishEvent: func(ctx context.Context, ev *jobs.Event) error {
-			_, err := hub.Publish(ctx, []jobs.Event{*ev})
-			return err
-		},
+	b.conn = nc
+	js, err := natsjs.OpenLog(natsjs.LogConfig{
+		Conn: nc, Stream: cfg.natsStream, MaxEvents: cfg.natsMaxEvents, MaxAge: cfg.natsMaxAge,
+		Logger: log, Registerer: reg,
 	})
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.log = js
+	return &b, nil
 }
 
-func (ns *natsSetup) close() {
-	if ns.conn != nil {
-		ns.conn.Close()
+// queue is where submitted jobs wait for a worker: this node's workers, or
+// in a cluster the work queue every node's workers take from.
+func (b *backend) queue(workers *jobs.Workers, log *slog.Logger) (jobs.Queue, error) {
+	if b.conn == nil {
+		return workers, nil
 	}
-	if ns.embedded != nil {
-		ns.embedded.Shutdown()
-		ns.embedded.WaitForShutdown()
+	return natsjs.StartQueue(workers, natsjs.QueueConfig{Conn: b.conn, Logger: log})
+}
+
+// close closes the log, the connection to NATS and the embedded server, in
+// that order.
+func (b *backend) close() error {
+	var err error
+	if b.closeLog != nil {
+		err = b.closeLog()
 	}
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+	}
+	if err != nil {
+		return fmt.Errorf("event log: %w", err)
+	}
+	return nil
 }
 
 // listen opens the public listener; with --reuse-port several hub processes

@@ -47,16 +47,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		maxStreams = streamsOpenFilesAllow()
 	}
 
-	ns, err := startNATS(cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+
+	be, err := openBackend(cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	if ns != nil {
-		defer ns.close() // after the hub has stopped (defers run last-in first-out)
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	// After the hub and the workers have stopped (defers run last-in
+	// first-out): nothing appends to the log any more, and a memory log
+	// saves its history file.
+	defer func() {
+		if err := be.close(); err != nil {
+			log.Error("close", "err", err)
+		}
+	}()
 
 	// protoactor logs through our handler, quietly: its Info lines (dead
 	// letters, system start) are noise at our scale.
@@ -66,7 +71,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 
 	hub, err := actors.NewHub(system, actors.Config{
 		History:           cfg.history,
-		HistoryFile:       cfg.historyFile,
+		Log:               be.log,
 		StreamLifetime:    cfg.streamLifetime,
 		Mailbox:           cfg.mailbox,
 		Heartbeat:         cfg.heartbeat,
@@ -78,24 +83,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		ReauthGrace:       cfg.reauthGrace,
 		Logger:            log,
 		Registerer:        reg,
-		NATS:              clusterConfig(ns, cfg),
 	})
 	if err != nil {
 		return err
 	}
-	workers, err := jobs.StartWorkers(system.Root, hub.PID(), jobs.WorkersConfig{Logger: log, Registerer: reg})
+	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: hub.Publish, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	defer workers.Stop() // on an early return; idempotent
-	submit := func(_ context.Context, job jobs.Job) error { workers.Submit(job); return nil }
-	var queue *jobs.Queue
-	if ns != nil {
-		if queue, err = ns.startQueue(workers, hub); err != nil {
-			return err
-		}
-		submit = queue.Submit
+	queue, err := be.queue(workers, log)
+	if err != nil {
+		return err
 	}
+	defer queue.Stop() // on an early return, before workers.Stop; idempotent
+	submit := queue.Submit
 
 	// With an admin listener, /metrics is served there only.
 	var publicMetrics prometheus.Gatherer = reg
@@ -184,9 +186,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	// Workers first: the jobs they cut short end failed (or, in a cluster,
 	// go back to the queue for another node), and those events still reach
 	// the streams that the hub is about to close.
-	if queue != nil {
-		queue.Stop()
-	}
+	queue.Stop()
 	workers.Stop()
 	if err := hub.Shutdown(drainCtx); err != nil {
 		log.Warn("hub shutdown", "err", err)
@@ -279,14 +279,6 @@ func authenticator(cfg serveConfig) (func(string) (authz.Identity, error), error
 		return nil, err
 	}
 	return c.Authenticate, nil
-}
-
-// clusterConfig is the hub's NATS configuration, nil on a single node.
-func clusterConfig(ns *natsSetup, cfg serveConfig) *actors.NATSConfig {
-	if ns == nil {
-		return nil
-	}
-	return ns.hubConfig(cfg)
 }
 
 // runDemo submits a few demo jobs every second until ctx is done.

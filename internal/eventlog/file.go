@@ -1,4 +1,4 @@
-package actors
+package eventlog
 
 import (
 	"bufio"
@@ -32,9 +32,9 @@ type historyLine struct {
 	Event json.RawMessage `json:"event"`
 }
 
-// writeHistoryFile writes frames and nextID to path atomically (a temporary
+// writeHistoryFile writes records and nextID to path atomically (a temporary
 // file renamed over it), so a crash mid-write leaves the old file or none.
-func writeHistoryFile(path string, nextID uint64, frames []*frame) error {
+func writeHistoryFile(path string, nextID uint64, records []Record) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("history file: %w", err)
@@ -44,11 +44,11 @@ func writeHistoryFile(path string, nextID uint64, frames []*frame) error {
 	hdr, _ := json.Marshal(historyHeader{Version: historyFileVersion, NextID: nextID})
 	w.Write(append(hdr, '\n'))
 	var line []byte
-	for _, f := range frames {
+	for _, r := range records {
 		line = append(line[:0], `{"id":`...)
-		line = strconv.AppendUint(line, f.id, 10)
+		line = strconv.AppendUint(line, r.ID, 10)
 		line = append(line, `,"event":`...)
-		line = f.ev.AppendJSON(line)
+		line = r.Event.AppendJSON(line)
 		line = append(line, "}\n"...)
 		w.Write(line)
 	}
@@ -75,7 +75,7 @@ var errNoHistoryFile = errors.New("no history file")
 // readHistoryFile loads what writeHistoryFile wrote, validating every event
 // as outside input: the file may have been edited or truncated. It keeps at
 // most the last max events.
-func readHistoryFile(path string, max int) (nextID uint64, frames []*frame, err error) {
+func readHistoryFile(path string, max int) (nextID uint64, records []Record, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil, errNoHistoryFile
@@ -112,23 +112,22 @@ func readHistoryFile(path string, max int) (nextID uint64, frames []*frame, err 
 		if err != nil || len(evs) != 1 {
 			return 0, nil, bad(n, "event: %v", err)
 		}
-		if len(frames) > 0 && hl.ID != frames[len(frames)-1].id+1 {
-			return 0, nil, bad(n, "id %d does not follow %d", hl.ID, frames[len(frames)-1].id)
+		if len(records) > 0 && hl.ID != records[len(records)-1].ID+1 {
+			return 0, nil, bad(n, "id %d does not follow %d", hl.ID, records[len(records)-1].ID)
 		}
 		if hl.ID >= hdr.NextID {
 			return 0, nil, bad(n, "id %d is not below next_id %d", hl.ID, hdr.NextID)
 		}
-		ev := &evs[0]
-		frames = append(frames, &frame{id: hl.ID, ev: ev, bytes: appendEventFrame(nil, hl.ID, ev)})
-		if len(frames) > 2*max {
-			frames = append(frames[:0], frames[len(frames)-max:]...)
+		records = append(records, Record{ID: hl.ID, Event: &evs[0]})
+		if len(records) > 2*max {
+			records = append(records[:0], records[len(records)-max:]...)
 		}
 	}
-	if len(frames) > max {
-		frames = frames[len(frames)-max:]
+	if len(records) > max {
+		records = records[len(records)-max:]
 	}
-	if len(frames) > 0 && frames[len(frames)-1].id != hdr.NextID-1 {
-		return 0, nil, fmt.Errorf("history file %s: last id %d, next_id %d: events are missing", path, frames[len(frames)-1].id, hdr.NextID)
+	if len(records) > 0 && records[len(records)-1].ID != hdr.NextID-1 {
+		return 0, nil, fmt.Errorf("history file %s: last id %d, next_id %d: events are missing", path, records[len(records)-1].ID, hdr.NextID)
 	}
-	return hdr.NextID, frames, nil
+	return hdr.NextID, records, nil
 }

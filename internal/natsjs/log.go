@@ -1,4 +1,4 @@
-package actors
+package natsjs
 
 import (
 	"context"
@@ -12,19 +12,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/jobs"
 )
 
-// NATSConfig puts a hub in a cluster whose event log is a NATS JetStream
-// stream: every hub publishes what it ingests to the stream and routes what
-// it reads back from it, and the stream's sequence is the event id, so a
-// client resumes on any hub.
-type NATSConfig struct {
+// LogConfig configures OpenLog.
+type LogConfig struct {
 	// Conn is connected to a NATS server with JetStream. The hub does not
 	// close it. It should reconnect forever (nats.MaxReconnects(-1)).
 	Conn *nats.Conn
@@ -38,13 +35,18 @@ type NATSConfig struct {
 	MaxAge    time.Duration
 	// Replicas is the stream's replication in a NATS cluster. Zero means 1.
 	Replicas int
-	// MaxBackfill bounds how many events a resume reads from the stream
-	// when local history no longer has them; beyond it the client gets a
-	// reset. Zero means 100,000.
+	// MaxBackfill bounds how many events one Read takes from the stream
+	// (a resume that the hub's history no longer covers); beyond it Read
+	// says ErrExpired and the client gets a reset. Zero means 100,000.
 	MaxBackfill int
+	// Logger receives the log's warnings. Nil means none.
+	Logger *slog.Logger
+	// Registerer takes the log's metrics (eventhub_nats_*,
+	// eventhub_events_rejected_total). Nil means a private registry.
+	Registerer prometheus.Registerer
 }
 
-func (c NATSConfig) withDefaults() NATSConfig {
+func (c LogConfig) withDefaults() LogConfig {
 	if c.Stream == "" {
 		c.Stream = "EVENTHUB"
 	}
@@ -63,25 +65,33 @@ func (c NATSConfig) withDefaults() NATSConfig {
 	if c.MaxBackfill <= 0 {
 		c.MaxBackfill = 100_000
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
 	return c
 }
 
-// cluster is a hub's side of the JetStream log: it publishes, and a consumer
-// goroutine (owned here, stopped by stop) reads the stream in order and
-// hands every event to the hub actor.
-type cluster struct {
-	cfg    NATSConfig
+// Log is the event log of a cluster: a NATS JetStream stream whose sequence
+// is the event id. Every node appends to the same stream and tails it, so
+// every node routes every event, in the same order, with the same id, and a
+// client resumes on any node.
+//
+// A Log owns its tails' consumer goroutines; each stops with the stop
+// function Tail returns. It does not own the NATS connection.
+type Log struct {
+	cfg    LogConfig
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	log    *slog.Logger
-	m      *clusterMetrics
-
-	cancel context.CancelFunc
-	done   sync.WaitGroup
-	read   atomic.Uint64 // the last sequence read from the log
+	m      *logMetrics
 }
 
-type clusterMetrics struct {
+var _ eventlog.Log = (*Log)(nil)
+
+type logMetrics struct {
 	connected      prometheus.GaugeFunc
 	lag            prometheus.Gauge
 	publishLatency prometheus.Histogram
@@ -91,8 +101,8 @@ type clusterMetrics struct {
 // Reasons an event read from the log is not routed.
 var rejectReasons = []string{"malformed", "invalid", "batch"}
 
-func newClusterMetrics(reg prometheus.Registerer, nc *nats.Conn) (*clusterMetrics, error) {
-	m := &clusterMetrics{
+func newLogMetrics(reg prometheus.Registerer, nc *nats.Conn) (*logMetrics, error) {
+	m := &logMetrics{
 		connected: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eventhub_nats_connected", Help: "1 while the hub is connected to NATS, else 0.",
 		}, func() float64 {
@@ -124,22 +134,19 @@ func newClusterMetrics(reg prometheus.Registerer, nc *nats.Conn) (*clusterMetric
 	return m, nil
 }
 
-// newCluster makes sure the stream exists and returns where this hub starts
-// reading it: far enough back to fill its history, so resumes are local.
-func newCluster(cfg NATSConfig, history int, reg prometheus.Registerer, log *slog.Logger) (*cluster, uint64, error) {
+// OpenLog makes sure the stream exists, with cfg's limits.
+func OpenLog(cfg LogConfig) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Conn == nil {
-		return nil, 0, errors.New("nats: no connection")
+		return nil, errors.New("nats: no connection")
 	}
-	m, err := newClusterMetrics(reg, cfg.Conn)
+	m, err := newLogMetrics(cfg.Registerer, cfg.Conn)
 	if err != nil {
-		return nil, 0, fmt.Errorf("register metrics: %w", err)
+		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, msg *nats.Msg, err error) {
-		log.Error("nats: an in-process event was not published", "subject", msg.Subject, "err", err)
-	}))
+	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
-		return nil, 0, fmt.Errorf("nats: %w", err)
+		return nil, fmt.Errorf("nats: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -156,32 +163,24 @@ func newCluster(cfg NATSConfig, history int, reg prometheus.Registerer, log *slo
 		Duplicates:  2 * time.Minute, // a retried publish within this is not stored twice
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("nats: stream %s: %w", cfg.Stream, err)
+		return nil, fmt.Errorf("nats: stream %s: %w", cfg.Stream, err)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("nats: stream %s: %w", cfg.Stream, err)
-	}
-	var start uint64 = 1
-	if back := uint64(history); info.State.LastSeq > back {
-		start = info.State.LastSeq - back + 1
-	}
-	start = max(start, info.State.FirstSeq)
-	return &cluster{cfg: cfg, js: js, stream: stream, log: log, m: m}, start, nil
+	return &Log{cfg: cfg, js: js, stream: stream, log: cfg.Logger, m: m}, nil
 }
 
 // subject is where events of type t go.
-func (c *cluster) subject(t jobs.Type) string { return c.cfg.Subject + "." + t.String() }
+func (c *Log) subject(t jobs.Type) string { return c.cfg.Subject + "." + t.String() }
 
-// publish appends events to the log and returns their sequences once
+// Append publishes events to the stream and returns their sequences once
 // JetStream has acknowledged all of them. key, when not empty, makes the
-// publish idempotent (a retried POST with the same key is stored once);
-// without it each event's content is its key.
-func (c *cluster) publish(ctx context.Context, events []jobs.Event, key string) ([]uint64, error) {
-	if !c.connected() {
+// append idempotent (a retried POST with the same key, within the stream's
+// two-minute duplicate window, is stored once and answered with the same
+// ids); without it each event's content is its key.
+func (c *Log) Append(ctx context.Context, key string, events []jobs.Event) ([]uint64, error) {
+	if !c.Ready() {
 		// Fail fast rather than have the client buffer it for later: the
 		// caller answers 503 and retries with the same key.
-		return nil, fmt.Errorf("%w: not connected", ErrLogUnavailable)
+		return nil, fmt.Errorf("%w: not connected", eventlog.ErrUnavailable)
 	}
 	start := time.Now()
 	futures := make([]jetstream.PubAckFuture, len(events))
@@ -198,7 +197,7 @@ func (c *cluster) publish(ctx context.Context, events []jobs.Event, key string) 
 		}
 		f, err := c.js.PublishAsync(c.subject(ev.Type), append([]byte(nil), buf...), jetstream.WithMsgID(id))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", eventlog.ErrUnavailable, err)
 		}
 		futures[i] = f
 	}
@@ -208,52 +207,43 @@ func (c *cluster) publish(ctx context.Context, events []jobs.Event, key string) 
 		case ack := <-f.Ok():
 			ids[i] = ack.Sequence
 		case err := <-f.Err():
-			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", eventlog.ErrUnavailable, err)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, ctx.Err())
+			return nil, fmt.Errorf("%w: %v", eventlog.ErrUnavailable, ctx.Err())
 		}
 	}
 	c.m.publishLatency.Observe(time.Since(start).Seconds())
 	return ids, nil
 }
 
-// publishAsync appends an in-process event (a worker's) without waiting:
-// it is routed when it comes back from the log; a failure is logged.
-func (c *cluster) publishAsync(ev *jobs.Event) {
-	data := ev.AppendJSON(nil)
-	sum := sha256.Sum256(data)
-	if _, err := c.js.PublishAsync(c.subject(ev.Type), data, jetstream.WithMsgID(hex.EncodeToString(sum[:16]))); err != nil {
-		c.log.Error("nats: an in-process event was not published", "job", ev.JobID, "err", err)
-	}
-}
-
-// consume reads the log from start, in order, and sends each event to the
-// hub actor, until stop. An ordered consumer recreates itself after an
-// outage and goes on from the last sequence it delivered: nothing is missed.
-func (c *cluster) consume(root *actor.RootContext, hub *actor.PID, start uint64) error {
+// Tail reads the stream from after+1, in order, and hands every record to
+// deliver, until stop. An ordered consumer recreates itself after an outage
+// and goes on from the last sequence it delivered: nothing is missed.
+func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+	var done sync.WaitGroup
+	var read atomic.Uint64 // the last sequence read from the stream
 	cons, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   start,
+		OptStartSeq:   after + 1,
 	})
 	if err != nil {
 		cancel()
-		return fmt.Errorf("nats: consumer: %w", err)
+		return nil, fmt.Errorf("nats: consumer: %w", err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
 		cancel()
-		return fmt.Errorf("nats: consumer: %w", err)
+		return nil, fmt.Errorf("nats: consumer: %w", err)
 	}
-	c.done.Go(func() {
+	done.Go(func() {
 		<-ctx.Done()
 		it.Stop()
 	})
 	// The lag is also measured from the log's end every few seconds, so a
 	// consumer that reads nothing (stalled, or NATS away) does not show the
 	// last lag it saw for ever.
-	c.done.Go(func() {
+	done.Go(func() {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
@@ -264,13 +254,13 @@ func (c *cluster) consume(root *actor.RootContext, hub *actor.PID, start uint64)
 				ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				info, err := c.stream.Info(ictx)
 				cancel()
-				if err == nil && info.State.LastSeq >= c.read.Load() {
-					c.m.lag.Set(float64(info.State.LastSeq - max(c.read.Load(), start-1)))
+				if err == nil && info.State.LastSeq >= read.Load() {
+					c.m.lag.Set(float64(info.State.LastSeq - max(read.Load(), after)))
 				}
 			}
 		}
 	})
-	c.done.Go(func() {
+	done.Go(func() {
 		for {
 			msg, err := it.Next()
 			if err != nil {
@@ -285,17 +275,20 @@ func (c *cluster) consume(root *actor.RootContext, hub *actor.PID, start uint64)
 				continue
 			}
 			c.m.lag.Set(float64(md.NumPending))
-			c.read.Store(md.Sequence.Stream)
-			root.Send(hub, c.decode(md.Sequence.Stream, msg.Data()))
+			read.Store(md.Sequence.Stream)
+			deliver(c.decode(md.Sequence.Stream, msg.Data()))
 		}
 	})
-	return nil
+	return func() {
+		cancel()
+		done.Wait()
+	}, nil
 }
 
-// decode turns a message of the log into what the hub actor ingests: the
-// event, or a skip for a message that is not one (workers in any language
-// publish to the log: validate as at any edge).
-func (c *cluster) decode(seq uint64, data []byte) any {
+// decode turns a message of the stream into a record: the event, or none
+// for a message that is not one (workers in any language publish to the
+// stream: validate as at any edge).
+func (c *Log) decode(seq uint64, data []byte) eventlog.Record {
 	evs, err := jobs.DecodeEvents(data)
 	reason := ""
 	switch {
@@ -309,27 +302,27 @@ func (c *cluster) decode(seq uint64, data []byte) any {
 	if reason != "" {
 		c.m.rejected[reason].Inc()
 		c.log.Warn("nats: a message in the log is not a valid event; not routed", "seq", seq, "reason", reason)
-		return &logged{seq: seq}
+		return eventlog.Record{ID: seq}
 	}
-	return &logged{seq: seq, ev: &evs[0]}
+	return eventlog.Record{ID: seq, Event: &evs[0]}
 }
 
-// backfill reads the log's events after lastID up to upTo (both in the
-// log's sequence), at most MaxBackfill of them. ok is false when the log no
-// longer holds lastID+1 or there are too many: the client gets a reset.
-func (c *cluster) backfill(ctx context.Context, lastID, upTo uint64) (frames []*frame, ok bool, err error) {
+// Read reads the stream's records after lastID up to upTo, at most
+// MaxBackfill of them: ErrExpired when the stream no longer holds lastID+1
+// or there are more.
+func (c *Log) Read(ctx context.Context, lastID, upTo uint64, fn func(eventlog.Record)) error {
 	if upTo <= lastID {
-		return nil, true, nil
+		return nil
 	}
 	if upTo-lastID > uint64(c.cfg.MaxBackfill) {
-		return nil, false, nil
+		return eventlog.ErrExpired
 	}
 	info, err := c.stream.Info(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("nats: %w", err)
+		return fmt.Errorf("nats: %w", err)
 	}
 	if info.State.FirstSeq > lastID+1 {
-		return nil, false, nil // gone from the log too
+		return eventlog.ErrExpired // gone from the stream too
 	}
 	cons, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -337,13 +330,13 @@ func (c *cluster) backfill(ctx context.Context, lastID, upTo uint64) (frames []*
 		InactiveThreshold: 10 * time.Second, // the server forgets it soon after
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("nats: %w", err)
+		return fmt.Errorf("nats: %w", err)
 	}
 	for {
 		want := int(min(upTo-lastID, 1000))
 		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return nil, false, fmt.Errorf("nats: %w", err)
+			return fmt.Errorf("nats: %w", err)
 		}
 		got := 0
 		for msg := range batch.Messages() {
@@ -354,41 +347,31 @@ func (c *cluster) backfill(ctx context.Context, lastID, upTo uint64) (frames []*
 			}
 			seq := md.Sequence.Stream
 			if seq > upTo {
-				return frames, true, nil
+				return nil
 			}
 			lastID = seq
-			if l, _ := c.decode(seq, msg.Data()).(*logged); l.ev != nil {
-				frames = append(frames, &frame{id: seq, ev: l.ev, bytes: appendEventFrame(make([]byte, 0, frameSize(l.ev)), seq, l.ev)})
-			}
+			fn(c.decode(seq, msg.Data()))
 			if seq == upTo {
-				return frames, true, nil
+				return nil
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return nil, false, fmt.Errorf("nats: %w", err)
+			return fmt.Errorf("nats: %w", err)
 		}
 		if got == 0 {
-			return nil, false, errors.New("nats: the log ended before the resume point")
+			return errors.New("nats: the stream ended before the resume point")
 		}
 	}
 }
 
-// beyondEnd reports whether id is past the log's last sequence (a bogus or
-// stale id). Unknown (the log unreachable) counts as not beyond.
-func (c *cluster) beyondEnd(id uint64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+// Bounds returns the stream's first and last sequence.
+func (c *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
 	info, err := c.stream.Info(ctx)
-	return err == nil && id > info.State.LastSeq
-}
-
-// connected reports whether the hub can reach the log.
-func (c *cluster) connected() bool { return c.cfg.Conn.IsConnected() }
-
-// stop ends the consumer and waits for it.
-func (c *cluster) stop() {
-	if c.cancel != nil {
-		c.cancel()
+	if err != nil {
+		return 0, 0, fmt.Errorf("nats: stream %s: %w", c.cfg.Stream, err)
 	}
-	c.done.Wait()
+	return info.State.FirstSeq, info.State.LastSeq, nil
 }
+
+// Ready reports whether the node is connected to NATS.
+func (c *Log) Ready() bool { return c.cfg.Conn.IsConnected() }

@@ -1,0 +1,212 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// MemoryConfig configures OpenMemory. The zero value works.
+type MemoryConfig struct {
+	// Size is how many of the newest events are kept for Read. Zero means
+	// 10,000.
+	Size int
+	// File, when set, is the history file: OpenMemory loads the ring and
+	// the id counter from it (and removes it, so that a crash later cannot
+	// bring back stale ids), Close writes them to it. Empty means a restart
+	// loses the log, and ids resume from the clock.
+	File string
+	// Logger receives what happened to the history file. Nil means no logs.
+	Logger *slog.Logger
+}
+
+// Memory is the log of a single node: a bounded ring of the newest events,
+// numbered from a counter that only grows, kept across a restart when it
+// has a history file.
+//
+// Memory owns the ring, the counter and the tails under mu. It hands each
+// tail its records while it holds mu, so every tail sees every append in id
+// order, and an Append has reached every tail when it returns.
+type Memory struct {
+	cfg MemoryConfig
+
+	mu     sync.Mutex // guards everything below
+	ring   []Record   // the newest records, a ring of cfg.Size
+	start  int        // index of the oldest record in ring
+	n      int        // records in ring
+	next   uint64     // id of the next event; never 0
+	tails  map[*func(Record)]struct{}
+	closed bool
+}
+
+var _ Log = (*Memory)(nil)
+
+// OpenMemory returns a memory log, loaded from cfg.File when that exists.
+// A history file that cannot be read is an error: the node should not
+// start and silently forget what its clients may resume from.
+func OpenMemory(cfg MemoryConfig) (*Memory, error) {
+	if cfg.Size <= 0 {
+		cfg.Size = 10000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Memory{cfg: cfg, ring: make([]Record, cfg.Size), tails: map[*func(Record)]struct{}{}}
+	// Ids only grow, even across a restart that lost the log: starting from
+	// the clock (a thousand ids per millisecond) puts a restarted node's ids
+	// above every id it gave before, so a client resuming from one of those
+	// gets a reset, never events it did not ask for.
+	m.next = max(uint64(time.Now().UnixMilli())*1000, 1)
+	if cfg.File == "" {
+		return m, nil
+	}
+	next, records, err := readHistoryFile(cfg.File, cfg.Size)
+	if errors.Is(err, errNoHistoryFile) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(cfg.File); err != nil {
+		return nil, fmt.Errorf("history file: %w", err)
+	}
+	m.next = next
+	for _, r := range records {
+		m.push(r)
+	}
+	cfg.Logger.Info("history loaded", "file", cfg.File, "events", len(records), "next_id", next)
+	return m, nil
+}
+
+// Append numbers events and hands them to every tail before it returns.
+// key is not used: a single node has no retries to tell apart.
+func (m *Memory) Append(_ context.Context, _ string, events []jobs.Event) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	ids := make([]uint64, len(events))
+	for i := range events {
+		r := Record{ID: m.next, Event: &events[i]}
+		m.next++
+		ids[i] = r.ID
+		m.push(r)
+		for deliver := range m.tails {
+			(*deliver)(r)
+		}
+	}
+	return ids, nil
+}
+
+// push keeps r as the newest record, letting the oldest go when full.
+func (m *Memory) push(r Record) {
+	if m.n < len(m.ring) {
+		m.ring[(m.start+m.n)%len(m.ring)] = r
+		m.n++
+		return
+	}
+	m.ring[m.start] = r
+	m.start = (m.start + 1) % len(m.ring)
+}
+
+// at returns the i-th oldest record kept.
+func (m *Memory) at(i int) Record { return m.ring[(m.start+i)%len(m.ring)] }
+
+// first is the id of the oldest record kept, or next when there is none.
+func (m *Memory) first() uint64 {
+	if m.n == 0 {
+		return m.next
+	}
+	return m.at(0).ID
+}
+
+// Tail hands deliver the kept records after after, then every append.
+func (m *Memory) Tail(after uint64, deliver func(Record)) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	m.each(after, m.next-1, deliver)
+	key := &deliver
+	m.tails[key] = struct{}{}
+	return func() {
+		m.mu.Lock()
+		delete(m.tails, key)
+		m.mu.Unlock()
+	}, nil
+}
+
+// Read calls fn for the kept records in (after, upTo].
+func (m *Memory) Read(_ context.Context, after, upTo uint64, fn func(Record)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if after < upTo && after+1 < m.first() {
+		return ErrExpired
+	}
+	m.each(after, upTo, fn)
+	return nil
+}
+
+// each calls fn for the kept records in (after, upTo]; ids in the ring are
+// contiguous, so the first one is found by arithmetic.
+func (m *Memory) each(after, upTo uint64, fn func(Record)) {
+	if m.n == 0 {
+		return
+	}
+	i := 0
+	if oldest := m.at(0).ID; after >= oldest {
+		i = int(min(after-oldest+1, uint64(m.n)))
+	}
+	for ; i < m.n; i++ {
+		r := m.at(i)
+		if r.ID > upTo {
+			return
+		}
+		fn(r)
+	}
+}
+
+// Bounds returns the oldest kept id and the newest id.
+func (m *Memory) Bounds(context.Context) (first, last uint64, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.first(), m.next - 1, nil
+}
+
+// Ready reports whether the log is open.
+func (m *Memory) Ready() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.closed
+}
+
+// Close stops taking appends and, with a history file, writes the ring and
+// the id counter to it. Call it once nothing appends any more (after the
+// hub and the workers have stopped). It is idempotent.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	clear(m.tails)
+	if m.cfg.File == "" {
+		return nil
+	}
+	records := make([]Record, 0, m.n)
+	m.each(0, m.next-1, func(r Record) { records = append(records, r) })
+	if err := writeHistoryFile(m.cfg.File, m.next, records); err != nil {
+		return err
+	}
+	m.cfg.Logger.Info("history saved", "file", m.cfg.File, "events", len(records), "next_id", m.next)
+	return nil
+}
