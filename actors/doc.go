@@ -3,11 +3,16 @@
 //
 // # Model
 //
-// The hub actor owns the event id counter, the history ring and the routing
-// index (users by asset, by scenario, and the admins). Each event is given an
-// id, encoded into its SSE frame once, kept in history, and sent only to the
-// user actors whose permissions can cover it, so the cost of an event follows
-// its audience, not the number of connections.
+// Events come from the event log (internal/eventlog): Hub.Publish appends
+// them there, and the hub actor routes what the log's tail hands back, in
+// id order, the same way on one node (a memory log) and in a cluster (a
+// JetStream log every node tails). The hub actor owns its history (the
+// newest frames, a cache of the log that answers resumes), the job table
+// behind snapshots, and the routing index (users by asset, by scenario, and
+// the admins). Each event is encoded into its SSE frame once and sent only
+// to the user actors whose permissions can cover it, so the cost of an
+// event follows its audience, not the number of connections. A resume that
+// history no longer covers reads the log, off the actor.
 //
 // A user actor owns one user's permissions and the list of that user's
 // streams. It applies the RBAC rule (authz.Permissions.Allows) and each
@@ -23,6 +28,8 @@
 // of its own that writes under a deadline. One epoll goroutine per hub
 // watches every stream's socket and sees a client that went away at once
 // (where there is no epoll, a small reader goroutine per stream does).
+//
+// See docs/architecture.md for the whole picture.
 //
 // # Ordering
 //

@@ -3,9 +3,9 @@ package actors
 import "sort"
 
 // history is the bounded ring of the most recent frames, owned by the hub
-// actor. Ids in it only grow; they are contiguous on a single node, but in a
-// cluster an invalid message in the log leaves a hole, so a resume's start
-// is found by binary search.
+// actor: its cache of the event log, encoded, which answers resumes without
+// reading the log. Ids in it only grow; a message of the log that is not a
+// valid event leaves a hole, so a resume's start is found by binary search.
 type history struct {
 	buf   []*frame
 	start int // index of the oldest frame
@@ -53,13 +53,4 @@ func (h *history) after(id uint64, fn func(*frame)) {
 	for i := skip; i < h.n; i++ {
 		fn(h.buf[(h.start+i)%len(h.buf)])
 	}
-}
-
-// all returns the kept frames, oldest first.
-func (h *history) all() []*frame {
-	out := make([]*frame, 0, h.n)
-	for i := 0; i < h.n; i++ {
-		out = append(out, h.buf[(h.start+i)%len(h.buf)])
-	}
-	return out
 }

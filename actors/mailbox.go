@@ -9,7 +9,7 @@ import (
 )
 
 // mailbox is a conn actor's bounded mailbox. Neither of protoactor's stock
-// bounded mailboxes will do (DESIGN.md): actor.Bounded busy-waits the sender
+// bounded mailboxes will do: actor.Bounded busy-waits the sender
 // when full, and actor.BoundedDropping drops the oldest message silently and
 // then spins. This one refuses a user message when full, says so to its
 // owner (onOverflow, called on the poster's goroutine), and never blocks.

@@ -8,14 +8,19 @@
 // eventhub trusts it. Events are immutable once decoded, so one *Event may be
 // shared by every goroutine and actor that routes it.
 //
-// Worker actors send the events they emit to a hub PID they are given; this
-// package imports neither actors nor transport. StartWorkers spawns, per job
-// kind, a pool actor that supervises its workers (OneForOne, restart) and
-// hands them jobs round robin. Workers.Submit may be called from any
-// goroutine: it sends the job's queued event to the hub before the job can
-// reach a worker, and a worker sends started, then completed or failed, so
-// the hub's mailbox holds each job's events in that order. A worker runs one
-// job at a time under a deadline and recovers a panicking job into a failed
-// one. Workers.Stop fails what is still running or waiting and returns once
-// every worker actor has stopped; call it before stopping the hub.
+// Worker actors publish the events they emit through a function they are
+// given (the hub's Publish, the door an outside worker's POST goes through
+// too); this package imports neither actors nor transport, nor anything of
+// NATS. StartWorkers spawns, per job kind, a pool actor that supervises its
+// workers (OneForOne, restart) and hands them jobs round robin.
+//
+// Queue is the job-queue seam: Workers is this node's queue, and a cluster's
+// work queue (internal/natsjs) feeds every node's Workers through Run.
+// Submit may be called from any goroutine: it publishes the job's queued
+// event before the job can reach a worker, and a worker publishes started,
+// then completed or failed, so the log holds each job's events in that
+// order. A worker runs one job at a time under a deadline and recovers a
+// panicking job into a failed one. Workers.Stop fails what is still running
+// or waiting and returns once every worker actor has stopped; call it before
+// stopping the hub.
 package jobs
