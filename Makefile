@@ -48,7 +48,7 @@ bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the fl
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
 
-bench-cluster: build-bench ## issue 6 at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min)
+bench-cluster: build-bench ## a cluster at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min)
 	$(BIN)/eventhub-bench broadcast --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --hubs 7 \
 		--streams 100000 --rate 1 --duration 60s --json $(BIN)/bench-cluster.json --report $(BIN)/bench-cluster.html $(BENCH_ARGS)
 
