@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -143,33 +144,14 @@ func StartBinary(t testing.TB, opts Options) *Process {
 		t.Fatal(err)
 	}
 	p := &Process{t: t, cmd: cmd, done: make(chan struct{})}
-	type addrs struct{ main, admin string }
-	listening := make(chan addrs, 1) // capacity 1: it listens once, maybe after the test gave up
-	readDone := make(chan struct{})
-	go func() { // ends at EOF, when the process exits
-		defer close(readDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		admin := ""
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log = append(p.log, sc.Text())
-			if len(p.log) > logLines {
-				p.log = p.log[1:]
-			}
-			p.mu.Unlock()
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
-			}
-			switch line.Msg {
-			case "eventhub admin listening": // logged before the main one
-				admin = line.Addr
-			case "eventhub listening":
-				listening <- addrs{line.Addr, admin}
-			}
+	listening, readDone := ReadLog(stderr, func(line string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.log = append(p.log, line)
+		if len(p.log) > logLines {
+			p.log = p.log[1:]
 		}
-	}()
+	})
 	go func() { // with StderrPipe, Wait only once the reads are done
 		<-readDone
 		p.err = cmd.Wait()
@@ -185,7 +167,7 @@ func StartBinary(t testing.TB, opts Options) *Process {
 	defer deadline.Stop()
 	select {
 	case a := <-listening:
-		p.Addr, p.AdminAddr = a.main, a.admin
+		p.Addr, p.AdminAddr = a.Main, a.Admin
 	case <-p.done:
 		t.Fatalf("hub exited before listening: %v\n%s", p.err, p.Log())
 	case <-deadline.C:
@@ -210,6 +192,50 @@ func StartBinary(t testing.TB, opts Options) *Process {
 		t.Fatalf("hub not ready within %v (exited: %v)\n%s", startTimeout, p.exited(), p.Log())
 	}
 	return p
+}
+
+// Listening is what a hub logs once it listens.
+type Listening struct {
+	Main  string // the --listen address
+	Admin string // the --admin-listen address; empty without one
+}
+
+// ReadLog reads a hub's JSON log from r until EOF, gives each line to keep
+// (nil: none), and sends the addresses on listening (capacity 1) once the
+// hub logs that it listens. done is closed once r is read to its end. It
+// serves a hub run in the test's own process (cmd/eventhub's run writes
+// its log to a pipe) as well as StartBinary's.
+func ReadLog(r io.Reader, keep func(line string)) (listening <-chan Listening, done <-chan struct{}) {
+	ch := make(chan Listening, 1) // the hub listens once, maybe after the test gave up
+	finished := make(chan struct{})
+	go func() { // ends at EOF, when the hub exits or its log is closed
+		defer close(finished)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		admin := ""
+		for sc.Scan() {
+			if keep != nil {
+				keep(sc.Text())
+			}
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "eventhub admin listening": // logged before the main one
+				admin = line.Addr
+			case "eventhub listening":
+				select {
+				case ch <- Listening{Main: line.Addr, Admin: admin}:
+				default: // it said so before: the first one counts
+				}
+			}
+		}
+		// A line too long for the scanner ends the scan: read the rest, so
+		// that the hub never blocks writing its log.
+		io.Copy(io.Discard, r)
+	}()
+	return ch, finished
 }
 
 // URL is the hub's URL for path, e.g. p.URL("/api/events").

@@ -8,16 +8,21 @@
 //     never sleeps to let something happen; it waits for it to have
 //     happened, or fails saying what it waited for.
 //   - the hub as a process: Binary builds ./cmd/eventhub once per test
-//     binary, StartBinary runs it with flags and returns once it listens
-//     and /readyz answers 200; the Process stops (SIGTERM, exit 0 expected)
-//     or is killed, and its log is shown when the test fails. FreePort
-//     finds a loopback port for a flag that cannot take port 0.
+//     binary (Main, from TestMain, removes it), StartBinary runs it with
+//     flags and returns once it listens and /readyz answers 200; the
+//     Process stops (SIGTERM, exit 0 expected) or is killed, and its log is
+//     shown when the test fails. ReadLog finds the addresses in a hub's log,
+//     for a hub run in the test's process too. FreePort finds a loopback
+//     port for a flag that cannot take port 0.
+//   - HTTP: Request sends one request (a Bearer token, a JSON body) and
+//     reads the answer; JobEvent is the JSON of an event to publish.
 //   - SSE: OpenStream and DialStream open a stream on a raw loopback
 //     socket (headers such as Authorization or Last-Event-ID are the
 //     caller's); Stream.Next and Stream.NextEvent read frames with a
-//     deadline. Decoder is the one SSE frame decoder of the repository,
-//     strict about what the hub writes: LF line endings and the fields id,
-//     event, data, retry and comments, nothing else.
+//     deadline, Stream.Rest reads the stream to its end. Decoder is the
+//     one SSE frame decoder of the repository, strict about what the hub
+//     writes: LF line endings and the fields id, event, data, retry and
+//     comments, nothing else; a Stream fails the test on any other line.
 //   - metrics: Metric reads one sample of a /metrics page through a
 //     Prometheus-style selector (`name{label="value"}`); Scrape returns
 //     the whole page.

@@ -93,6 +93,7 @@ type Stream struct {
 	Head   string        // the response head, from its status line to its blank line
 	Status int           // the response status
 
+	t   testing.TB
 	dec *Decoder
 }
 
@@ -134,7 +135,7 @@ func DialStream(t testing.TB, dialer *net.Dialer, addr, path string, header ...s
 	if _, err := io.WriteString(conn, req.String()); err != nil {
 		t.Fatal(err)
 	}
-	s = &Stream{Conn: conn, R: bufio.NewReader(conn)}
+	s = &Stream{Conn: conn, R: bufio.NewReader(conn), t: t}
 	s.dec = NewDecoder(s.R)
 	conn.SetReadDeadline(time.Now().Add(headTimeout))
 	if s.Head, err = ReadHead(s.R); err != nil {
@@ -179,11 +180,16 @@ func ReadHead(r *bufio.Reader) (string, error) {
 
 // Next reads one frame (an event, a retry hint or a comment) within d. The
 // error is io.EOF once the hub has ended the stream, a timeout after d, or
-// ErrUnexpectedLine.
+// ErrUnexpectedLine, which also fails the test (without stopping it), so a
+// loop that reads until the stream ends cannot pass over a bad line.
 func (s *Stream) Next(d time.Duration) (Frame, error) {
 	s.Conn.SetReadDeadline(time.Now().Add(d))
 	defer s.Conn.SetReadDeadline(time.Time{})
-	return s.dec.Next()
+	f, err := s.dec.Next()
+	if errors.Is(err, ErrUnexpectedLine) {
+		s.t.Errorf("stream: %v", err)
+	}
+	return f, err
 }
 
 // NextEvent skips comments and retry hints and returns the next frame with
@@ -199,5 +205,23 @@ func (s *Stream) NextEvent(t testing.TB, d time.Duration) Frame {
 		if f.Event != "" {
 			return f
 		}
+	}
+}
+
+// Rest reads frames until the hub ends the stream and returns them; it
+// fails the test if the stream does not end within d.
+func (s *Stream) Rest(t testing.TB, d time.Duration) []Frame {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var frames []Frame
+	for {
+		f, err := s.Next(time.Until(deadline))
+		if errors.Is(err, io.EOF) {
+			return frames
+		}
+		if err != nil {
+			t.Fatalf("waiting for the stream to end: %v (after %d frames)", err, len(frames))
+		}
+		frames = append(frames, f)
 	}
 }
