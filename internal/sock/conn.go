@@ -116,10 +116,14 @@ func (c *Conn) Shutdown() {
 }
 
 // Close releases the connection. The writer calls it once, after its last
-// write; a Watcher forgets the socket by itself when it is closed, but
-// Unwatch must still be called to drop the Watcher's entry.
+// write; a connection that Shutdown closed already is no error. A Watcher
+// forgets the socket by itself when it is closed, but Unwatch must still
+// be called to drop the Watcher's entry.
 func (c *Conn) Close() error {
-	return c.nc.Close()
+	if err := c.nc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // AwaitHangUp blocks until the client hangs up, or until the connection is
