@@ -4,7 +4,7 @@ BIN     ?= bin
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run build build-bench test deps vet fmt-check fuzz bench bench-full bench-cluster bench-go clean
+.PHONY: run build build-bench test deps vet fmt-check cross-build fuzz bench bench-full bench-cluster bench-go clean
 
 run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 	$(GO) run ./cmd/eventhub serve --demo
@@ -12,7 +12,7 @@ run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 build:
 	$(GO) build -o $(BIN)/eventhub ./cmd/eventhub
 
-test: deps fmt-check vet ## every test, with the race detector
+test: deps fmt-check vet cross-build ## every test, with the race detector
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(GO) test -race -count=1 $(PKGS)
 
 deps: ## what the tests need beyond Go (installed once, from Debian's packages)
@@ -20,6 +20,9 @@ deps: ## what the tests need beyond Go (installed once, from Debian's packages)
 
 vet:
 	$(GO) vet $(PKGS)
+
+cross-build: ## the code builds for the other systems it runs on: each per-OS file has its pair
+	GOOS=darwin $(GO) build ./... && GOOS=windows $(GO) build ./... && GOOS=freebsd $(GO) build ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -48,7 +51,7 @@ bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the fl
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
 
-bench-cluster: build-bench ## issue 6 at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min)
+bench-cluster: build-bench ## a cluster at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min)
 	$(BIN)/eventhub-bench broadcast --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --hubs 7 \
 		--streams 100000 --rate 1 --duration 60s --json $(BIN)/bench-cluster.json --report $(BIN)/bench-cluster.html $(BENCH_ARGS)
 

@@ -8,12 +8,11 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/finexbot/eventhub/internal/sock"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -21,26 +20,18 @@ import (
 // any goroutine sees it and never change, except reason, which the first
 // closer sets.
 type stream struct {
-	hub  *Hub
-	conn net.Conn
-	// raw is conn's descriptor when it has one (a TCP socket), and fd its
-	// number, which the conn actor writes to without waiting (so without a
-	// deadline to arm) and without Go's locks on it: the descriptor is
-	// closed only by the conn actor itself, once it has stopped (see
-	// hangUp). For other conns raw is nil and fd -1, and the actor writes
-	// through conn with a short deadline.
-	raw    syscall.RawConn
-	fd     int
+	hub *Hub
+	// sock is the connection. The conn actor writes to it, and closes it
+	// once it has stopped; anyone may shut it down (see close). The hub's
+	// hangups watch it, or a reader goroutine (read) does.
+	sock   sock.Conn
 	user   string
 	filter *jobs.Filter // nil: every event; shared, read-only
 	head   []byte       // the response head, written first; shared and read-only
 	ticket *Ticket
 	mb     *mailbox
-	// hupID is the stream's id among the hub's hangups, 0 when it is not
-	// watched there (it has a reader goroutine instead).
-	hupID uint64
-	pid   atomic.Pointer[actor.PID] // set once spawned; see close
-	slot  int                       // in the heartbeat wheel; guarded by the wheel's mutex
+	pid    atomic.Pointer[actor.PID] // set once spawned; see close
+	slot   int                       // in the heartbeat wheel; guarded by the wheel's mutex
 	// lifetime ends the stream at StreamLifetime; nil when unlimited.
 	lifetime *time.Timer
 
@@ -55,17 +46,7 @@ type stream struct {
 
 // newStream is a stream on conn for user, not yet open: Hub.Open opens it.
 func newStream(h *Hub, conn net.Conn, user string, head []byte, t *Ticket) *stream {
-	s := &stream{hub: h, conn: conn, user: user, head: head, ticket: t, fd: -1}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
-				s.raw = raw
-			} else {
-				s.fd = -1
-			}
-		}
-	}
-	return s
+	return &stream{hub: h, sock: sock.Wrap(conn), user: user, head: head, ticket: t}
 }
 
 // close ends the stream for reason r, once: whoever calls first (the
@@ -77,28 +58,14 @@ func (s *stream) close(r CloseReason) {
 		return
 	}
 	s.mb.close()
-	s.hangUp()
+	// Shut down, not closed: that fails a write in progress, wakes the
+	// reader and sends the client its FIN, but the conn actor, which may
+	// be writing to the descriptor directly, closes it when it stops.
+	s.sock.Shutdown()
 	// A stream closed while Open is still spawning its actor has no pid yet:
 	// Open, which stores the pid and then checks reason, stops it instead.
 	if pid := s.pid.Load(); pid != nil {
 		s.hub.system.Root.Stop(pid)
-	}
-}
-
-// hangUp ends the connection at once. A socket is shut down, not closed:
-// that fails a write in progress, wakes whoever waits on it and sends the
-// client its FIN, but keeps the descriptor number taken, so that the conn
-// actor, which writes to the number directly, can never write to another
-// connection that reused it. The actor closes it when it stops. Other
-// conns are closed here.
-func (s *stream) hangUp() {
-	if s.fd < 0 {
-		s.conn.Close()
-		return
-	}
-	err := s.raw.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
-	if err != nil {
-		s.conn.Close() // already closed: nothing to keep
 	}
 }
 
@@ -118,35 +85,32 @@ func (s *stream) overflow() {
 }
 
 // read is the stream's reader goroutine, where the hub's hangups cannot
-// watch it. A client sends nothing after its request, so the only thing to
-// learn here is that it went away, and a blocked Read learns that at once.
+// watch it: it closes the stream when the client goes away.
 func (s *stream) read() {
 	defer s.hub.goroutines.Done()
-	var buf [1]byte // the client sends nothing: the Read is only there to see EOF
-	for {
-		if _, err := s.conn.Read(buf[:]); err != nil {
-			s.close(CloseClientGone)
-			return
-		}
-	}
+	s.sock.AwaitHangUp()
+	s.close(CloseClientGone)
 }
 
-// poolWriteBudget is how long a write on the worker pool may wait for a
-// full socket when the conn has no descriptor to write to without waiting
-// (not a TCP socket: tests' pipes), before the stream is moved to a
-// goroutine of its own.
-const poolWriteBudget = 2 * time.Millisecond
+// hangups sees the hub's streams' clients hang up (see sock.Watcher).
+type hangups = sock.Watcher[*stream]
+
+// newHangups starts the hub's hangups. It fails only where epoll could not
+// be set up; every stream then has a reader goroutine (read).
+func newHangups() (*hangups, error) {
+	// A func, not a method value: one for every stream, none allocated.
+	return sock.NewWatcher(func(s *stream) { s.close(CloseClientGone) })
+}
 
 // maxCoalesce bounds how many frames one write may gather, so a stream whose
 // mailbox never empties still writes regularly.
 const maxCoalesce = 64
 
-// connActor owns a stream's writing side: what is pending and the socket's
-// write deadline.
+// connActor owns a stream's writing side: what is pending, and the
+// writing half of s.sock.
 type connActor struct {
 	s         *stream
 	pending   net.Buffers // frames to write, shared and read-only
-	rest      net.Buffers // scratch for writeWaiting
 	frames    int         // event frames in pending
 	oldest    int64       // ingest time of the oldest live frame in pending, unix ns
 	delivered int         // event frames written, for the close log
@@ -199,9 +163,9 @@ func (c *connActor) Receive(ctx actor.Context) {
 }
 
 // flush writes everything pending in one write or writev. On the worker
-// pool it does not wait: what a full socket did not take stays pending, and
-// the stream goes on on a goroutine of its own (the mailbox moves it) that
-// writes the rest under the full write timeout.
+// pool it does not wait (sock.Conn.TryWrite): what a full socket did not
+// take stays pending, and the stream goes on on a goroutine of its own (the
+// mailbox moves it) that writes the rest under the full write timeout.
 func (c *connActor) flush() {
 	s := c.s
 	if !c.headDone && s.head != nil && s.reason.Load() == 0 {
@@ -213,19 +177,12 @@ func (c *connActor) flush() {
 	}
 	congested := s.mb.congested.Load()
 	var err error
-	switch {
-	case congested:
-		err = c.writeWaiting(s.hub.cfg.WriteTimeout)
-	case s.fd >= 0:
-		err = c.writeNow()
-	default:
-		// No descriptor to write to without waiting: wait only a moment.
-		err = c.writeWaiting(poolWriteBudget)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = errWouldBlock
-		}
+	if congested {
+		err = s.sock.Write(&c.pending, s.hub.cfg.WriteTimeout)
+	} else {
+		err = s.sock.TryWrite(&c.pending)
 	}
-	if err == errWouldBlock && s.reason.Load() == 0 {
+	if err == sock.ErrWouldBlock && s.reason.Load() == 0 {
 		// The socket is full: keep what is left, and go on with the full
 		// write timeout on a goroutine of our own (the mailbox moves us).
 		s.mb.congested.Store(true)
@@ -233,9 +190,8 @@ func (c *connActor) flush() {
 		return
 	}
 	if congested && err == nil {
-		// Drained: back to the pool, which writes without a deadline. One
-		// left on the socket would fail the pool's first write after it.
-		err = s.conn.SetWriteDeadline(time.Time{})
+		// Drained (Write leaves no deadline behind): back to the pool,
+		// which writes without waiting.
 		s.mb.congested.Store(false)
 	}
 	if err != nil {
@@ -258,90 +214,6 @@ func (c *connActor) flush() {
 		c.pending = c.pending[:0]
 	}
 	c.frames = 0
-}
-
-// errWouldBlock is a write on the pool that the socket could not take
-// whole.
-var errWouldBlock = errors.New("socket full")
-
-// maxIovec bounds the buffers of one writev.
-const maxIovec = 64
-
-// writeNow writes what the socket takes of c.pending now, without waiting:
-// a write for one buffer, writev for more. It leaves what was not written
-// in c.pending and returns errWouldBlock if anything was.
-func (c *connActor) writeNow() error {
-	fd := uintptr(c.s.fd)
-	for len(c.pending) > 0 {
-		var r1, want uintptr
-		var errno syscall.Errno
-		if len(c.pending) == 1 {
-			// One frame is the common case: a plain write spares the
-			// socket the iovec array that writev keeps per connection.
-			b := c.pending[0]
-			want = uintptr(len(b))
-			r1, _, errno = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		} else {
-			// Declared here, so the common single write does not zero it.
-			var iov [maxIovec]syscall.Iovec
-			n := 0
-			for _, b := range c.pending[:min(len(c.pending), maxIovec)] {
-				iov[n].Base = unsafe.SliceData(b)
-				iov[n].SetLen(len(b))
-				want += uintptr(len(b))
-				n++
-			}
-			r1, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-		}
-		switch errno {
-		case 0:
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return errWouldBlock
-		default:
-			return errno
-		}
-		c.consume(int(r1))
-		if r1 < want {
-			return errWouldBlock // a short write: the socket is full
-		}
-	}
-	return nil
-}
-
-// consume drops the first n written bytes from c.pending.
-func (c *connActor) consume(n int) {
-	i := 0
-	for ; i < len(c.pending) && n >= len(c.pending[i]); i++ {
-		n -= len(c.pending[i])
-	}
-	if i < len(c.pending) && n > 0 {
-		c.pending[i] = c.pending[i][n:]
-		n = 0
-	}
-	// Shift in place: the array stays the connActor's.
-	k := copy(c.pending, c.pending[i:])
-	clear(c.pending[k:])
-	c.pending = c.pending[:k]
-}
-
-// writeWaiting writes all of c.pending, waiting for the socket up to
-// timeout; it leaves what was not written in c.pending.
-func (c *connActor) writeWaiting(timeout time.Duration) error {
-	s := c.s
-	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	// c.rest is a field, not a local, so that WriteTo's pointer receiver
-	// allocates nothing; WriteTo consumes it down to what is left.
-	c.rest = c.pending
-	_, err := c.rest.WriteTo(s.conn)
-	k := copy(c.pending, c.rest)
-	clear(c.pending[k:])
-	c.pending = c.pending[:k]
-	c.rest = nil
-	return err
 }
 
 func (c *connActor) writeFailed(err error) {
@@ -376,11 +248,10 @@ func (c *connActor) stopped(ctx actor.Context) {
 	h.m.streamsActive.Dec()
 	s.ticket.Release()
 	h.streams.remove(s)
-	if s.hupID != 0 {
-		h.hangups.forget(s)
+	if h.hangups.Unwatch(&s.sock) {
 		h.goroutines.Done() // what the reader goroutine's Done would be
 	}
-	s.conn.Close() // after the actor's last write: see hangUp
+	s.sock.Close() // after the actor's last write: see close
 	if user := s.userPID.Load(); user != nil {
 		h.system.Root.Send(user, &detach{s: s})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -155,16 +156,10 @@ func (c *testConn) waitClosed(t testing.TB) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes (N's checkFor).
+// waitFor polls cond until it holds, or fails the test after waitTimeout.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	hubtest.WaitFor(t, what, waitTimeout, cond)
 }
 
 // testHub is a real Hub on its own real actor system, with a fresh registry
@@ -337,16 +332,8 @@ func gatherValue(g prometheus.Gatherer, name string, labels ...string) (float64,
 func (h *testHub) waitMetric(t testing.TB, want float64, name string, labels ...string) {
 	t.Helper()
 	var got float64
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		got = h.metric(t, name, labels...)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v = %v after %v, want %v", name, labels, got, waitTimeout, want)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !hubtest.Poll(waitTimeout, func() bool { got = h.metric(t, name, labels...); return got == want }) {
+		t.Fatalf("%s%v = %v after %v, want %v", name, labels, got, waitTimeout, want)
 	}
 }
 

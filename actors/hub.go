@@ -49,7 +49,7 @@ type Hub struct {
 	// hundred bytes each, kept as long as the actor lives).
 	connProps *actor.Props
 	pool      *workerPool // runs the conn actors' mailboxes
-	hangups   *hangups    // sees clients hang up; nil where there is no epoll
+	hangups   *hangups    // sees clients hang up where it can; nil if epoll failed
 	// control runs the hub and user actors' mailboxes: they never block,
 	// so two long-lived goroutines do, instead of a new one per wake-up.
 	control  *workerPool
@@ -319,7 +319,7 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 	}
 	// Watched before the actor exists, so its stop always comes after: a
 	// hang-up meanwhile closes the stream, and Open then stops the actor.
-	watched := h.hangups.watch(s)
+	watched := h.hangups.Watch(&s.sock, s)
 	h.spawnMu.Lock()
 	h.spawning = s
 	pid := h.system.Root.Spawn(h.connProps)
@@ -435,7 +435,7 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 
 // stopWorkers ends the goroutines the hub started besides its streams'.
 func (h *Hub) stopWorkers() {
-	h.hangups.stop()
+	h.hangups.Stop()
 	h.pool.stop()
 	h.control.stop()
 }

@@ -19,7 +19,7 @@ type Permissions struct {
 	Scenarios map[string]struct{}
 }
 
-// Allows is the RBAC rule of DESIGN.md: an admin sees everything; anyone else
+// Allows is eventhub's one RBAC rule: an admin sees everything; anyone else
 // sees an event only if allowed on every scope the event carries. Ingest has
 // already made sure each event carries the scopes its type needs (matrix:
 // asset and scenario; growth: asset; probability: scenario). A nil p denies.

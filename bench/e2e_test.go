@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // startFloor serves a Floor on a loopback port for the test's lifetime.
@@ -34,18 +36,6 @@ func startTestFloor(t *testing.T) (*Floor, string) {
 	return f, ln.Addr().String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestFloorWireBytes(t *testing.T) {
 	t.Parallel()
 	f, addr := startTestFloor(t)
@@ -60,7 +50,7 @@ func TestFloorWireBytes(t *testing.T) {
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != string(floorHead) {
 		t.Fatalf("head = %q, %v", head, err)
 	}
-	waitFor(t, "stream registered", 5*time.Second, func() bool {
+	hubtest.WaitFor(t, "stream registered", 5*time.Second, func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.streams) == 1
@@ -79,14 +69,10 @@ func TestFloorWireBytes(t *testing.T) {
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
 		t.Fatalf("frame = %q, %v; want %q", got, err, want)
 	}
-	resp, err = http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), "floor_streams_active 1\n") || !strings.Contains(string(b), "floor_events_delivered_total 1\n") {
-		t.Errorf("metrics:\n%s", b)
+	for _, series := range []string{"floor_streams_active", "floor_events_delivered_total"} {
+		if got := hubtest.Metric(t, "http://"+addr+"/metrics", series); got != 1 {
+			t.Errorf("%s = %v, want 1", series, got)
+		}
 	}
 }
 
@@ -181,7 +167,7 @@ func TestWorkerProtocol(t *testing.T) {
 	}
 	spec := poolSpec{URL: "http://" + addr + "/", Streams: 10, MaxSeq: 10, Start: time.Now().UnixNano(), SeriesLen: 60}
 	call(workerReq{Op: "start", Spec: &spec})
-	waitFor(t, "10 streams", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Connected == 10 })
+	hubtest.WaitFor(t, "10 streams", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Connected == 10 })
 	call(workerReq{Op: "phase", Name: "p1", FromSeq: 1})
 	for seq := 1; seq <= 3; seq++ {
 		body := `{"ts":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
@@ -191,7 +177,7 @@ func TestWorkerProtocol(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	waitFor(t, "30 deliveries", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Delivered == 30 })
+	hubtest.WaitFor(t, "30 deliveries", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Delivered == 30 })
 	if h := call(workerReq{Op: "phaseHist", Name: "p1"}).Hist; h == nil || h.Count() != 30 {
 		t.Errorf("phase p1 histogram: %v", h)
 	}

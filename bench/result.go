@@ -92,8 +92,8 @@ type CPUSplit struct {
 	// SoftIRQ the part of it in softirq, which on loopback is mostly TCP
 	// receive work, charged to the process that was running or, when
 	// ksoftirqd does it, to KernelThreads (ksoftirqd's own CPU). Machine
-	// minus the parts above is everything else on the machine: other
-	// sessions' processes.
+	// minus the parts above is everything else on the machine: processes
+	// the run does not measure.
 	Machine       float64 `json:"machine_cores"`
 	SoftIRQ       float64 `json:"softirq_cores"`
 	KernelThreads float64 `json:"kernel_threads_cores"`

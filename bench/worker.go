@@ -253,3 +253,86 @@ func (w *remoteWorker) kill() {
 		<-done
 	}
 }
+
+// startWorkers splits the streams over processes of at most PerProcess
+// streams each (this one when they all fit) and starts them.
+func (r *runner) startWorkers() error {
+	c := r.cfg
+	n := c.Streams
+	procs := (n + c.PerProcess - 1) / c.PerProcess
+	seriesLen := int((c.Duration + c.Settle + c.Drain).Seconds()) + int(time.Since(r.start).Seconds()) + 120 + n/1000
+	for i, first := 0, 0; i < procs; i++ {
+		share := n / procs
+		if i < n%procs {
+			share++
+		}
+		spec := poolSpec{
+			URL: c.SubURL, Headers: c.SubHeaders, Streams: share, FirstIndex: first,
+			PerAddr: c.PerAddr, DialConcurrency: c.DialConcurrency, ReadBuffer: c.ReadBuffer,
+			MaxSeq: r.maxSeq, Start: r.start.UnixNano(), SeriesLen: seriesLen,
+			ReconnectDelay: 500 * time.Millisecond, Epoll: c.Epoll,
+		}
+		if c.Scenario == "slow" {
+			spec.SlowFraction, spec.SlowRcvBuf = c.SlowFraction, c.SlowRcvBuf
+			if c.FillerRate > 0 {
+				spec.SlowURL, spec.URL = c.SubURL, withQuery(c.SubURL, c.OthersQuery)
+			}
+		}
+		first += share
+		var w worker
+		if procs == 1 {
+			w = &localWorker{}
+		} else {
+			rw, err := startRemoteWorker(append(append([]string{}, c.Self...), "worker"))
+			if err != nil {
+				return err
+			}
+			w = rw
+		}
+		r.workers = append(r.workers, w)
+		if err := w.start(spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) killWorkers() {
+	for _, w := range r.workers {
+		w.kill()
+	}
+}
+
+// stats adds up the workers' counters.
+func (r *runner) stats() (poolStats, error) {
+	var total poolStats
+	for _, w := range r.workers {
+		st, err := w.stats()
+		if err != nil {
+			return total, err
+		}
+		total.add(st)
+	}
+	return total, nil
+}
+
+func (r *runner) setPhase(name string, from int64) error {
+	for _, w := range r.workers {
+		if err := w.setPhase(name, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) phaseHist(name string) (*Histogram, error) {
+	h := NewHistogram()
+	for _, w := range r.workers {
+		wh, err := w.phaseHist(name)
+		if err != nil {
+			return nil, err
+		}
+		h.Merge(wh)
+	}
+	return h, nil
+}

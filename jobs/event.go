@@ -88,7 +88,7 @@ func ParseStatus(s string) (Status, bool) {
 	return 0, false
 }
 
-// Limits of an event, from DESIGN.md's JobEvent section.
+// Limits of an event, as docs/architecture.md states them to clients.
 const (
 	MaxIDLen    = 128      // jobId, assetId, scenarioId
 	MaxDataSize = 64 << 10 // data, encoded compactly
@@ -282,8 +282,8 @@ func scopeID(field string, raw json.RawMessage) (string, *ValidationError) {
 	return s, nil
 }
 
-// checkScope enforces DESIGN.md's RBAC section: an event missing a scope its
-// type needs is rejected at ingest.
+// checkScope rejects at ingest an event missing a scope its type needs, so
+// the RBAC rule (authz.Permissions.Allows) can rely on every scope being there.
 func (ev *Event) checkScope() *ValidationError {
 	if ev.Type.NeedsAsset() && ev.AssetID == "" {
 		return &ValidationError{Field: "data.assetId", Msg: ev.Type.String() + " events need an assetId"}

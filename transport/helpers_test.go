@@ -1,10 +1,7 @@
 package transport
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
@@ -14,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +21,7 @@ import (
 
 	"github.com/finexbot/eventhub/actors"
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -143,29 +140,8 @@ func (ts *testServer) url(path string) string { return "http://" + ts.addr + pat
 // do sends a request and returns the status and body.
 func (ts *testServer) do(method, path, auth string, body []byte, header ...string) (int, string) {
 	ts.t.Helper()
-	req, err := http.NewRequest(method, ts.url(path), bytes.NewReader(body))
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", "Bearer "+auth)
-	}
-	if method == "POST" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	resp, b := hubtest.Request(ts.t, method, ts.url(path), auth, body, header...)
+	return resp.StatusCode, b
 }
 
 // publish posts events (JSON) and returns their ids.
@@ -183,50 +159,35 @@ func (ts *testServer) publish(body string) []uint64 {
 	return ids
 }
 
-// metric reads one sample from GET /metrics: name with its labels as they
-// print, e.g. `eventhub_streams_closed_total{reason="slow"}`.
+// metric reads one sample from GET /metrics through hubtest's selector,
+// e.g. `eventhub_streams_closed_total{reason="slow"}`.
 func (ts *testServer) metric(series string) float64 {
 	ts.t.Helper()
-	status, body := ts.do("GET", "/metrics", "", nil)
-	if status != http.StatusOK {
-		ts.t.Fatalf("metrics: %d", status)
-	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				ts.t.Fatal(err)
-			}
-			return f
-		}
-	}
-	ts.t.Fatalf("no series %s in /metrics", series)
-	return 0
+	return hubtest.Metric(ts.t, ts.url("/metrics"), series)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	hubtest.WaitFor(t, what, d, cond)
 }
 
-// sseClient is a raw-socket SSE client with a small line decoder.
+// sseClient is a hubtest stream on the test server; conn is its socket
+// (Stream.Conn), by the name these tests have always used.
 type sseClient struct {
+	*hubtest.Stream
 	t    *testing.T
 	conn net.Conn
-	r    *bufio.Reader
-	head string
 }
 
+// sseFrame is a hubtest.Frame under the field names these tests use.
 type sseFrame struct {
 	id, event, data, retry string
 	comment                string
+}
+
+func frameOf(f hubtest.Frame) sseFrame {
+	return sseFrame{id: f.ID, event: f.Event, data: f.Data, retry: f.Retry, comment: f.Comment}
 }
 
 // openStream dials the hub, asks for a stream and reads the response head.
@@ -260,140 +221,32 @@ func (ts *testServer) openSmallStream(auth string) *sseClient {
 // body. dialer may shrink the socket buffers.
 func (ts *testServer) tryStream(dialer *net.Dialer, auth, query string, header ...string) (*sseClient, int, string) {
 	ts.t.Helper()
-	if dialer == nil {
-		dialer = &net.Dialer{}
-	}
-	conn, err := dialer.Dial("tcp", ts.addr)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	var req strings.Builder
-	fmt.Fprintf(&req, "GET /api/events%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", query, ts.addr)
 	if auth != "" {
-		fmt.Fprintf(&req, "Authorization: Bearer %s\r\n", auth)
+		header = append([]string{"Authorization", "Bearer " + auth}, header...)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		fmt.Fprintf(&req, "%s: %s\r\n", header[i], header[i+1])
+	s, status, body := hubtest.DialStream(ts.t, dialer, ts.addr, "/api/events"+query, header...)
+	if s == nil {
+		return nil, status, body
 	}
-	req.WriteString("\r\n")
-	if _, err := conn.Write([]byte(req.String())); err != nil {
-		ts.t.Fatal(err)
-	}
-	c := &sseClient{t: ts.t, conn: conn, r: bufio.NewReader(conn)}
-	ts.t.Cleanup(func() { conn.Close() })
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	head, err := readHead(c.r)
-	if err != nil {
-		ts.t.Fatalf("read head: %v", err)
-	}
-	c.head = head
-	status, _ := strconv.Atoi(strings.Fields(head)[1])
-	if status != 200 {
-		var n int
-		for _, line := range strings.Split(head, "\r\n") {
-			if v, ok := strings.CutPrefix(strings.ToLower(line), "content-length: "); ok {
-				n, _ = strconv.Atoi(v)
-			}
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(c.r, body); err != nil {
-			ts.t.Fatalf("read error body: %v", err)
-		}
-		conn.Close()
-		return nil, status, string(body)
-	}
-	conn.SetReadDeadline(time.Time{})
-	return c, status, ""
-}
-
-func readHead(r *bufio.Reader) (string, error) {
-	var b strings.Builder
-	for {
-		line, err := r.ReadString('\n')
-		b.WriteString(line)
-		if err != nil {
-			return b.String(), err
-		}
-		if line == "\r\n" {
-			return b.String(), nil
-		}
-	}
+	return &sseClient{Stream: s, t: ts.t, conn: s.Conn}, status, ""
 }
 
 // next reads one SSE frame (or comment) within d.
 func (c *sseClient) next(d time.Duration) (sseFrame, error) {
-	c.conn.SetReadDeadline(time.Now().Add(d))
-	defer c.conn.SetReadDeadline(time.Time{})
-	var f sseFrame
-	seen := false
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			return f, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			if seen {
-				return f, nil
-			}
-			continue
-		}
-		seen = true
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "":
-			f.comment = value
-		case "id":
-			f.id = value
-		case "event":
-			f.event = value
-		case "data":
-			f.data = value
-		case "retry":
-			f.retry = value
-		default:
-			c.t.Errorf("unexpected SSE field %q", line)
-		}
-	}
+	f, err := c.Next(d)
+	return frameOf(f), err
 }
 
 // nextEvent skips comments and retry hints and returns the next event.
 func (c *sseClient) nextEvent(d time.Duration) sseFrame {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		f, err := c.next(time.Until(deadline))
-		if err != nil {
-			c.t.Fatalf("waiting for an event: %v", err)
-		}
-		if f.event != "" {
-			return f
-		}
-	}
+	return frameOf(c.NextEvent(c.t, d))
 }
 
-// event is a compact JobEvent for tests.
+// eventTime is the timestamp of every event the tests publish.
+var eventTime = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// event is a compact JobEvent for tests (hubtest.JobEvent at eventTime).
 func event(typ, jobID, status, asset, scenario string) string {
-	data := map[string]string{}
-	if asset != "" {
-		data["assetId"] = asset
-	}
-	if scenario != "" {
-		data["scenarioId"] = scenario
-	}
-	var d strings.Builder
-	d.WriteString("{")
-	first := true
-	for _, k := range []string{"assetId", "scenarioId"} {
-		if v, ok := data[k]; ok {
-			if !first {
-				d.WriteString(",")
-			}
-			fmt.Fprintf(&d, "%q:%q", k, v)
-			first = false
-		}
-	}
-	d.WriteString("}")
-	return fmt.Sprintf(`{"type":%q,"jobId":%q,"status":%q,"timestamp":"2026-11-27T10:00:00.000Z","data":%s}`, typ, jobID, status, d.String())
+	return hubtest.JobEvent(typ, jobID, status, asset, scenario, eventTime)
 }

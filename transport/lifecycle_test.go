@@ -176,7 +176,7 @@ func TestShutdownSpreadsCloses(t *testing.T) {
 	for i, c := range streams {
 		wg.Go(func() {
 			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			rest, _ := io.ReadAll(c.r)
+			rest, _ := io.ReadAll(c.R)
 			ends[i] = time.Now()
 			hints[i] = strings.Contains(string(rest), "retry: ")
 		})

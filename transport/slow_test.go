@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // TestSlowClientIsClosedAndOthersAreNot: a client that stops reading is
@@ -71,7 +72,7 @@ func TestSlowClientIsClosedAndOthersAreNot(t *testing.T) {
 	}
 	// The slow client, reading at last, finds its stream ended.
 	slow.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.Copy(io.Discard, slow.r); err != nil && !isReset(err) {
+	if _, err := io.Copy(io.Discard, slow.R); err != nil && !isReset(err) {
 		t.Fatalf("slow client's stream did not end: %v", err)
 	}
 }
@@ -110,7 +111,7 @@ func TestClosedStreamsReleaseEverything(t *testing.T) {
 			user := []string{"alice", "bob", "ops"}[i%3]
 			fmt.Fprintf(c, "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev:%s\r\n\r\n", user)
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			head, err := readHead(bufio.NewReader(c))
+			head, err := hubtest.ReadHead(bufio.NewReader(c))
 			if err != nil || !strings.HasPrefix(head, "HTTP/1.1 200") {
 				errs <- fmt.Errorf("stream %d: %q %v", i, head, err)
 				c.Close()

@@ -20,8 +20,8 @@ func TestStreamWireBytes(t *testing.T) {
 		"Cache-Control: no-cache\r\n" +
 		"Connection: keep-alive\r\n" +
 		"X-Accel-Buffering: no\r\n\r\n"
-	if c.head != wantHead {
-		t.Fatalf("head:\n%q\nwant\n%q", c.head, wantHead)
+	if c.Head != wantHead {
+		t.Fatalf("head:\n%q\nwant\n%q", c.Head, wantHead)
 	}
 	expectBytes(t, c, "retry: 3000\n\n")
 	// A ping comes within the first interval (its phase is random).
@@ -51,7 +51,7 @@ func readN(t *testing.T, c *sseClient, n int) string {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(c.r, buf); err != nil {
+	if _, err := io.ReadFull(c.R, buf); err != nil {
 		t.Fatalf("read %d bytes: %v (got %q)", n, err, buf)
 	}
 	return string(buf)

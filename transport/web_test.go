@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"errors"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/finexbot/eventhub/actors"
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // TestClientLibraryDocCopy: docs/examples/sse-client.js is the library the
@@ -62,17 +62,7 @@ func TestWebAssets(t *testing.T) {
 	dev := newTestServer(t, actors.Config{}, testPermissions)
 	get := func(ts *testServer, path string, header ...string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.url(path), nil)
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return hubtest.Request(t, "GET", ts.url(path), "", nil, header...)
 	}
 
 	resp, page := get(dev, "/")

@@ -1,24 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // startRun runs the program in process with args and env, and returns the
@@ -41,27 +38,10 @@ func startRunAdmin(t *testing.T, args []string, env map[string]string) (addr, ad
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	addrCh := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		admin := ""
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
-			}
-			switch line.Msg {
-			case "eventhub admin listening": // logged before the main one
-				admin = line.Addr
-			case "eventhub listening":
-				addrCh <- [2]string{line.Addr, admin}
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
+	listening, _ := hubtest.ReadLog(pr, nil)
 	select {
-	case a := <-addrCh:
-		addr, adminAddr = a[0], a[1]
+	case a := <-listening:
+		addr, adminAddr = a.Main, a.Admin
 	case err := <-done:
 		cancel()
 		t.Fatalf("run ended before listening: %v", err)
@@ -173,65 +153,22 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 	}
 }
 
-// TestSIGTERMExitsZero builds the real binary, opens a stream, and sends
+// TestSIGTERMExitsZero runs the real binary, opens a stream, and sends
 // SIGTERM: the stream gets a final retry hint and the process exits 0.
 func TestSIGTERMExitsZero(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
+	h := hubtest.StartBinary(t, hubtest.Options{Args: []string{"--demo"}})
+	s := hubtest.OpenStream(t, h.Addr, "/api/events", "Authorization", "Bearer dev:ops")
+	// Wait for the demo's first event, so the stream is surely live.
+	if f := s.NextEvent(t, 15*time.Second); f.Event != "job" {
+		t.Fatalf("first event %+v, want a job", f)
 	}
-	bin := filepath.Join(t.TempDir(), "eventhub")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	h.Stop() // fails unless it exits 0
+	retry := false
+	for _, f := range s.Rest(t, 5*time.Second) {
+		retry = retry || f.Retry != ""
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--demo")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	sc := bufio.NewScanner(stderr)
-	var addr string
-	for addr == "" && sc.Scan() {
-		var line struct{ Msg, Addr string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "eventhub listening" {
-			addr = line.Addr
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/events", nil)
-	req.Header.Set("Authorization", "Bearer dev:ops")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	// Read until the demo's first event, so the stream is surely live.
-	br := bufio.NewReader(resp.Body)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("stream: %v", err)
-		}
-		if strings.HasPrefix(line, "event: job") {
-			break
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := io.ReadAll(br)
-	if !strings.Contains(string(rest), "retry: ") {
-		t.Errorf("stream ended without a retry hint: %q", rest)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit within 15s of SIGTERM")
+	if !retry {
+		t.Error("stream ended without a retry hint")
 	}
 }
 
@@ -327,23 +264,12 @@ func TestAdminListener(t *testing.T) {
 	}
 }
 
-// freePort is a loopback port nobody listens on (as far as one can tell).
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
 // TestServeCluster: one hub embeds NATS, another joins it with --nats, and
 // both share one port with --reuse-port; an event published on either
 // reaches a stream on the other.
 func TestServeCluster(t *testing.T) {
-	natsAddr := "127.0.0.1:" + freePort(t)
-	port := freePort(t)
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
+	port := strconv.Itoa(hubtest.FreePort(t))
 	a, stopA := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
 		"--nats-embed", natsAddr, "--nats-store", t.TempDir()}, nil)
 	b, stopB := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
@@ -352,32 +278,16 @@ func TestServeCluster(t *testing.T) {
 		t.Fatalf("hubs on %s and %s, want one shared port", a, b)
 	}
 	// Streams land on either process; each sees every event once.
-	var streams []*bufio.Reader
+	var streams []*hubtest.Stream
 	for range 4 {
-		req, _ := http.NewRequest("GET", "http://"+a+"/api/events", nil)
-		req.Header.Set("Authorization", "Bearer dev:ops")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		streams = append(streams, bufio.NewReader(resp.Body))
+		streams = append(streams, hubtest.OpenStream(t, a, "/api/events", "Authorization", "Bearer dev:ops"))
 	}
 	if got := post(t, "http://"+a+"/api/events", "dev-publish-key", oneEvent); got != 202 {
 		t.Fatalf("publish: %d", got)
 	}
-	for i, r := range streams {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream %d: %v", i, err)
-			}
-			if strings.HasPrefix(line, "data: ") {
-				if !strings.Contains(line, `"jobId":"j1"`) {
-					t.Fatalf("stream %d got %s", i, line)
-				}
-				break
-			}
+	for i, s := range streams {
+		if f := s.NextEvent(t, 10*time.Second); !strings.Contains(f.Data, `"jobId":"j1"`) {
+			t.Fatalf("stream %d got %+v", i, f)
 		}
 	}
 	if err := stopB(); err != nil {

@@ -303,23 +303,3 @@ func runDemo(ctx context.Context, submit func(context.Context, jobs.Job) error) 
 		}
 	}
 }
-
-// streamsOpenFilesAllow raises the soft open-file limit to the hard one and
-// returns how many streams fit in it.
-func streamsOpenFilesAllow() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	if lim.Cur < lim.Max {
-		raised := lim
-		raised.Cur = raised.Max
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
-			lim = raised
-		}
-	}
-	if lim.Cur <= fileReserve*2 {
-		return 1
-	}
-	return int(lim.Cur) - fileReserve
-}

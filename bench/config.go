@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Scenarios are the names Run accepts.
+var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm"}
+
+// DefaultPubBody is a growth JobEvent an admin (and anyone allowed on asset
+// a1) may see, carrying the send time and sequence number in its data.
+const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a1","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// DefaultFillerBody is a probability JobEvent: streams that asked for
+// types=growth do not receive it.
+const DefaultFillerBody = `{"type":"probability","jobId":"filler-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"scenarioId":"s1","pad":"{pad}"}}`
+
+// Config is one scenario run. Every zero value means the default in its
+// comment, which aims at a local eventhub with development auth.
+type Config struct {
+	Scenario string // idle, broadcast, ramp, slow or storm; zero: broadcast
+
+	SubURL     string   // zero: http://127.0.0.1:8080/api/events
+	SubHeaders []string // zero: "Authorization: Bearer dev:bench"
+	PubURL     string   // zero: /api/events on the stream URL's host
+	PubHeaders []string // zero: "Authorization: Bearer dev-publish-key"
+	PubBody    string   // zero: DefaultPubBody
+	Pad        int      // length of {pad}
+	MetricsURL string   // zero: /metrics on the stream URL's host
+	// AllowRemote lets the URLs point off loopback.
+	AllowRemote bool
+
+	Streams  int           // zero: 1,000
+	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s)
+	Duration time.Duration // zero: 20 s (ramp: the bound on all its steps, zero: 90 s)
+
+	// HubBinary, when set, is started for the run with HubArgs (zero:
+	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
+	HubBinary string
+	HubArgs   []string
+	// Hubs, when more than 1, starts that many HubBinary processes on the
+	// stream URL's address with --reuse-port, the first with NATS JetStream
+	// embedded and the others joined to it, each with its own admin address
+	// (clusterArgs); they are measured together and one by one. Negative
+	// means ceil(Streams / StreamsPerHub). Zero and 1 mean one hub, as
+	// above. HubArgs' zero value is then DefaultClusterHubArgs.
+	Hubs int
+	// HubPID is an already running server to measure, when HubBinary is not
+	// set.
+	HubPID int
+	// Floor runs against the floor server (started by the harness) instead.
+	Floor bool
+	// CompareFloor runs the same scenario against the floor afterwards and
+	// reports the ratios.
+	CompareFloor bool
+	// Self is the command that runs this program, used to start the floor
+	// ("floor") and worker processes ("worker"); zero: os.Executable().
+	Self []string
+	// WorkDir holds the hub's log and permissions; zero: a temp dir.
+	WorkDir string
+
+	PerProcess      int // streams per process; zero: 15,000
+	PerAddr         int // streams per source address 127.0.X.Y; zero: 10,000
+	DialConcurrency int // connections opened at once; zero: 128
+	// Epoll reads each harness process's streams from one epoll loop
+	// instead of a goroutine each (Linux only; poolSpec.Epoll).
+	Epoll      bool
+	ReadBuffer int           // bytes per stream reader; zero: 1 KiB
+	Settle     time.Duration // wait after connecting before RSS is read; zero: 2 s
+	Drain      time.Duration // wait for deliveries after the last publish; zero: 5 s
+
+	RampMaxP99 time.Duration // zero: 250 ms
+	RampStep   time.Duration // zero: 5 s
+	RampFactor float64       // zero: 1.4
+
+	SlowFraction float64 // zero: 0.01
+	SlowRcvBuf   int     // zero: 4096 bytes
+	// FillerRate, when set, makes the slow scenario fill the stalled
+	// clients' buffers quickly without loading the others: while they are
+	// stalled, FillerBody (zero: DefaultFillerBody) is published FillerRate
+	// times a second with FillerPad bytes of {pad}; the slow streams use the
+	// stream URL as is, the others add OthersQuery (zero: "types=growth") so
+	// that the filler does not reach them. A server that cannot filter (the
+	// floor) cannot run this; Run then skips the floor comparison.
+	FillerRate  float64
+	FillerBody  string
+	FillerPad   int
+	OthersQuery string
+
+	// Progress, when set, receives a live progress line during long phases,
+	// redrawn in place with \r; with ProgressLines, one line every 5 s
+	// instead (for a log or a pipe).
+	Progress      io.Writer
+	ProgressLines bool
+}
+
+func (c *Config) defaults() error {
+	if c.Scenario == "" {
+		c.Scenario = "broadcast"
+	}
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == c.Scenario
+	}
+	if !known {
+		return fmt.Errorf("%w: unknown scenario %q (want one of %s)", ErrConfig, c.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if c.SubURL == "" {
+		c.SubURL = "http://127.0.0.1:8080/api/events"
+	}
+	if c.SubHeaders == nil {
+		c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
+	}
+	if c.PubURL == "" {
+		c.PubURL = withPath(c.SubURL, "/api/events")
+	}
+	if c.PubHeaders == nil {
+		c.PubHeaders = []string{"Authorization: Bearer dev-publish-key"}
+	}
+	if c.PubBody == "" {
+		c.PubBody = DefaultPubBody
+	}
+	if c.MetricsURL == "" {
+		c.MetricsURL = withPath(c.SubURL, "/metrics")
+	}
+	if c.Streams <= 0 {
+		c.Streams = 1000
+	}
+	if c.Rate <= 0 {
+		c.Rate = 1
+		if c.Scenario == "ramp" && c.Streams > 0 {
+			// The first step offers ~20,000 deliveries/s.
+			c.Rate = max(0.1, 20000/float64(c.Streams))
+		}
+	}
+	if c.Duration <= 0 {
+		c.Duration = 20 * time.Second
+		if c.Scenario == "ramp" {
+			c.Duration = 90 * time.Second
+		}
+	}
+	if c.Hubs < 0 {
+		c.Hubs = hubsFor(c.Streams)
+	}
+	if c.Hubs > 1 {
+		if c.HubBinary == "" {
+			return fmt.Errorf("%w: %d hubs need a hub binary to start", ErrConfig, c.Hubs)
+		}
+		if c.Floor || c.CompareFloor {
+			return fmt.Errorf("%w: the floor is one process: it cannot be compared with %d hubs", ErrConfig, c.Hubs)
+		}
+	}
+	if c.HubArgs == nil {
+		c.HubArgs = DefaultHubArgs
+		if c.Hubs > 1 {
+			c.HubArgs = DefaultClusterHubArgs
+		}
+	}
+	if c.PerProcess <= 0 {
+		c.PerProcess = 15000
+	}
+	if c.PerAddr <= 0 {
+		c.PerAddr = 10000
+	}
+	if c.Settle <= 0 {
+		c.Settle = 2 * time.Second
+	}
+	if c.Drain <= 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.RampMaxP99 <= 0 {
+		c.RampMaxP99 = 250 * time.Millisecond
+	}
+	if c.RampStep <= 0 {
+		c.RampStep = 5 * time.Second
+	}
+	if c.RampFactor <= 1 {
+		c.RampFactor = 1.4
+	}
+	if c.SlowFraction <= 0 {
+		c.SlowFraction = 0.01
+	}
+	if c.SlowRcvBuf <= 0 {
+		c.SlowRcvBuf = 4096
+	}
+	if c.FillerBody == "" {
+		c.FillerBody = DefaultFillerBody
+	}
+	if c.OthersQuery == "" {
+		c.OthersQuery = "types=growth"
+	}
+	if c.Self == nil {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("%w: finding this program for workers: %w", ErrConfig, err)
+		}
+		c.Self = []string{exe}
+	}
+	if !c.AllowRemote {
+		for _, u := range []string{c.SubURL, c.PubURL, c.MetricsURL} {
+			if err := checkLoopback(u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// withPath returns raw with its path and query replaced by path.
+func withPath(raw, path string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.Path, u.RawQuery = path, ""
+	return u.String()
+}
+
+// withQuery returns raw with query added to its query string.
+func withQuery(raw, query string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += query
+	return u.String()
+}

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+// streamsOpenFilesAllow returns 0, no limit from open files: there is no
+// open-file limit of the unix kind to raise or to count streams against
+// (Windows bounds handles per process far above what a hub opens).
+func streamsOpenFilesAllow() int { return 0 } // 0: no bound
