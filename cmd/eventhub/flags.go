@@ -137,6 +137,12 @@ func (c *serveConfig) validate() error {
 	if c.streamLifetime < 0 || c.drain <= 0 || c.permissionsTTL <= 0 || c.reauthGrace < 0 || c.clerkLeeway < 0 {
 		return errors.New("--stream-lifetime, --reauth-grace and --clerk-leeway must not be negative; --drain and --permissions-ttl must be positive")
 	}
+	if c.historyFile != "" && (c.nats != "" || c.natsEmbed != "") {
+		return errors.New("--history-file keeps a single node's event log: with --nats or --nats-embed the log is JetStream, which keeps itself")
+	}
+	if c.natsStore != "" && c.natsEmbed == "" {
+		return errors.New("--nats-store is where an embedded NATS server keeps its data: it needs --nats-embed")
+	}
 	if c.natsMaxEvents <= 0 || c.natsMaxAge <= 0 {
 		return errors.New("--nats-max-events and --nats-max-age must be positive")
 	}

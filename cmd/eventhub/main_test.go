@@ -142,6 +142,8 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"clerk with a bad key", []string{"serve", "--auth", "clerk", "--publish-key", "k"}, map[string]string{"CLERK_JWT_KEY": "not a pem"}, "CLERK_JWT_KEY"},
 		{"clerk permissions without secret", []string{"serve", "--permissions", "clerk"}, nil, "CLERK_SECRET_KEY"},
 		{"bad permissions url", []string{"serve", "--permissions", "http://"}, nil, "permissions url"},
+		{"history file in a cluster", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--history-file", "h.jsonl"}, nil, "--history-file"},
+		{"nats store without an embedded server", []string{"serve", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
