@@ -1,12 +1,6 @@
 package transport
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,111 +11,50 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v3"
-
 	"github.com/finexbot/eventhub/actors"
 	"github.com/finexbot/eventhub/authz"
+	"github.com/finexbot/eventhub/internal/clerktest"
 )
 
-// clerkKit mints Clerk-like session tokens with the test's own RSA keys;
-// the hub verifies them offline with the public key, as with CLERK_JWT_KEY.
-type clerkKit struct {
-	t          *testing.T
-	key, other *rsa.PrivateKey
-	pemPub     string
-}
-
-func newClerkKit(t *testing.T) *clerkKit {
+// clerkAuth is the hub's verifier for k's tokens: offline, with the public
+// key, as with CLERK_JWT_KEY.
+func clerkAuth(t *testing.T, k *clerktest.Kit) func(string) (authz.Identity, error) {
 	t.Helper()
-	k := &clerkKit{t: t}
-	var err error
-	if k.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
-	if k.other, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&k.key.PublicKey)
-	k.pemPub = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	return k
-}
-
-func (k *clerkKit) authenticator() func(string) (authz.Identity, error) {
-	c, err := authz.NewClerk(authz.ClerkConfig{JWTKey: k.pemPub, AuthorizedParties: []string{"https://app.example.test"}})
+	c, err := authz.NewClerk(authz.ClerkConfig{JWTKey: k.PEM, AuthorizedParties: []string{clerktest.AuthorizedParty}})
 	if err != nil {
-		k.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return c.Authenticate
-}
-
-func (k *clerkKit) sign(alg jose.SignatureAlgorithm, key any, claims map[string]any) string {
-	k.t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "ins_1"))
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	sig, err := signer.Sign(payload)
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	tok, _ := sig.CompactSerialize()
-	return tok
-}
-
-// token is a valid token for user, expiring in ttl, changed by mod.
-func (k *clerkKit) token(user string, ttl time.Duration, mod func(map[string]any)) string {
-	now := time.Now()
-	c := map[string]any{
-		"iss": "https://clerk.example.test", "sub": user, "azp": "https://app.example.test", "sid": "sess_1",
-		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(ttl).Unix(),
-	}
-	if mod != nil {
-		mod(c)
-	}
-	return k.sign(jose.RS256, k.key, c)
 }
 
 // TestClerkTokenMatrix: every kind of bad token is a 401 with a JSON
 // reason, counted by reason, and streams nothing; good ones stream, from
 // the header or the __session cookie.
 func TestClerkTokenMatrix(t *testing.T) {
-	k := newClerkKit(t)
-	ts := newTestServerAuth(t, actors.Config{}, `{"users": {"user_alice": {"assets": ["a1"]}}}`, k.authenticator())
-	good := k.token("user_alice", time.Minute, nil)
-	parts := strings.Split(good, ".")
-	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), "user_alice", "user_mallo", 1))) + "." + parts[2]
-	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
-	now := time.Now()
-	for _, tc := range []struct{ name, token, reason string }{
-		{"expired", k.token("user_alice", -time.Minute, nil), "expired"},
-		{"not yet valid", k.token("user_alice", time.Minute, func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), "not_yet_valid"},
-		{"missing exp", k.token("user_alice", time.Minute, func(c map[string]any) { delete(c, "exp") }), "no_exp"},
-		{"wrong key", k.sign(jose.RS256, k.other, map[string]any{"iss": "https://clerk.example.test", "sub": "user_alice", "azp": "https://app.example.test", "exp": now.Add(time.Minute).Unix()}), "signature"},
-		{"tampered payload", tampered, "signature"},
-		{"alg none", none, "algorithm"},
-		{"HS256 with the public key as secret", k.sign(jose.HS256, []byte(k.pemPub), map[string]any{"iss": "https://clerk.example.test", "sub": "user_alice", "exp": now.Add(time.Minute).Unix()}), "algorithm"},
-		{"wrong issuer", k.token("user_alice", time.Minute, func(c map[string]any) { c["iss"] = "https://evil.example.test" }), "issuer"},
-		{"wrong azp", k.token("user_alice", time.Minute, func(c map[string]any) { c["azp"] = "https://evil.example.test" }), "authorized_party"},
-		{"garbage", "garbage", "malformed"},
-		{"oversized", good + strings.Repeat("A", 9000), "oversized"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := ts.metric(`eventhub_auth_failures_total{reason="` + tc.reason + `"}`)
-			_, status, body := ts.tryStream(nil, tc.token, "")
+	k := clerktest.New(t)
+	ts := newTestServerAuth(t, actors.Config{}, `{"users": {"user_alice": {"assets": ["a1"]}}}`, clerkAuth(t, k))
+	good := k.Token("user_alice", time.Minute, nil)
+	for _, tc := range k.BadTokens("user_alice") {
+		// An empty token is no token to the server: it never reaches Clerk.
+		reason, says := tc.Reason, tc.Reason
+		if tc.Token == "" {
+			reason, says = "no_token", authz.ErrNoToken.Error()
+		}
+		t.Run(tc.Name, func(t *testing.T) {
+			before := ts.metric(`eventhub_auth_failures_total{reason="` + reason + `"}`)
+			_, status, body := ts.tryStream(nil, tc.Token, "")
 			if status != 401 {
 				t.Fatalf("status %d %s, want 401", status, body)
 			}
 			assertJSONError(t, body)
-			if !strings.Contains(body, tc.reason) {
-				t.Errorf("error %s does not give the reason %q", body, tc.reason)
+			if !strings.Contains(body, says) {
+				t.Errorf("error %s does not give the reason %q", body, says)
 			}
-			if strings.Contains(body, tc.token) && len(tc.token) > 10 {
+			if strings.Contains(body, tc.Token) && len(tc.Token) > 10 {
 				t.Errorf("the error echoes the token")
 			}
-			if got := ts.metric(`eventhub_auth_failures_total{reason="` + tc.reason + `"}`); got != before+1 {
-				t.Errorf("auth failures{%s} = %v, want %v", tc.reason, got, before+1)
+			if got := ts.metric(`eventhub_auth_failures_total{reason="` + reason + `"}`); got != before+1 {
+				t.Errorf("auth failures{%s} = %v, want %v", reason, got, before+1)
 			}
 		})
 	}
@@ -148,10 +81,10 @@ func TestClerkTokenMatrix(t *testing.T) {
 // exp plus the grace, ends with a retry hint, and the client resumes with a
 // fresh token, missing nothing.
 func TestStreamEndsAtTokenExpiryAndResumes(t *testing.T) {
-	k := newClerkKit(t)
+	k := clerktest.New(t)
 	ts := newTestServerAuth(t, actors.Config{ReauthGrace: 500 * time.Millisecond, Retry: time.Second, ShutdownRetrySpread: time.Second},
-		`{"users": {"user_alice": {"assets": ["a1"]}}}`, k.authenticator())
-	c := ts.openStream(k.token("user_alice", time.Second, nil), "")
+		`{"users": {"user_alice": {"assets": ["a1"]}}}`, clerkAuth(t, k))
+	c := ts.openStream(k.Token("user_alice", time.Second, nil), "")
 	start := time.Now()
 	ts.publish(event("growth", "before", "queued", "a1", ""))
 	last := c.nextEvent(5 * time.Second).id
@@ -177,7 +110,7 @@ func TestStreamEndsAtTokenExpiryAndResumes(t *testing.T) {
 		return ts.metric(`eventhub_streams_closed_total{reason="lifetime"}`) == 1
 	})
 	ts.publish(event("growth", "while-away", "queued", "a1", ""))
-	again := ts.openStream(k.token("user_alice", time.Minute, nil), "", "Last-Event-ID", last)
+	again := ts.openStream(k.Token("user_alice", time.Minute, nil), "", "Last-Event-ID", last)
 	if id := jobIDOf(t, again.nextEvent(5*time.Second).data); id != "while-away" {
 		t.Fatalf("after resuming: %s, want while-away", id)
 	}

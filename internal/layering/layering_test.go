@@ -54,6 +54,7 @@ var allowed = map[string]rule{
 	"internal/hubtest":          {outside: []string{"github.com/nats-io", "github.com/prometheus"}},
 	"internal/hubtest/browser":  {ours: []string{"internal/hubtest"}, outside: []string{"github.com/chromedp"}},
 	"internal/eventlog/logtest": {ours: []string{"internal/eventlog", "jobs"}},
+	"internal/clerktest":        {outside: []string{"github.com/go-jose/go-jose"}},
 	"bench":                     {},
 	"cmd/eventhub-bench":        {ours: []string{"bench"}},
 	"deploy":                    {},
@@ -62,7 +63,7 @@ var allowed = map[string]rule{
 
 // testOnly are the test harnesses: any package's tests may import them
 // besides what the package itself may.
-var testOnly = []string{"internal/hubtest", "internal/hubtest/browser", "internal/eventlog/logtest"}
+var testOnly = []string{"internal/hubtest", "internal/hubtest/browser", "internal/eventlog/logtest", "internal/clerktest"}
 
 // testAssembly are the event logs a hub is assembled with: tests that
 // build a hub in process give it one, as cmd/eventhub does.
