@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -617,32 +618,6 @@ func TestHubStreamLifetime(t *testing.T) {
 	}
 }
 
-// tcpPair returns the two ends of a loopback TCP connection: the hub's and
-// the client's.
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1) // capacity 1: the test may fail before receiving
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	return server, client
-}
-
 // TestHubHangUp: on real sockets, a client that sends bytes after its
 // request keeps its stream (they are read and dropped), and a client that
 // hangs up has its stream closed as client_gone at once, with no reader
@@ -653,7 +628,7 @@ func TestHubHangUp(t *testing.T) {
 	if runtime.GOOS == "linux" && h.hangups == nil {
 		t.Fatal("no hangups watcher on Linux: streams fell back to reader goroutines")
 	}
-	server, client := tcpPair(t)
+	server, client := hubtest.TCPPair(t)
 	h.openOn(t, server, h.authorized(t, adminPerms, StreamRequest{User: "ops"}))
 
 	// Chatter, more than one drain reads at once: the stream stays open and

@@ -23,6 +23,8 @@
 //     one SSE frame decoder of the repository, strict about what the hub
 //     writes: LF line endings and the fields id, event, data, retry and
 //     comments, nothing else; a Stream fails the test on any other line.
+//   - sockets: TCPPair is a connected pair of loopback TCP conns, for
+//     tests that hand a hub or a sock.Conn a real socket.
 //   - metrics: Metric reads one sample of a /metrics page through a
 //     Prometheus-style selector (`name{label="value"}`); Scrape returns
 //     the whole page.

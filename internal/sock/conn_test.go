@@ -9,39 +9,12 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 10 * time.Second
-
-// tcpPair returns the two ends of a loopback TCP connection: the server's,
-// which the tests write to, and the client's.
-func tcpPair(t testing.TB) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1) // capacity 1: the test may fail before receiving
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client = c.(*net.TCPConn)
-	t.Cleanup(func() { client.Close() })
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	server = s.(*net.TCPConn)
-	t.Cleanup(func() { server.Close() })
-	return server, client
-}
 
 // opaque hides a net.Conn's descriptor, so a Conn made from it writes
 // through the net.Conn: the path of other systems, tested here too.
@@ -57,15 +30,15 @@ var writePaths = []struct {
 	{"net.Conn", func(c net.Conn) net.Conn { return opaque{c} }},
 }
 
-// smallPair is a tcpPair with socket buffers small enough that a few MiB
-// fill them, and large enough (about a loopback segment) that a reading
-// client drains them without stalling on delayed acknowledgements.
-func smallPair(t *testing.T) (server, client *net.TCPConn) {
-	server, client = tcpPair(t)
-	if err := server.SetWriteBuffer(64 << 10); err != nil {
+// smallPair is a hubtest.TCPPair with socket buffers small enough that a
+// few MiB fill them, and large enough (about a loopback segment) that a
+// reading client drains them without stalling on delayed acknowledgements.
+func smallPair(t *testing.T) (server, client net.Conn) {
+	server, client = hubtest.TCPPair(t)
+	if err := server.(*net.TCPConn).SetWriteBuffer(64 << 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.SetReadBuffer(64 << 10); err != nil {
+	if err := client.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
 		t.Fatal(err)
 	}
 	return server, client
@@ -220,7 +193,7 @@ func TestAwaitHangUp(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			server, client := tcpPair(t)
+			server, client := hubtest.TCPPair(t)
 			c := Wrap(server)
 			done := make(chan struct{})
 			go func() {
@@ -240,7 +213,7 @@ func TestAwaitHangUp(t *testing.T) {
 // TestTryWriteAllocs: the hot path, one frame or a few in one write to a
 // socket with room, allocates nothing.
 func TestTryWriteAllocs(t *testing.T) {
-	server, client := tcpPair(t)
+	server, client := hubtest.TCPPair(t)
 	go io.Copy(io.Discard, client)
 	c := Wrap(server)
 	frame := []byte("id: 7\nevent: job\ndata: {\"job\":\"j1\",\"state\":\"started\"}\n\n")
@@ -267,7 +240,7 @@ func TestTryWriteAllocs(t *testing.T) {
 func BenchmarkTryWrite(b *testing.B) {
 	for _, n := range []int{1, 16} {
 		b.Run(map[int]string{1: "frames=1", 16: "frames=16"}[n], func(b *testing.B) {
-			server, client := tcpPair(b)
+			server, client := hubtest.TCPPair(b)
 			go io.Copy(io.Discard, client)
 			c := Wrap(server)
 			frame := []byte("id: 12345\nevent: job\ndata: {\"job\":\"j-1\",\"state\":\"completed\",\"asset\":\"a1\"}\n\n")

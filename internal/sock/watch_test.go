@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // hangUps records what a Watcher reports, for a test to wait on.
@@ -34,7 +36,7 @@ func startWatcher(t *testing.T) (*Watcher[string], *hangUps) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, _ := tcpPair(t)
+	server, _ := hubtest.TCPPair(t)
 	probe := Wrap(server)
 	if !w.Watch(&probe, "probe") {
 		w.Stop()
@@ -53,7 +55,7 @@ func startWatcher(t *testing.T) (*Watcher[string], *hangUps) {
 // closes is reported at once, as what it was watched with.
 func TestWatcherHangUp(t *testing.T) {
 	w, h := startWatcher(t)
-	server, client := tcpPair(t)
+	server, client := hubtest.TCPPair(t)
 	c := Wrap(server)
 	if !w.Watch(&c, "s1") {
 		t.Fatal("Watch of a TCP socket reported false")
@@ -96,7 +98,7 @@ func TestWatcherHangUp(t *testing.T) {
 // connection that is not a socket is not watched (its owner reads it).
 func TestWatcherUnwatched(t *testing.T) {
 	w, h := startWatcher(t)
-	server, client := tcpPair(t)
+	server, client := hubtest.TCPPair(t)
 	c := Wrap(server)
 	if !w.Watch(&c, "s1") {
 		t.Fatal("Watch of a TCP socket reported false")
@@ -129,7 +131,7 @@ func TestWatcherStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, client := tcpPair(t)
+	server, client := hubtest.TCPPair(t)
 	c := Wrap(server)
 	w.Watch(&c, "s1")
 	client.Close()
