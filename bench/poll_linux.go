@@ -7,6 +7,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // poller reads the streams of a pool from one goroutine with epoll
@@ -38,12 +40,8 @@ type poller struct {
 // batch.
 const pollPace = time.Millisecond
 
-// epollET is EPOLLET as the uint32 that EpollEvent.Events holds (the
-// syscall package declares it negative).
-const epollET = 1 << 31
-
 func newPoller(p *pool) (*poller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
@@ -51,7 +49,7 @@ func newPoller(p *pool) (*poller, error) {
 }
 
 // close releases the epoll instance; call it after run has returned.
-func (pl *poller) close() { syscall.Close(pl.epfd) }
+func (pl *poller) close() { unix.Close(pl.epfd) }
 
 // run is the loop: it reads every socket epoll reports ready until the
 // pool is finished. Sockets are edge-triggered, so epoll does not poll a
@@ -59,12 +57,12 @@ func (pl *poller) close() { syscall.Close(pl.epfd) }
 // short, and data that arrives after that read is a new edge.
 func (pl *poller) run() {
 	p := pl.p
-	events := make([]syscall.EpollEvent, 512)
+	events := make([]unix.EpollEvent, 512)
 	buf := make([]byte, 64<<10) // shared: each chunk is parsed before the next read
 	for p.ctx.Err() == nil {
-		n, err := syscall.EpollWait(pl.epfd, events, 0)
+		n, err := unix.EpollWait(pl.epfd, events, 0)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			p.fail(fmt.Errorf("epoll_wait: %w", err))
@@ -93,7 +91,7 @@ func (pl *poller) readStream(s *stream, buf []byte) {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(s.fd, buf)
+		n, err = unix.Read(s.fd, buf)
 		if n <= 0 {
 			break
 		}
@@ -102,7 +100,7 @@ func (pl *poller) readStream(s *stream, buf []byte) {
 			return // drained: what comes later is a new edge
 		}
 	}
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 		return
 	}
 	if err == nil {
@@ -114,7 +112,7 @@ func (pl *poller) readStream(s *stream, buf []byte) {
 // unpoll closes a polled socket (which takes it out of epoll) and tells
 // the stream's goroutine why. Call it with s.mu held and s.polled set.
 func (s *stream) unpoll(why error) {
-	syscall.Close(s.fd)
+	unix.Close(s.fd)
 	s.fd, s.polled = -1, false
 	select {
 	case s.ended <- why:
@@ -150,8 +148,8 @@ func (pl *poller) wait(s *stream, conn net.Conn) error {
 	fd := -1
 	err = rc.Control(func(sfd uintptr) {
 		var derr error
-		if fd, derr = syscall.Dup(int(sfd)); derr == nil {
-			syscall.CloseOnExec(fd)
+		if fd, derr = unix.Dup(int(sfd)); derr == nil {
+			unix.CloseOnExec(fd)
 		}
 	})
 	if err != nil || fd < 0 {
@@ -159,9 +157,9 @@ func (pl *poller) wait(s *stream, conn net.Conn) error {
 		return p.read(s)
 	}
 	conn.Close() // out of Go's netpoller: the duplicate keeps the socket open
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(s.idx - p.spec.FirstIndex)}
-	if err = syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		syscall.Close(fd)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s.idx - p.spec.FirstIndex)}
+	if err = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
 		s.mu.Unlock()
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
