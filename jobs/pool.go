@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"maps"
 	"slices"
+	"sort"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -9,10 +11,12 @@ import (
 // pool is the supervisor of the workers of one job type, and the fair
 // scheduler that hands them jobs. It keeps the waiting jobs itself, by user
 // (first in, first out for each), and gives a job to a worker only when that
-// worker says it is idle: the next job of the next user in round robin. So
-// one user's backlog delays another user's next job by at most one job per
-// other user with jobs waiting, whatever the backlog's length, and a worker's
-// mailbox never holds more than the one job it is given.
+// worker says it is idle: the oldest job of the user with jobs waiting who
+// was served least recently (round robin, where a user who comes back goes
+// before those served since). So one user's backlog delays another user's
+// next job by at most one job per other user with jobs waiting, whatever
+// the backlog's length, and a worker's mailbox never holds more than the one
+// job it is given.
 //
 // It owns its fields; only its actor touches them. The count of waiting
 // jobs (slots.waiting) is shared with Submit, which reserves a slot before
@@ -24,10 +28,13 @@ type pool struct {
 	slots *queueSlots
 
 	workers []*actor.PID
-	idle    []*actor.PID          // workers with no job, a stack
-	queues  map[string]*userQueue // waiting jobs by user; no empty queue
-	ring    []string              // users with waiting jobs, in round-robin order
-	last    int                   // index in ring of the user served last; -1 before any
+	idle    []*actor.PID // workers with no job, a stack
+	// queues holds each user's waiting jobs, and for users with none when
+	// they were last served (emptied, up to maxIdleRecords of them).
+	queues  map[string]*userQueue
+	ring    []*userQueue // the queues with jobs, least recently served first
+	tick    uint64       // counts the jobs handed out: the clock of served
+	emptied int          // queues with no job in queues
 
 	drainer  *actor.PID // who asked to drain; nil until then
 	draining bool       // Stop has begun: no job comes in any more
@@ -35,10 +42,18 @@ type pool struct {
 	stopping bool       // no more replacement workers
 }
 
-// userQueue is one user's waiting jobs, oldest first.
+// maxIdleRecords bounds the users a pool remembers with no job waiting.
+// Past it they are all forgotten: each then comes back as a newcomer, at
+// worst one job early.
+const maxIdleRecords = 1024
+
+// userQueue is one user's waiting jobs, oldest first, and when the user was
+// last served.
 type userQueue struct {
-	jobs []runJob
-	head int
+	user   string
+	jobs   []runJob
+	head   int
+	served uint64 // the pool's tick when its last job was handed out; 0 for never
 }
 
 func (q *userQueue) push(m runJob) { q.jobs = append(q.jobs, m) }
@@ -48,7 +63,7 @@ func (q *userQueue) pop() runJob {
 	q.jobs[q.head] = runJob{} // drop the params it holds
 	q.head++
 	if q.head == len(q.jobs) {
-		q.jobs, q.head = q.jobs[:0], 0
+		q.jobs, q.head = nil, 0 // an empty queue holds no memory
 	} else if q.head > 64 && q.head > len(q.jobs)/2 {
 		q.jobs = append(q.jobs[:0], q.jobs[q.head:]...)
 		clear(q.jobs[len(q.jobs):cap(q.jobs)])
@@ -64,7 +79,6 @@ func (p *pool) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		p.queues = map[string]*userQueue{}
-		p.last = -1
 		for range p.size {
 			p.spawn(c)
 		}
@@ -107,13 +121,19 @@ func (p *pool) Receive(c actor.Context) {
 
 func (p *pool) enqueue(m runJob) {
 	q := p.queues[m.job.User]
-	if q == nil {
-		q = &userQueue{}
+	switch {
+	case q == nil:
+		q = &userQueue{user: m.job.User}
 		p.queues[m.job.User] = q
-		// At the end of the ring: a newcomer waits for at most one job of
-		// each user already waiting. With one user waiting, the newcomer is
-		// next, as the ring goes on after the user served last.
-		p.ring = append(p.ring, m.job.User)
+	case q.len() == 0:
+		p.emptied--
+	}
+	if q.len() == 0 {
+		// Into the ring by when it was last served: a newcomer goes after
+		// the other newcomers and before every user served since, so a
+		// user with a backlog does not go first when someone else arrives.
+		i := sort.Search(len(p.ring), func(i int) bool { return p.ring[i].served > q.served })
+		p.ring = slices.Insert(p.ring, i, q)
 	}
 	q.push(m)
 }
@@ -121,15 +141,15 @@ func (p *pool) enqueue(m runJob) {
 // dispatch gives idle workers the next jobs, round robin over the users.
 func (p *pool) dispatch(c actor.Context) {
 	for len(p.idle) > 0 && len(p.ring) > 0 {
-		i := (p.last + 1) % len(p.ring)
-		user := p.ring[i]
-		q := p.queues[user]
+		q := p.ring[0]
+		p.ring = slices.Delete(p.ring, 0, 1)
 		m := q.pop()
-		p.last = i
-		if q.len() == 0 {
-			delete(p.queues, user)
-			p.ring = slices.Delete(p.ring, i, i+1)
-			p.last = i - 1 // the next user slid into i
+		p.tick++
+		q.served = p.tick
+		if q.len() > 0 {
+			p.ring = append(p.ring, q) // served last: at the end
+		} else {
+			p.setEmpty()
 		}
 		p.slots.waiting.Add(-1)
 		wk := p.idle[len(p.idle)-1]
@@ -138,33 +158,42 @@ func (p *pool) dispatch(c actor.Context) {
 	}
 }
 
+// setEmpty counts a queue that has just lost its last job, and forgets the
+// empty ones when there are too many.
+func (p *pool) setEmpty() {
+	p.emptied++
+	if p.emptied <= maxIdleRecords {
+		return
+	}
+	maps.DeleteFunc(p.queues, func(_ string, q *userQueue) bool { return q.len() == 0 })
+	p.emptied = 0
+}
+
 // returnClusterJobs hands the waiting jobs of a cluster's work queue back
 // to it at once, unstarted: another node runs them. The jobs submitted here
 // stay; the workers take them in turn and, their context canceled, fail
 // them at once.
 func (p *pool) returnClusterJobs() {
-	for i := 0; i < len(p.ring); {
-		user := p.ring[i]
-		q := p.queues[user]
-		kept := q.jobs[:q.head]
+	kept := p.ring[:0]
+	for _, q := range p.ring {
+		var jobs []runJob
 		for _, m := range q.jobs[q.head:] {
 			if m.done != nil {
 				p.slots.waiting.Add(-1)
 				m.done(false)
 				continue
 			}
-			kept = append(kept, m)
+			jobs = append(jobs, m)
 		}
-		clear(q.jobs[len(kept):])
-		q.jobs = kept
+		q.jobs, q.head = jobs, 0
 		if q.len() > 0 {
-			i++
-			continue
+			kept = append(kept, q)
+		} else {
+			p.setEmpty()
 		}
-		delete(p.queues, user)
-		p.ring = slices.Delete(p.ring, i, i+1)
 	}
-	p.last = -1
+	clear(p.ring[len(kept):])
+	p.ring = kept
 }
 
 func (p *pool) spawn(c actor.Context) {
