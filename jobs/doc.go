@@ -12,7 +12,13 @@
 // given (the hub's Publish, the door an outside worker's POST goes through
 // too); this package imports neither actors nor transport, nor anything of
 // NATS. StartWorkers spawns, per job kind, a pool actor that supervises its
-// workers (OneForOne, restart) and hands them jobs round robin.
+// workers (OneForOne, restart), keeps the jobs waiting for them by user, and
+// hands an idle worker the next job of the user served least recently.
+//
+// Admission is bounded: a kind's queue (WorkersConfig.QueueSize), a user's
+// jobs in flight and submissions a second (PerUser, Rate and Burst, a token
+// bucket per user, forgotten once idle). Over a budget, Submit and Admit
+// return a *RefusedError before anything of the job is published.
 //
 // Queue is the job-queue seam: Workers is this node's queue, and a cluster's
 // work queue (internal/natsjs) feeds every node's Workers through Run.

@@ -23,9 +23,21 @@ type WorkersConfig struct {
 	// event log has them.
 	Publish func(ctx context.Context, events []Event) ([]uint64, error)
 	// PerType is the number of worker actors per job type: at most PerType
-	// jobs of one type run at once, the rest wait in the workers' mailboxes.
-	// Zero means 2.
+	// jobs of one type run at once, the rest wait in their pool, which
+	// hands them out fairly across users. Zero means 2.
 	PerType int
+	// QueueSize bounds the jobs of one type waiting for a worker: past it
+	// Submit refuses a job (RefusedQueueFull). Zero means 1000.
+	QueueSize int
+	// PerUser bounds the jobs one user has in flight (queued or running)
+	// through Submit or Admit: past it they are refused
+	// (RefusedUserInFlight). Zero means 50; negative means no limit.
+	PerUser int
+	// Rate bounds the jobs one user submits a second, a token bucket that
+	// holds Burst: past it they are refused (RefusedUserRate). Zero means
+	// 5; negative means no limit. Burst zero means 20.
+	Rate  float64
+	Burst int
 	// Timeout bounds one job's run: a job still running then ends failed.
 	// Zero means 10s.
 	Timeout time.Duration
@@ -33,7 +45,9 @@ type WorkersConfig struct {
 	// Nil means no logging.
 	Logger *slog.Logger
 	// Registerer takes the workers' metrics (eventhub_jobs_total,
-	// eventhub_job_duration_seconds). Nil means a private registry.
+	// eventhub_job_duration_seconds, eventhub_job_queue_depth,
+	// eventhub_job_wait_seconds, eventhub_jobs_refused_total). Nil means a
+	// private registry.
 	Registerer prometheus.Registerer
 
 	// Test seams.
@@ -46,14 +60,16 @@ type WorkersConfig struct {
 // completed or failed. It is this node's Queue, and what a cluster's work
 // queue feeds. Its methods are safe for concurrent use.
 //
-// The actors own the jobs they run; Workers itself owns only the stopped
-// flag (under mu) and the cancel of the context every job runs under.
+// The actors own the jobs they run and those that wait; Workers itself owns
+// only the stopped flag (under mu) and the cancel of the context every job
+// runs under. The budgets (env.users, the queue slots) guard themselves.
 type Workers struct {
 	perType int
 	root    *actor.RootContext
 	env     *workerEnv
 	pools   [Probability + 1]*actor.PID // by Type; set once by StartWorkers
-	cancel  context.CancelFunc          // cancels env.base: Stop ends running jobs
+	slots   [Probability + 1]*queueSlots
+	cancel  context.CancelFunc // cancels env.base: Stop ends running jobs
 
 	// mu is held shared by Submit while it sends, and exclusively by Stop to
 	// set stopped: so every job Submit let through is in a pool's mailbox
@@ -73,15 +89,18 @@ type workerEnv struct {
 	run     func(ctx context.Context, job Job) (any, error)
 	log     *slog.Logger
 	m       *workerMetrics
+	users   *userLimits
 }
 
 // workerMetrics are the workers' metrics, children resolved up front.
 type workerMetrics struct {
 	done     [Probability + 1][2]prometheus.Counter // by type, then 0 completed / 1 failed
 	duration [Probability + 1]prometheus.Observer
+	wait     [Probability + 1]prometheus.Observer
+	refused  map[string]prometheus.Counter // by reason; read-only once built
 }
 
-func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
+func newWorkerMetrics(reg prometheus.Registerer, slots [Probability + 1]*queueSlots) (*workerMetrics, error) {
 	total := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventhub_jobs_total", Help: "Jobs run by the in-process workers, by type and result (completed or failed).",
 	}, []string{"type", "result"})
@@ -89,13 +108,30 @@ func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
 		Name: "eventhub_job_duration_seconds", Help: "How long in-process jobs ran, from started to completed or failed.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms … 65s
 	}, []string{"type"})
-	m := &workerMetrics{}
+	wait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "eventhub_job_wait_seconds", Help: "How long jobs waited for a worker on this node, from queued (or taken from the cluster's queue) to started.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 11), // 1ms … 17min
+	}, []string{"type"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_jobs_refused_total", Help: "Jobs refused with a 429 because a budget was spent: queue_full, user_in_flight or user_rate.",
+	}, []string{"reason"})
+	collectors := []prometheus.Collector{total, duration, wait, refused}
+	m := &workerMetrics{refused: map[string]prometheus.Counter{}}
 	for _, t := range Types {
 		m.done[t][0] = total.WithLabelValues(t.String(), "completed")
 		m.done[t][1] = total.WithLabelValues(t.String(), "failed")
 		m.duration[t] = duration.WithLabelValues(t.String())
+		m.wait[t] = wait.WithLabelValues(t.String())
+		s := slots[t]
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eventhub_job_queue_depth", Help: "Jobs waiting for a worker on this node, by type.",
+			ConstLabels: prometheus.Labels{"type": t.String()},
+		}, func() float64 { return float64(s.waiting.Load()) }))
 	}
-	for _, c := range []prometheus.Collector{total, duration} {
+	for _, reason := range []string{RefusedQueueFull, RefusedUserInFlight, RefusedUserRate} {
+		m.refused[reason] = refused.WithLabelValues(reason)
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -113,7 +149,15 @@ func StartWorkers(root *actor.RootContext, cfg WorkersConfig) (*Workers, error) 
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	m, err := newWorkerMetrics(cfg.Registerer)
+	queueSize := cfg.QueueSize
+	if queueSize <= 0 {
+		queueSize = 1000
+	}
+	var slots [Probability + 1]*queueSlots
+	for _, t := range Types {
+		slots[t] = &queueSlots{limit: int64(queueSize)}
+	}
+	m, err := newWorkerMetrics(cfg.Registerer, slots)
 	if err != nil {
 		return nil, fmt.Errorf("register job metrics: %w", err)
 	}
@@ -134,13 +178,30 @@ func StartWorkers(root *actor.RootContext, cfg WorkersConfig) (*Workers, error) 
 	if perType <= 0 {
 		perType = 2
 	}
+	perUser, rate, burst := cfg.PerUser, cfg.Rate, cfg.Burst
+	switch {
+	case perUser == 0:
+		perUser = 50
+	case perUser < 0:
+		perUser = 0 // no limit
+	}
+	switch {
+	case rate == 0:
+		rate = 5
+	case rate < 0:
+		rate = 0 // no limit
+	}
+	if burst <= 0 {
+		burst = 20
+	}
+	env.users = newUserLimits(perUser, rate, burst, env.now)
 	var cancel context.CancelFunc
 	env.base, cancel = context.WithCancel(context.Background())
 
-	w := &Workers{root: root, env: env, cancel: cancel, perType: perType}
+	w := &Workers{root: root, env: env, cancel: cancel, perType: perType, slots: slots}
 	// OneForOne, restart: the workers of a pool share nothing, so one that
-	// fails is restarted alone, with its mailbox (the jobs queued behind the
-	// one it failed on) kept, and its siblings' running jobs are left alone,
+	// fails is restarted alone (and says it is idle again), and its
+	// siblings' running jobs are left alone,
 	// which AllForOne would cut short for no reason. A job's own panic never
 	// gets here (the worker recovers it and fails the job); this is for a
 	// failure in the worker's code. A worker that fails more than 10 times a
@@ -148,7 +209,7 @@ func StartWorkers(root *actor.RootContext, cfg WorkersConfig) (*Workers, error) 
 	supervisor := actor.NewOneForOneStrategy(10, time.Minute, actor.DefaultDecider)
 	for _, t := range Types {
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &pool{env: env, typ: t, size: perType}
+			return &pool{env: env, typ: t, size: perType, slots: slots[t]}
 		}, actor.WithSupervisor(supervisor))
 		w.pools[t] = root.SpawnPrefix(props, "jobs-"+t.String()+"-")
 	}
@@ -167,28 +228,74 @@ type Queue interface {
 
 var _ Queue = (*Workers)(nil)
 
-// Submit publishes job's queued event, then hands the job to a worker of its
-// type (round robin). It returns once the event is published; an error says
-// it was not, and the job does not run. The job must be valid: an id passing
-// CheckID (see NewJobID), a known type and the scope ids its type needs, as
-// DecodeJob and DemoJob make them; Submit panics otherwise, a programming
-// error. Submit keeps job.Params: the caller must not modify it afterwards.
-// After Stop, the job is failed at once.
+// Submit takes a job into its type's queue, publishes its queued event,
+// and hands it to its pool, which gives it to a worker fairly across users.
+// It returns once the event is published. A *RefusedError says a budget is
+// spent (the queue of its type is full, or its user has too many jobs in
+// flight or submits too fast): nothing was published and the job does not
+// run. Another error says the queued event was not published, and the job
+// does not run either. The job must be valid: an id passing CheckID (see
+// NewJobID), a known type and the scope ids its type needs, as DecodeJob
+// and DemoJob make them; Submit panics otherwise, a programming error.
+// Submit keeps job.Params: the caller must not modify it afterwards. After
+// Stop, the job is failed at once.
 func (w *Workers) Submit(ctx context.Context, job Job) error {
 	if err := job.check(); err != nil {
 		panic("BUG: jobs: Submit: " + err.Error())
 	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if err := w.Announce(ctx, job); err != nil {
-		return err
-	}
 	if w.stopped {
+		if err := w.Announce(ctx, job); err != nil {
+			return err
+		}
 		w.env.emit(w.env.event(job, Failed, w.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
 		return nil
 	}
-	w.root.Send(w.pools[job.Type], runJob{job: job})
+	// Budgets first, so that a refused job leaves no event behind.
+	slots := w.slots[job.Type]
+	if !slots.reserve() {
+		return w.RefuseQueueFull(job.Type)
+	}
+	release, err := w.Admit(job)
+	if err != nil {
+		slots.waiting.Add(-1)
+		return err
+	}
+	if err := w.Announce(ctx, job); err != nil {
+		slots.waiting.Add(-1)
+		release()
+		return err
+	}
+	w.root.Send(w.pools[job.Type], runJob{job: job, queued: w.env.now(), counted: true})
 	return nil
+}
+
+// Admit counts job against its user's budgets on this node: the jobs they
+// submit a second, and the jobs they have in flight. Submit calls it; a
+// cluster's queue calls it on the submitting node before it announces a
+// job, and calls release once the job has ended, wherever it ran. It
+// returns a *RefusedError (and counts it) when a budget is spent; release is
+// then nil.
+func (w *Workers) Admit(job Job) (release func(), err error) {
+	reason, retry := w.env.users.admit(job.User)
+	if reason != "" {
+		return nil, w.env.refuse(reason, job.Type, retry)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { w.env.users.release(job.User) }) }, nil
+}
+
+// RefuseQueueFull counts a job of type t refused because its queue is full
+// (a cluster's queue calls it when its stream refuses a job) and returns the
+// error that says so.
+func (w *Workers) RefuseQueueFull(t Type) error {
+	return w.env.refuse(RefusedQueueFull, t, retryQueueFull)
+}
+
+func (e *workerEnv) refuse(reason string, t Type, retry time.Duration) *RefusedError {
+	e.m.refused[reason].Inc()
+	return &RefusedError{Reason: reason, Type: t, RetryAfter: retry}
 }
 
 // Announce publishes job's queued event: what a work queue does before it
@@ -233,7 +340,9 @@ func (w *Workers) Run(job Job, attempt uint64, done func(finished bool)) {
 		done(false)
 		return
 	}
-	w.root.Send(w.pools[job.Type], runJob{job: job, attempt: attempt, done: done})
+	// Not bounded here: the cluster's stream bounds what every node holds.
+	w.slots[job.Type].waiting.Add(1)
+	w.root.Send(w.pools[job.Type], runJob{job: job, attempt: attempt, done: done, queued: w.env.now()})
 }
 
 // Stop ends the workers and waits for their actors to stop. Jobs running or
@@ -271,92 +380,6 @@ func (w *Workers) Stop() {
 	})
 }
 
-// pool is the supervisor of the workers of one job type, and the round robin
-// that hands them jobs. It owns its fields; only its actor touches them.
-type pool struct {
-	env      *workerEnv
-	typ      Type
-	size     int
-	workers  []*actor.PID
-	next     int
-	drainer  *actor.PID // who asked to drain; nil until then
-	stopping bool       // no more replacement workers
-}
-
-// Receive implements actor.Actor.
-func (p *pool) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		for range p.size {
-			p.spawn(c)
-		}
-	case runJob:
-		if len(p.workers) == 0 { // only after drain, which Submit never races
-			if m.done != nil {
-				m.done(false) // another node will run it
-				return
-			}
-			p.env.emit(p.env.event(m.job, Failed, p.env.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
-			return
-		}
-		c.Send(p.workers[p.next%len(p.workers)], m)
-		p.next = (p.next + 1) % len(p.workers)
-	case drain:
-		p.stopping = true
-		p.drainer = c.Sender()
-		// Poison, not Stop: the pill waits behind the jobs a worker still
-		// holds, so each of them ends failed instead of vanishing.
-		for _, pid := range p.workers {
-			c.Poison(pid)
-		}
-		p.maybeDrained(c)
-	case *actor.Terminated:
-		for i, pid := range p.workers {
-			if pid.Equal(m.Who) {
-				p.workers = append(p.workers[:i], p.workers[i+1:]...)
-				break
-			}
-		}
-		if !p.stopping {
-			// The supervisor gave up on a worker (too many restarts): keep
-			// the pool at its size, with a fresh worker.
-			p.env.log.Error("jobs: worker stopped after repeated failures; replacing it", "type", p.typ.String())
-			p.spawn(c)
-		}
-		p.maybeDrained(c)
-	case *actor.Stopping, *actor.Restarting:
-		// Our children are being stopped with us: do not replace them.
-		p.stopping = true
-	}
-}
-
-func (p *pool) spawn(c actor.Context) {
-	env := p.env
-	props := actor.PropsFromProducer(func() actor.Actor { return &worker{env: env} })
-	p.workers = append(p.workers, c.Spawn(props))
-}
-
-func (p *pool) maybeDrained(c actor.Context) {
-	if p.drainer != nil && len(p.workers) == 0 {
-		c.Send(p.drainer, drained{})
-		p.drainer = nil
-	}
-}
-
-// worker runs one job at a time, in its Receive: a worker busy with a job is
-// a full mailbox for its peers to share the load, not a blocked hub. It holds
-// no state of its own, so a restart loses nothing.
-type worker struct {
-	env *workerEnv
-}
-
-// Receive implements actor.Actor.
-func (wk *worker) Receive(c actor.Context) {
-	if m, ok := c.Message().(runJob); ok {
-		wk.env.handle(m)
-	}
-}
-
 // errPanicked stands for a job that panicked; the panic itself is logged, not
 // shown to whoever watches the job.
 var errPanicked = errors.New("internal error")
@@ -376,11 +399,34 @@ func (e *workerEnv) emit(ev *Event) {
 	}
 }
 
+// giveUp ends a job that reached its pool after Stop had drained it: a
+// cluster's goes back to its queue, one submitted here fails.
+func (e *workerEnv) giveUp(m runJob, slots *queueSlots) {
+	slots.waiting.Add(-1)
+	defer e.finish(m)
+	if m.done != nil {
+		m.done(false) // another node will run it
+		return
+	}
+	e.emit(e.event(m.job, Failed, e.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
+}
+
+// finish ends a job's count in its user's jobs in flight.
+func (e *workerEnv) finish(m runJob) {
+	if m.counted {
+		e.users.release(m.job.User)
+	}
+}
+
 // handle runs one job and publishes its started and completed or failed
 // events.
 func (e *workerEnv) handle(m runJob) {
+	defer e.finish(m)
 	job := m.job
 	start := e.now()
+	if !m.queued.IsZero() {
+		e.m.wait[job.Type].Observe(max(0, start.Sub(m.queued).Seconds()))
+	}
 	var started eventData
 	if m.attempt > 1 {
 		started.Attempt = m.attempt // a redelivery: the node that had it went away

@@ -363,7 +363,8 @@ func TestWorkersRunJobsOfATypeInParallel(t *testing.T) {
 
 func TestWorkersConcurrentSubmit(t *testing.T) {
 	t.Parallel()
-	w, rec := startWorkers(t, WorkersConfig{PerType: 3})
+	// One user submits all 80 at once: no per-user budgets here.
+	w, rec := startWorkers(t, WorkersConfig{PerType: 3, PerUser: -1, Rate: -1})
 	var wg sync.WaitGroup
 	var ids []string
 	for g := range 8 {

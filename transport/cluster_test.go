@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/internal/natsjs"
 )
 
@@ -347,5 +348,43 @@ func TestClusterSurvivesNATSRestart(t *testing.T) {
 				t.Fatalf("client on %s: %s, want %s", name, got, want)
 			}
 		}
+	}
+}
+
+// TestClusterJobQueueFull: the work queue's stream holds a bounded number
+// of jobs per kind; past it a submission is answered 429 with Retry-After,
+// its job ends failed, and other kinds are still taken.
+func TestClusterJobQueueFull(t *testing.T) {
+	n := startNATS(t)
+	node := n.node(actors.Config{})
+	watch := node.openStream("dev:ops", "?types=growth")
+	q, err := natsjs.StartQueue(node.workers, natsjs.QueueConfig{Conn: n.connect(), MaxJobs: 3}) // one a kind
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.queue = q
+	node.submit = q.Submit
+
+	// The node holds this one (unacknowledged) until it ends: it fills the kind.
+	first := submitJob(t, node, `{"type":"growth","assetId":"a1","params":{"delayMs":3000}}`)
+	resp, body := hubtest.Request(t, "POST", node.url("/api/jobs"), "dev:alice", []byte(`{"type":"growth","assetId":"a1"}`))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"error":"job refused: the growth job queue is full`) {
+		t.Fatalf("a job over the queue's bound: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if got := node.metric(`eventhub_jobs_refused_total{reason="queue_full"}`); got != 1 {
+		t.Errorf("queue_full refusals: %v", got)
+	}
+	submitJob(t, node, `{"type":"probability","scenarioId":"s1"}`) // another kind's subject
+	// The refused job was announced before the stream refused it: it ends failed.
+	var refused string
+	for refused == "" {
+		var ev struct{ JobID, Status string }
+		json.Unmarshal([]byte(watch.nextEvent(10*time.Second).data), &ev)
+		if ev.Status == "failed" {
+			refused = ev.JobID
+		}
+	}
+	if refused == first {
+		t.Errorf("the job that fit in the queue failed")
 	}
 }

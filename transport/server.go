@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +36,8 @@ type Config struct {
 	// HTTP is refused.
 	PublishKey string
 	// Submit hands a job to the workers (or, in a cluster, to the work
-	// queue). An error is answered 503.
+	// queue). A *jobs.RefusedError is answered 429 with its Retry-After;
+	// another error 503.
 	Submit func(ctx context.Context, job jobs.Job) error
 	// Gatherer is what GET /metrics serves. Nil means no /metrics route.
 	Gatherer prometheus.Gatherer
@@ -221,6 +223,12 @@ func (s *Server) submitJob(ctx *fasthttp.RequestCtx) {
 	job.ID = jobs.NewJobID()
 	job.User = id.User
 	if err := s.cfg.Submit(ctx, job); err != nil {
+		var refused *jobs.RefusedError
+		if errors.As(err, &refused) {
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(refused.RetrySeconds()))
+			writeError(ctx, fasthttp.StatusTooManyRequests, refused.Error())
+			return
+		}
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "job not queued: "+err.Error())
 		return
 	}

@@ -67,11 +67,11 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 
 // queue is where submitted jobs wait for a worker: this node's workers, or
 // in a cluster the work queue every node's workers take from.
-func (b *backend) queue(workers *jobs.Workers, log *slog.Logger) (jobs.Queue, error) {
+func (b *backend) queue(workers *jobs.Workers, perKind int, log *slog.Logger) (jobs.Queue, error) {
 	if b.conn == nil {
 		return workers, nil
 	}
-	return natsjs.StartQueue(workers, natsjs.QueueConfig{Conn: b.conn, Logger: log})
+	return natsjs.StartQueue(workers, natsjs.QueueConfig{Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types)})
 }
 
 // close closes the log, the connection to NATS and the embedded server, in

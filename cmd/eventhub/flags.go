@@ -25,6 +25,10 @@ type serveConfig struct {
 	maxStreams        int
 	maxStreamsPerUser int
 	demo              bool
+	jobQueue          int
+	jobsPerUser       int
+	jobRate           float64
+	jobBurst          int
 	writeTimeout      time.Duration
 	drain             time.Duration
 	logLevel          slog.Level
@@ -70,6 +74,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.maxStreams, "max-streams", 0, "streams this process holds; 0 means as many as open files allow")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 16, "streams one user may hold; 0 means no limit")
 	fs.BoolVar(&c.demo, "demo", false, "keep submitting demo jobs, so a dashboard shows life at once")
+	fs.IntVar(&c.jobQueue, "job-queue", 1000, "jobs of one kind waiting for a worker (in a cluster, in the work queue) before a submission gets 429")
+	fs.IntVar(&c.jobsPerUser, "jobs-per-user", 50, "jobs one user may have queued or running, counted on the node they submit to; past it, 429; 0 means no limit")
+	fs.Float64Var(&c.jobRate, "job-rate", 5, "jobs one user may submit a second, on the node they submit to, in bursts of --job-burst; past it, 429; 0 means no limit")
+	fs.IntVar(&c.jobBurst, "job-burst", 20, "jobs one user may submit at once before --job-rate applies")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "bound on one write to a stream")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, streams are closed spread over the first half of this, and cut at its end")
 	fs.StringVar(&c.nats, "nats", "", "join a cluster through these NATS servers (URL[,URL…]) with JetStream; empty means a single node")
@@ -148,6 +156,12 @@ func (c *serveConfig) validate() error {
 	}
 	if c.permissions == "clerk" && c.clerkSecretKey == "" {
 		return errors.New("--permissions clerk needs CLERK_SECRET_KEY")
+	}
+	if c.jobQueue <= 0 || c.jobBurst <= 0 {
+		return errors.New("--job-queue and --job-burst must be positive")
+	}
+	if c.jobsPerUser < 0 || c.jobRate < 0 {
+		return errors.New("--jobs-per-user and --job-rate must not be negative")
 	}
 	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 {
 		return errors.New("--max-streams and --max-streams-per-user must not be negative")

@@ -87,12 +87,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: hub.Publish, Logger: log, Registerer: reg})
+	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{
+		Publish: hub.Publish, Logger: log, Registerer: reg,
+		QueueSize: cfg.jobQueue, PerUser: noLimit(cfg.jobsPerUser), Rate: noLimit(cfg.jobRate), Burst: cfg.jobBurst,
+	})
 	if err != nil {
 		return err
 	}
 	defer workers.Stop() // on an early return; idempotent
-	queue, err := be.queue(workers, log)
+	queue, err := be.queue(workers, cfg.jobQueue, log)
 	if err != nil {
 		return err
 	}
@@ -279,6 +282,14 @@ func authenticator(cfg serveConfig) (func(string) (authz.Identity, error), error
 		return nil, err
 	}
 	return c.Authenticate, nil
+}
+
+// noLimit turns a flag's 0, no limit, into the config's: negative.
+func noLimit[N int | float64](v N) N {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // runDemo submits a few demo jobs every second until ctx is done.

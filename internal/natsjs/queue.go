@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,13 @@ type QueueConfig struct {
 	AckWait time.Duration
 	// MaxDeliver bounds how many times one job is tried. Zero means 5.
 	MaxDeliver int
+	// MaxJobs bounds the jobs in the queue (waiting, or held by a node
+	// until they end), a third of it per kind; MaxBytes bounds their size.
+	// Past either the stream refuses a job and Submit returns a
+	// *jobs.RefusedError. Zero means 3000 jobs; MaxBytes zero means 16 KiB
+	// a job.
+	MaxJobs  int
+	MaxBytes int64
 	// Logger receives what went wrong with a job in the queue. Nil means
 	// no logs.
 	Logger *slog.Logger
@@ -38,13 +46,35 @@ type QueueConfig struct {
 // whichever node takes it first, and a job whose node dies before it ends is
 // given to another after AckWait (its started event then says which attempt
 // it is). Submit and Stop may be called from any goroutine.
+//
+// The per-user budgets (jobs.Workers.Admit) bind on the node a job is
+// submitted to: it counts the job in its user's jobs in flight until the
+// node that ran it says, on this node's subject doneTo, that it has ended.
+// A word that never comes (the job ran out of deliveries) is made up for
+// after inFlightLease. mu guards pending.
 type Queue struct {
 	cfg      QueueConfig
 	w        *jobs.Workers
 	js       jetstream.JetStream
 	consumer jetstream.ConsumeContext
+	doneTo   string
+	doneSub  *nats.Subscription
 	stopOnce sync.Once
+
+	mu      sync.Mutex
+	pending map[string]*admitted // by job id: jobs submitted here, not known to have ended
 }
+
+// admitted is a job submitted on this node, counted in its user's jobs in
+// flight until it ends.
+type admitted struct {
+	release func()
+	lease   *time.Timer
+}
+
+// inFlightLease is how long a job submitted here counts in its user's jobs
+// in flight at most, if no node says it has ended.
+const inFlightLease = 10 * time.Minute
 
 var _ jobs.Queue = (*Queue)(nil)
 
@@ -56,6 +86,7 @@ type wireQueuedJob struct {
 	ScenarioID string          `json:"scenarioId,omitempty"`
 	Params     json.RawMessage `json:"params,omitempty"`
 	User       string          `json:"user,omitempty"`
+	DoneTo     string          `json:"doneTo,omitempty"` // where to say the job has ended
 }
 
 // StartQueue makes sure the work queue exists and starts feeding w from it.
@@ -78,6 +109,12 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 3000
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = int64(cfg.MaxJobs) * 16 << 10
+	}
 	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("nats: job queue: %w", err)
@@ -91,6 +128,14 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Duplicates:  2 * time.Minute,
+		// Full is full: a new job is refused (Submit answers 429), never an
+		// old one dropped. A subject per kind, so one kind's backlog does
+		// not refuse another's jobs.
+		MaxMsgs:              int64(cfg.MaxJobs),
+		MaxBytes:             cfg.MaxBytes,
+		MaxMsgsPerSubject:    int64(max(1, cfg.MaxJobs/len(jobs.Types))),
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: job queue stream %s: %w", cfg.Stream, err)
@@ -104,11 +149,16 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: job queue consumer: %w", err)
 	}
-	q := &Queue{cfg: cfg, w: w, js: js}
+	q := &Queue{cfg: cfg, w: w, js: js, doneTo: nats.NewInbox(), pending: map[string]*admitted{}}
+	q.doneSub, err = cfg.Conn.Subscribe(q.doneTo, func(m *nats.Msg) { q.ended(string(m.Data)) })
+	if err != nil {
+		return nil, fmt.Errorf("nats: job queue: %w", err)
+	}
 	// Take no more than this node's workers can hold, so the others get
 	// their share.
 	q.consumer, err = cons.Consume(q.take, jetstream.PullMaxMessages(max(2, w.Capacity())))
 	if err != nil {
+		q.doneSub.Unsubscribe()
 		return nil, fmt.Errorf("nats: job queue consume: %w", err)
 	}
 	return q, nil
@@ -130,30 +180,90 @@ func (q *Queue) take(msg jetstream.Msg) {
 		attempt = md.NumDelivered
 	}
 	q.w.Run(job, attempt, func(finished bool) {
-		if finished {
-			msg.Ack()
-		} else {
+		if !finished {
 			msg.Nak()
+			return
+		}
+		msg.Ack()
+		if wj.DoneTo != "" {
+			// Best effort: a word lost is made up for by the lease.
+			q.cfg.Conn.Publish(wj.DoneTo, []byte(job.ID))
 		}
 	})
 }
 
-// Submit publishes job's queued event, then puts the job in the queue. It
-// must be valid, as for jobs.Workers.Submit. If the job cannot be queued its
-// failed event follows the queued one and Submit says why.
+// Submit counts job against its user's budgets on this node, publishes its
+// queued event, then puts the job in the queue. It must be valid, as for
+// jobs.Workers.Submit. A user over a budget gets a *jobs.RefusedError and
+// nothing is published. If the job cannot be queued its failed event
+// follows the queued one and Submit says why: a *jobs.RefusedError when
+// the queue is full (the queued event must come before any node can start
+// the job, so it is published before the queue can say so).
 func (q *Queue) Submit(ctx context.Context, job jobs.Job) error {
-	if err := q.w.Announce(ctx, job); err != nil {
+	release, err := q.w.Admit(job)
+	if err != nil {
 		return err
 	}
-	data, _ := json.Marshal(wireQueuedJob{ID: job.ID, Type: job.Type.String(), AssetID: job.AssetID, ScenarioID: job.ScenarioID, Params: job.Params, User: job.User})
+	if err := q.w.Announce(ctx, job); err != nil {
+		release()
+		return err
+	}
+	a := &admitted{release: release}
+	q.mu.Lock()
+	q.pending[job.ID] = a
+	a.lease = time.AfterFunc(inFlightLease, func() { q.ended(job.ID) })
+	q.mu.Unlock()
+	data, _ := json.Marshal(wireQueuedJob{ID: job.ID, Type: job.Type.String(), AssetID: job.AssetID, ScenarioID: job.ScenarioID, Params: job.Params, User: job.User, DoneTo: q.doneTo})
 	if _, err := q.js.Publish(ctx, q.cfg.Subject+"."+job.Type.String(), data, jetstream.WithMsgID(job.ID)); err != nil {
-		if ferr := q.w.Fail(ctx, job, "could not queue the job"); ferr != nil {
+		q.ended(job.ID)
+		reason := "could not queue the job"
+		full := streamFull(err)
+		if full {
+			reason = "the job queue is full"
+		}
+		if ferr := q.w.Fail(ctx, job, reason); ferr != nil {
 			q.cfg.Logger.Error("nats: a job was announced but neither queued nor failed", "job", job.ID, "err", ferr)
+		}
+		if full {
+			return q.w.RefuseQueueFull(job.Type)
 		}
 		return fmt.Errorf("nats: queue %s: %w", job.ID, err)
 	}
 	return nil
 }
+
+// ended ends the count of a job submitted here in its user's jobs in
+// flight, once: when a node says it has ended, its lease runs out, or it
+// could not be queued.
+func (q *Queue) ended(id string) {
+	q.mu.Lock()
+	a := q.pending[id]
+	delete(q.pending, id)
+	q.mu.Unlock()
+	if a != nil {
+		a.lease.Stop()
+		a.release()
+	}
+}
+
+// streamFull reports whether err is the stream refusing a message over its
+// limits (Discard new: maximum messages, bytes, or messages per subject
+// exceeded).
+func streamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		var jsErr jetstream.JetStreamError
+		if !errors.As(err, &jsErr) || jsErr.APIError() == nil {
+			return false
+		}
+		apiErr = jsErr.APIError()
+	}
+	return apiErr.ErrorCode == errCodeStoreFailed && strings.HasPrefix(apiErr.Description, "maximum ") && strings.HasSuffix(apiErr.Description, " exceeded")
+}
+
+// errCodeStoreFailed is JetStream's code for a message the stream did not
+// store; its description says why.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
 
 // Stop stops taking jobs. The jobs this node holds are handed back when
 // its Workers stop: call Stop first, then Workers.Stop. It is idempotent.
@@ -161,5 +271,12 @@ func (q *Queue) Stop() {
 	q.stopOnce.Do(func() {
 		q.consumer.Stop()
 		<-q.consumer.Closed()
+		q.doneSub.Unsubscribe()
+		q.mu.Lock()
+		for id, a := range q.pending {
+			a.lease.Stop()
+			delete(q.pending, id)
+		}
+		q.mu.Unlock()
 	})
 }
