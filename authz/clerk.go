@@ -54,9 +54,17 @@ type Clerk struct {
 	jwks    *jwks.Client
 	parties map[string]bool
 
-	mu        sync.Mutex // guards keys and fetchedAt; held across a JWKS fetch so there is one at a time
-	keys      map[string]*clerk.JSONWebKey
-	fetchedAt time.Time
+	// mu guards the fields below. It is never held across the network: a
+	// JWKS fetch runs outside it, so a token whose key is known is verified
+	// while a fetch for another key id is in flight.
+	mu        sync.Mutex
+	keys      map[string]*clerk.JSONWebKey // replaced whole by a fetch, never modified
+	fetchedAt time.Time                    // when the last fetch began
+	fetchErr  bool                         // whether the last fetch failed
+	// fetching is closed when the fetch in flight ends; nil when none is.
+	// Callers who miss a key while a fetch is in flight wait for it rather
+	// than start another (one fetch at a time, whatever the load).
+	fetching chan struct{}
 }
 
 // NewClerk checks cfg and, with JWTKey, parses the key.
@@ -178,26 +186,62 @@ func verifyReason(err error) string {
 
 // keyFor returns the JWKS key with id kid, fetching the key set on a miss,
 // at most once per JWKSRefreshInterval, so a flood of tokens with made-up
-// key ids cannot make us hammer Clerk.
+// key ids cannot make us hammer Clerk. The fetch runs without the lock:
+// tokens with a known key id never wait for it, and callers who miss
+// while it runs wait for its result instead of fetching again.
 func (c *Clerk) keyFor(kid string) (*clerk.JSONWebKey, error) {
 	if kid == "" {
 		return nil, refused("no_key_id")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	for c.fetching != nil && c.keys[kid] == nil {
+		done := c.fetching
+		c.mu.Unlock()
+		<-done
+		c.mu.Lock()
+	}
 	if k := c.keys[kid]; k != nil {
+		c.mu.Unlock()
 		return k, nil
 	}
 	now := c.cfg.now()
 	if !c.fetchedAt.IsZero() && now.Sub(c.fetchedAt) < c.cfg.JWKSRefreshInterval {
+		failed := c.fetchErr
+		c.mu.Unlock()
+		if failed {
+			return nil, refused("jwks_unavailable")
+		}
 		return nil, refused("unknown_key")
 	}
 	c.fetchedAt = now
+	done := make(chan struct{})
+	c.fetching = done
+	c.mu.Unlock()
+
+	keys, err := c.fetchKeys()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetching = nil
+	close(done)
+	c.fetchErr = err != nil
+	if err != nil {
+		return nil, refused("jwks_unavailable")
+	}
+	c.keys = keys
+	if k := keys[kid]; k != nil {
+		return k, nil
+	}
+	return nil, refused("unknown_key")
+}
+
+// fetchKeys reads the JWKS: the RS256 keys by key id. It takes no lock.
+func (c *Clerk) fetchKeys() (map[string]*clerk.JSONWebKey, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	set, err := c.jwks.Get(ctx, &jwks.GetParams{})
 	if err != nil {
-		return nil, refused("jwks_unavailable")
+		return nil, err
 	}
 	keys := map[string]*clerk.JSONWebKey{}
 	for _, k := range set.Keys {
@@ -205,11 +249,7 @@ func (c *Clerk) keyFor(kid string) (*clerk.JSONWebKey, error) {
 			keys[k.KeyID] = k
 		}
 	}
-	c.keys = keys
-	if k := c.keys[kid]; k != nil {
-		return k, nil
-	}
-	return nil, refused("unknown_key")
+	return keys, nil
 }
 
 // clock adapts a func to clerk.Clock.

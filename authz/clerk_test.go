@@ -1,13 +1,18 @@
 package authz
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v3"
 
 	"github.com/finexbot/eventhub/internal/clerktest"
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // clerkUser is the subject of the kit's valid tokens.
@@ -115,5 +120,74 @@ func TestNewClerkNeedsAKey(t *testing.T) {
 	}
 	if _, err := NewClerk(ClerkConfig{JWTKey: "not pem"}); err == nil {
 		t.Error("bad PEM accepted")
+	}
+}
+
+// TestClerkJWKSRefetchBlocksNoKnownKey: while a refetch for an unknown key
+// id waits on a slow JWKS endpoint, a token with a known key id is verified
+// at once, and the callers who miss the same key wait for that one fetch
+// instead of starting their own.
+func TestClerkJWKSRefetchBlocksNoKnownKey(t *testing.T) {
+	k, now := newKit(t)
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys := []jose.JSONWebKey{{Key: &k.Key.PublicKey, KeyID: clerktest.KeyID, Algorithm: "RS256", Use: "sig"}}
+		if fetches.Add(1) > 1 {
+			<-release // the slow refetch; it brings the rotated key
+			keys = append(keys, jose.JSONWebKey{Key: &k.Key.PublicKey, KeyID: "ins_2", Algorithm: "RS256", Use: "sig"})
+		}
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	var later atomic.Bool
+	c, err := NewClerk(ClerkConfig{SecretKey: "sk_test_1", APIURL: srv.URL + "/v1", now: func() time.Time {
+		if later.Load() {
+			return now.Add(time.Minute)
+		}
+		return now
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := k.Token(clerkUser, time.Minute, nil)
+	if _, err := c.Authenticate(known); err != nil {
+		t.Fatalf("first token: %v", err)
+	}
+	later.Store(true) // past the refetch interval
+	rotated := k.Sign(jose.RS256, k.Key, "ins_2", k.Claims(clerkUser, time.Minute, nil))
+	const missing = 8
+	results := make(chan error, missing)
+	for range missing {
+		go func() { _, err := c.Authenticate(rotated); results <- err }()
+	}
+	hubtest.WaitFor(t, "the refetch to reach the JWKS endpoint", 5*time.Second, func() bool { return fetches.Load() == 2 })
+
+	verified := make(chan error, 1)
+	go func() { _, err := c.Authenticate(known); verified <- err }()
+	select {
+	case err := <-verified:
+		if err != nil {
+			t.Fatalf("known key during a refetch: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a token with a known key waited for a JWKS refetch in progress")
+	}
+
+	close(release)
+	for range missing {
+		if err := <-results; err != nil {
+			t.Errorf("rotated key after the refetch: %v", err)
+		}
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("%d JWKS fetches, want 2: concurrent misses of one key must share one fetch", n)
 	}
 }

@@ -41,6 +41,7 @@ type testServer struct {
 	system   *actor.ActorSystem
 	queue    jobs.Queue // in a cluster, stopped before the workers
 	nc       *nats.Conn // in a cluster, the hub's connection
+	srv      *Server
 	// closeLog, when set, closes the event log the test gave the hub in
 	// its Config, after the hub has stopped.
 	closeLog func() error
@@ -60,6 +61,13 @@ func newTestServer(t *testing.T, cfg actors.Config, permissions string) *testSer
 
 // newTestServerAuth is newTestServer with another authenticator (Clerk's).
 func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, authenticate func(string) (authz.Identity, error)) *testServer {
+	t.Helper()
+	return newTestServerWith(t, cfg, permissions, authenticate, nil)
+}
+
+// newTestServerWith is newTestServerAuth whose transport Config edit may
+// change before the server is built.
+func newTestServerWith(t *testing.T, cfg actors.Config, permissions string, authenticate func(string) (authz.Identity, error), edit func(*Config)) *testServer {
 	t.Helper()
 	permFile := filepath.Join(t.TempDir(), "permissions.json")
 	if err := os.WriteFile(permFile, []byte(permissions), 0o600); err != nil {
@@ -90,10 +98,14 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 		t.Fatal(err)
 	}
 	var ts *testServer // Submit goes through ts.submit, set below
-	srv, err := New(Config{
+	tcfg := Config{
 		Hub: hub, Authenticate: authenticate,
 		PublishKey: testKey, Submit: func(ctx context.Context, j jobs.Job) error { return ts.submit(ctx, j) }, Gatherer: reg, Registerer: reg,
-	})
+	}
+	if edit != nil {
+		edit(&tcfg)
+	}
+	srv, err := New(tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +115,7 @@ func newTestServerAuth(t *testing.T, cfg actors.Config, permissions string, auth
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ts = &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile, system: system}
+	ts = &testServer{t: t, addr: ln.Addr().String(), hub: hub, workers: workers, reg: reg, source: source, permFile: permFile, system: system, srv: srv}
 	ts.submit = workers.Submit
 	var once sync.Once
 	ts.stop = func() {

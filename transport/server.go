@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -44,11 +45,33 @@ type Config struct {
 	// Registerer takes the transport's own metrics. Nil means a private
 	// registry.
 	Registerer prometheus.Registerer
-	// MaxBodySize bounds a request body. Zero means 1 MiB.
+	// MaxBodySize bounds the body of POST /api/events. Zero means 1 MiB.
+	// The other POST routes take at most maxSmallBody, and the rest no
+	// body: each limit is chosen when the request's head arrives, so a
+	// body over it is refused (413) before it is read.
 	MaxBodySize int
+	// MaxConns bounds the client connections held at once, streams and
+	// requests together; at it, a new connection evicts the request
+	// connection idle the longest, or gets 503. Zero means no limit.
+	MaxConns int
+	// MaxConnsPerIP bounds the connections, streams included, one address
+	// holds at once; past it a new one gets 429. Loopback addresses are
+	// not counted (a reverse proxy on the same host is every client's
+	// address). Zero means no limit.
+	MaxConnsPerIP int
 	// Logger receives request errors worth a look. Nil discards them.
 	Logger *slog.Logger
+
+	countLoopback bool // test seam: MaxConnsPerIP counts loopback peers too
 }
+
+// maxSmallBody bounds the body of POST /api/jobs and
+// POST /api/permissions/invalidate.
+const maxSmallBody = 64 << 10
+
+// noBody is the body limit of every other route. fasthttp takes zero for
+// "its default", so the smallest limit it can be told is one byte.
+const noBody = 1
 
 // Server is eventhub's HTTP server. Serve and Shutdown may be called from
 // different goroutines.
@@ -57,7 +80,13 @@ type Server struct {
 	log          *slog.Logger
 	srv          *fasthttp.Server
 	authFailures map[string]prometheus.Counter // by authz.FailureReason
+	refused      map[string]prometheus.Counter // requests fasthttp could not take, by reason
 	head         []byte                        // every stream's first bytes; see streamHeadFor
+	conns        *connLimits
+	// keyDigest is the SHA-256 of PublishKey: keys are compared by digest,
+	// in constant time, so neither a key's bytes nor its length leak
+	// through the time a refusal takes.
+	keyDigest [sha256.Size]byte
 }
 
 // New builds a Server.
@@ -71,22 +100,35 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, authFailures: map[string]prometheus.Counter{}, head: streamHeadFor(cfg.Hub)}
+	s := &Server{cfg: cfg, log: cfg.Logger, authFailures: map[string]prometheus.Counter{}, refused: map[string]prometheus.Counter{},
+		head: streamHeadFor(cfg.Hub), keyDigest: sha256.Sum256([]byte(cfg.PublishKey))}
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventhub_auth_failures_total", Help: "Requests refused for want of a valid session token, by reason.",
 	}, []string{"reason"})
 	for _, reason := range authz.AuthFailureReasons {
 		s.authFailures[reason] = failures.WithLabelValues(reason)
 	}
-	if err := cfg.Registerer.Register(failures); err != nil {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_http_refused_total", Help: "Requests refused before a handler ran, by reason: body_too_large, headers_too_large, timeout, malformed.",
+	}, []string{"reason"})
+	for _, reason := range []string{"body_too_large", "headers_too_large", "timeout", "malformed"} {
+		s.refused[reason] = refused.WithLabelValues(reason)
+	}
+	for _, c := range []prometheus.Collector{failures, refused} {
+		if err := cfg.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	var err error
+	if s.conns, err = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.countLoopback, cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	r := router.New()
 	r.GET("/api/events", s.stream)
-	r.POST("/api/events", s.limitBody(s.publish))
-	r.POST("/api/jobs", s.limitBody(s.submitJob))
+	r.POST("/api/events", s.publish)
+	r.POST("/api/jobs", s.submitJob)
 	r.GET("/api/jobs", s.jobSnapshot)
-	r.POST("/api/permissions/invalidate", s.limitBody(s.invalidate))
+	r.POST("/api/permissions/invalidate", s.invalidate)
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/", s.webIndex)
@@ -104,12 +146,12 @@ func New(cfg Config) (*Server, error) {
 		Handler:        r.Handler,
 		Name:           "eventhub",
 		ReadBufferSize: 16 << 10, // a 4.5 KB Clerk cookie gets 431 with the 4 KiB default
-		// fasthttp answers a body over its limit before reading it and
-		// closes, and closing on unread data resets the connection, which
-		// can destroy the answer before the client reads it. So fasthttp's
-		// limit is a far ceiling, and limitBody answers 413 on a body it has
-		// read, over a connection that stays healthy.
-		MaxRequestBodySize: 4 * cfg.MaxBodySize,
+		// Each route's body limit is chosen from the request's head, and a
+		// body over it is answered 413 before it is read (requestError
+		// then closes with a lingering close, so the client reads the
+		// answer). This is the ceiling, for a route bodyLimit overlooks.
+		HeaderReceived:     s.bodyLimit,
+		MaxRequestBodySize: cfg.MaxBodySize,
 		ReadTimeout:        30 * time.Second,
 		WriteTimeout:       30 * time.Second,
 		IdleTimeout:        90 * time.Second,
@@ -122,7 +164,11 @@ func New(cfg Config) (*Server, error) {
 		ReduceMemoryUsage: true,
 		CloseOnShutdown:   true,
 		ErrorHandler:      s.requestError,
-		Logger:            fasthttpLogger{s.log},
+		ConnState:         s.conns.connState,
+		// fasthttp's error lines must not quote the request: its head
+		// holds session tokens, cookies and the publish key.
+		SecureErrorLogMessage: true,
+		Logger:                newRateLogger(s.log, time.Minute),
 	}
 	return s, nil
 }
@@ -130,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until Shutdown. Out of descriptors, it
 // waits for some to be released (see patientListener).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(&patientListener{Listener: ln, log: s.log})
+	return s.srv.Serve(&limitedListener{Listener: &patientListener{Listener: ln, log: s.log}, l: s.conns})
 }
 
 // Shutdown stops accepting and waits, until ctx is done, for the HTTP
@@ -138,31 +184,52 @@ func (s *Server) Serve(ln net.Listener) error {
 // it down too.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
 
-// requestError answers what fasthttp could not parse, as JSON.
+// requestError answers what fasthttp could not take, as JSON, and counts it.
 func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	var smallBuf *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodySize))
+		s.refused["body_too_large"].Inc()
+		// The body is unread: let the client read this before the close.
+		if c, ok := ctx.Conn().(*trackedConn); ok {
+			c.linger.Store(true)
+		}
+		limit := s.bodyLimit(&ctx.Request.Header).MaxRequestBodySize
+		msg := fmt.Sprintf("body over %d bytes", limit)
+		if limit == noBody {
+			msg = "this route takes no body"
+		}
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, msg)
 	case errors.As(err, &smallBuf):
+		s.refused["headers_too_large"].Inc()
 		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
 	case errors.As(err, &netErr) && netErr.Timeout():
+		s.refused["timeout"].Inc()
 		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
 	default:
+		s.refused["malformed"].Inc()
 		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
 	}
 }
 
-// limitBody answers 413 for a body over MaxBodySize.
-func (s *Server) limitBody(h fasthttp.RequestHandler) fasthttp.RequestHandler {
-	return func(ctx *fasthttp.RequestCtx) {
-		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
-			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodySize))
-			return
+// bodyLimit is fasthttp's HeaderReceived hook: the body limit of the
+// request whose head just arrived, before its body is read.
+func (s *Server) bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	limit := noBody
+	if h.IsPost() {
+		path := h.RequestURI()
+		if i := bytes.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
 		}
-		h(ctx)
+		switch string(path) {
+		case "/api/events":
+			limit = s.cfg.MaxBodySize
+		case "/api/jobs", "/api/permissions/invalidate":
+			limit = maxSmallBody
+		}
 	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: limit}
 }
 
 func (s *Server) ready(ctx *fasthttp.RequestCtx) {
@@ -305,7 +372,11 @@ func (s *Server) invalidate(ctx *fasthttp.RequestCtx) {
 // publisher checks the publish key, answering 401 itself.
 func (s *Server) publisher(ctx *fasthttp.RequestCtx) bool {
 	key, ok := bearer(ctx)
-	if !ok || s.cfg.PublishKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.PublishKey)) != 1 {
+	if ok {
+		digest := sha256.Sum256([]byte(key))
+		ok = subtle.ConstantTimeCompare(digest[:], s.keyDigest[:]) == 1
+	}
+	if !ok || s.cfg.PublishKey == "" {
 		writeError(ctx, fasthttp.StatusUnauthorized, "invalid publish key")
 		return false
 	}
@@ -331,11 +402,4 @@ func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
 		return "", false
 	}
 	return string(h[len(prefix):]), true
-}
-
-// fasthttpLogger sends fasthttp's own log lines to slog.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "lib", "fasthttp")
 }

@@ -70,6 +70,9 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 			c = u.UnsafeConn()
 		}
+		if tc, ok := c.(*trackedConn); ok {
+			s.conns.toStream(tc) // counted until the hub closes it
+		}
 		_ = hub.Open(c, ticket, req) // on error the hub has closed c and released ticket
 	})
 }

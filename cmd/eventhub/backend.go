@@ -29,7 +29,7 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 	var b backend
 	url := cfg.nats
 	if cfg.natsEmbed != "" {
-		srv, err := natsjs.StartServer(natsjs.ServerConfig{Addr: cfg.natsEmbed, StoreDir: cfg.natsStore})
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{Addr: cfg.natsEmbed, StoreDir: cfg.natsStore, Auth: cfg.natsAuth})
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +47,7 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 		b.log, b.closeLog = mem, mem.Close
 		return &b, nil
 	}
-	nc, err := natsjs.Connect(url, log)
+	nc, err := natsjs.Connect(url, cfg.natsAuth, log)
 	if err != nil {
 		b.close()
 		return nil, err

@@ -7,7 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/natsjs"
 )
 
 // serveConfig is what "eventhub serve" was asked to do.
@@ -17,6 +21,7 @@ type serveConfig struct {
 	auth              string
 	permissions       string
 	publishKey        string
+	publishKeyFile    string
 	heartbeat         time.Duration
 	history           int
 	historyFile       string
@@ -24,6 +29,8 @@ type serveConfig struct {
 	mailbox           int
 	maxStreams        int
 	maxStreamsPerUser int
+	maxConns          int
+	maxConnsPerIP     int
 	demo              bool
 	jobQueue          int
 	jobsPerUser       int
@@ -46,6 +53,10 @@ type serveConfig struct {
 	natsMaxEvents  int64
 	natsMaxAge     time.Duration
 	reusePort      bool
+	natsUser       string
+	natsPassFile   string
+	natsTokenFile  string
+	natsAuth       natsjs.Credentials // from the files or EVENTHUB_NATS_PASSWORD / EVENTHUB_NATS_TOKEN
 
 	clerkJWTKey    string // CLERK_JWT_KEY
 	clerkSecretKey string // CLERK_SECRET_KEY
@@ -65,7 +76,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&c.clerkLeeway, "clerk-leeway", 5*time.Second, "clock skew allowed on token exp, nbf and iat")
 	fs.StringVar(&c.clerkIssuer, "clerk-issuer", "", "the only accepted token issuer; empty means Clerk's own rule")
 	fs.StringVar(&c.clerkAPIURL, "clerk-api-url", "", "Clerk Backend API base URL; empty means Clerk's")
-	fs.StringVar(&c.publishKey, "publish-key", "", "key for POST /api/events (dev default: dev-publish-key; required with clerk)")
+	fs.StringVar(&c.publishKey, "publish-key", "", "key for POST /api/events (dev default: dev-publish-key; required with clerk); prefer --publish-key-file or EVENTHUB_PUBLISH_KEY, which no process listing shows")
+	fs.StringVar(&c.publishKeyFile, "publish-key-file", "", "read the publish key from this file (trailing newline dropped)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 30*time.Second, "interval of :ping comments on quiet streams")
 	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
 	fs.StringVar(&c.historyFile, "history-file", "", "save history and the id counter here on shutdown, load them at start: clients resume across a restart")
@@ -73,6 +85,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
 	fs.IntVar(&c.maxStreams, "max-streams", 0, "streams this process holds; 0 means as many as open files allow")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 16, "streams one user may hold; 0 means no limit")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "client connections (streams and requests) held at once; at it a new one evicts the longest-idle request connection or gets 503; 0 means the open-file limit less 50")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 1000, "connections (streams included) one client address may hold; past it, 429; loopback peers are not counted; 0 means no limit")
 	fs.BoolVar(&c.demo, "demo", false, "keep submitting demo jobs, so a dashboard shows life at once")
 	fs.IntVar(&c.jobQueue, "job-queue", 1000, "jobs of one kind waiting for a worker (in a cluster, in the work queue) before a submission gets 429")
 	fs.IntVar(&c.jobsPerUser, "jobs-per-user", 50, "jobs one user may have queued or running, counted on the node they submit to; past it, 429; 0 means no limit")
@@ -86,7 +100,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.natsStream, "nats-stream", "EVENTHUB", "the JetStream stream that is the event log (subjects eventhub.events.<type>)")
 	fs.Int64Var(&c.natsMaxEvents, "nats-max-events", 1_000_000, "events the log keeps at most")
 	fs.DurationVar(&c.natsMaxAge, "nats-max-age", 24*time.Hour, "how long the log keeps an event at most")
-	fs.BoolVar(&c.reusePort, "reuse-port", false, "share --listen with other hub processes (SO_REUSEPORT)")
+	fs.BoolVar(&c.reusePort, "reuse-port", false, "share --listen with other hub processes (SO_REUSEPORT); needs --nats or --nats-embed")
+	fs.StringVar(&c.natsUser, "nats-user", "", "NATS user name, with the password from --nats-password-file or EVENTHUB_NATS_PASSWORD, for --nats and --nats-embed")
+	fs.StringVar(&c.natsPassFile, "nats-password-file", "", "read the NATS password from this file")
+	fs.StringVar(&c.natsTokenFile, "nats-token-file", "", "read a NATS token from this file (or set EVENTHUB_NATS_TOKEN), for --nats and --nats-embed")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -112,7 +129,64 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return c, envErr
 	}
 	c.clerkJWTKey, c.clerkSecretKey = getenv("CLERK_JWT_KEY"), getenv("CLERK_SECRET_KEY")
+	if err := c.readSecrets(getenv("EVENTHUB_NATS_PASSWORD"), getenv("EVENTHUB_NATS_TOKEN")); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// readSecrets reads the keys given as files, and takes the NATS password
+// or token from the environment when no file names it. A secret is taken
+// from a file or the environment so that no process listing shows it.
+func (c *serveConfig) readSecrets(natsPassword, natsToken string) error {
+	if c.publishKeyFile != "" {
+		if c.publishKey != "" {
+			return errors.New("--publish-key and --publish-key-file: give the key once")
+		}
+		key, err := readSecret("--publish-key-file", c.publishKeyFile)
+		if err != nil {
+			return err
+		}
+		c.publishKey = key
+	}
+	if c.natsPassFile != "" {
+		p, err := readSecret("--nats-password-file", c.natsPassFile)
+		if err != nil {
+			return err
+		}
+		natsPassword = p
+	}
+	if c.natsTokenFile != "" {
+		tok, err := readSecret("--nats-token-file", c.natsTokenFile)
+		if err != nil {
+			return err
+		}
+		natsToken = tok
+	}
+	switch {
+	case natsToken != "" && (c.natsUser != "" || natsPassword != ""):
+		return errors.New("NATS credentials: a token or a user and password, not both")
+	case c.natsUser != "" && natsPassword == "":
+		return errors.New("--nats-user needs a password: --nats-password-file or EVENTHUB_NATS_PASSWORD")
+	case c.natsUser == "" && natsPassword != "":
+		return errors.New("a NATS password needs --nats-user")
+	}
+	c.natsAuth = natsjs.Credentials{User: c.natsUser, Password: natsPassword, Token: natsToken}
+	return nil
+}
+
+// readSecret reads a secret from a file: its content less the trailing
+// line end and spaces, which must leave something.
+func readSecret(flagName, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flagName, err)
+	}
+	secret := strings.TrimRight(string(b), " \t\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%s %s: the file is empty", flagName, path)
+	}
+	return secret, nil
 }
 
 func (c *serveConfig) validate() error {
@@ -129,7 +203,7 @@ func (c *serveConfig) validate() error {
 			return errors.New("--auth clerk needs CLERK_JWT_KEY (networkless verification) or CLERK_SECRET_KEY")
 		}
 		if c.publishKey == "" {
-			return errors.New("--auth clerk needs --publish-key (or EVENTHUB_PUBLISH_KEY)")
+			return errors.New("--auth clerk needs a publish key: --publish-key-file, EVENTHUB_PUBLISH_KEY or --publish-key")
 		}
 	default:
 		return fmt.Errorf("--auth %q: want dev or clerk", c.auth)
@@ -163,8 +237,22 @@ func (c *serveConfig) validate() error {
 	if c.jobsPerUser < 0 || c.jobRate < 0 {
 		return errors.New("--jobs-per-user and --job-rate must not be negative")
 	}
-	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 {
-		return errors.New("--max-streams and --max-streams-per-user must not be negative")
+	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 || c.maxConns < 0 || c.maxConnsPerIP < 0 {
+		return errors.New("--max-streams, --max-streams-per-user, --max-conns and --max-conns-per-ip must not be negative")
+	}
+	cluster := c.nats != "" || c.natsEmbed != ""
+	if c.reusePort && !cluster {
+		// Each process would number and route only the events it took in:
+		// a stream would see some of them, silently.
+		return errors.New("--reuse-port shares the address between hub processes, which must share one event log: it needs --nats or --nats-embed")
+	}
+	if !c.natsAuth.IsZero() && !cluster {
+		return errors.New("NATS credentials are for --nats or --nats-embed")
+	}
+	if c.natsEmbed != "" && !loopback(c.natsEmbed) && c.natsAuth.IsZero() {
+		// Anyone who reaches it could publish events to every user, past
+		// the publish key and the checks on who publishes.
+		return fmt.Errorf("--nats-embed %q listens beyond loopback: it needs credentials (--nats-token-file or EVENTHUB_NATS_TOKEN, or --nats-user with a password)", c.natsEmbed)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +126,10 @@ func TestServeDefaultsAndEnvironment(t *testing.T) {
 }
 
 func TestServeRefusesBadConfiguration(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -144,6 +150,18 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad permissions url", []string{"serve", "--permissions", "http://"}, nil, "permissions url"},
 		{"history file in a cluster", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--history-file", "h.jsonl"}, nil, "--history-file"},
 		{"nats store without an embedded server", []string{"serve", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
+		{"reuse-port without a shared log", []string{"serve", "--reuse-port"}, nil, "--reuse-port"},
+		{"embedded nats beyond loopback without credentials", []string{"serve", "--nats-embed", "0.0.0.0:4222"}, nil, "credentials"},
+		{"embedded nats on every address without credentials", []string{"serve", "--nats-embed", ":4222"}, nil, "credentials"},
+		{"publish key twice", []string{"serve", "--publish-key", "k", "--publish-key-file", empty}, nil, "once"},
+		{"empty publish key file", []string{"serve", "--publish-key-file", empty}, nil, "empty"},
+		{"missing publish key file", []string{"serve", "--publish-key-file", "/nonexistent/key"}, nil, "--publish-key-file"},
+		{"nats user without a password", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-user", "hub"}, nil, "password"},
+		{"nats password without a user", []string{"serve", "--nats", "nats://127.0.0.1:4222"}, map[string]string{"EVENTHUB_NATS_PASSWORD": "p"}, "--nats-user"},
+		{"nats token and user", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-user", "hub"},
+			map[string]string{"EVENTHUB_NATS_PASSWORD": "p", "EVENTHUB_NATS_TOKEN": "t"}, "not both"},
+		{"nats credentials without nats", []string{"serve"}, map[string]string{"EVENTHUB_NATS_TOKEN": "t"}, "--nats"},
+		{"negative per-address cap", []string{"serve", "--max-conns-per-ip", "-1"}, nil, "--max-conns-per-ip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer

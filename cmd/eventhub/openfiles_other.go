@@ -2,7 +2,7 @@
 
 package main
 
-// streamsOpenFilesAllow returns 0, no limit from open files: there is no
+// raiseOpenFiles returns 0, no limit from open files: there is no
 // open-file limit of the unix kind to raise or to count streams against
 // (Windows bounds handles per process far above what a hub opens).
-func streamsOpenFilesAllow() int { return 0 } // 0: no bound
+func raiseOpenFiles() int { return 0 } // 0: no bound

@@ -4,9 +4,9 @@ package main
 
 import "golang.org/x/sys/unix"
 
-// streamsOpenFilesAllow raises the soft open-file limit to the hard one and
-// returns how many streams fit in it.
-func streamsOpenFilesAllow() int {
+// raiseOpenFiles raises the soft open-file limit to the hard one and
+// returns it; 0 if it cannot be read.
+func raiseOpenFiles() int {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		return 0
@@ -18,8 +18,8 @@ func streamsOpenFilesAllow() int {
 			lim = raised
 		}
 	}
-	if lim.Cur <= fileReserve*2 {
-		return 1
+	if lim.Cur > 1<<40 { // RLIM_INFINITY
+		return 1 << 40
 	}
-	return int(lim.Cur) - fileReserve
+	return int(lim.Cur)
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,9 +30,15 @@ import (
 	"github.com/finexbot/eventhub/transport"
 )
 
-// fileReserve is how many open files a hub keeps for itself (listeners,
-// logs, outgoing connections) when --max-streams is 0.
-const fileReserve = 100
+// fileReserve is how many open files streams may not take when
+// --max-streams is 0: of them, internalFiles are the hub's own (listeners,
+// logs, NATS, outgoing connections), which no client connection takes
+// when --max-conns is 0, and the rest are for requests (publishing,
+// signing in, snapshots) when streams hold all they may.
+const (
+	fileReserve   = 100
+	internalFiles = 50
+)
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Writer) error {
 	source, file, err := permissionSource(cfg)
@@ -42,9 +49,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	maxStreams := cfg.maxStreams
-	if maxStreams == 0 {
-		maxStreams = streamsOpenFilesAllow()
+	openFiles := raiseOpenFiles()
+	maxStreams, maxConns := cfg.maxStreams, cfg.maxConns
+	if maxStreams == 0 && openFiles > 0 {
+		maxStreams = max(openFiles-fileReserve, 1)
+	}
+	if maxConns == 0 && openFiles > 0 {
+		maxConns = max(openFiles-internalFiles, 2)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -108,13 +119,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		publicMetrics = nil
 	}
 	srv, err := transport.New(transport.Config{
-		Hub:          hub,
-		Authenticate: authenticate,
-		PublishKey:   cfg.publishKey,
-		Submit:       submit,
-		Gatherer:     publicMetrics,
-		Registerer:   reg,
-		Logger:       log,
+		Hub:           hub,
+		Authenticate:  authenticate,
+		PublishKey:    cfg.publishKey,
+		Submit:        submit,
+		Gatherer:      publicMetrics,
+		Registerer:    reg,
+		Logger:        log,
+		MaxConns:      maxConns,
+		MaxConnsPerIP: cfg.maxConnsPerIP,
 	})
 	if err != nil {
 		return err
@@ -134,7 +147,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		admin = adminServer(reg, hub)
 		log.Info("eventhub admin listening", "addr", adminLn.Addr().String())
 	}
-	log.Info("eventhub listening", "addr", ln.Addr().String(), "auth", cfg.auth, "max_streams", maxStreams, "demo", cfg.demo)
+	log.Info("eventhub listening", "addr", ln.Addr().String(), "auth", cfg.auth, "max_streams", maxStreams, "max_conns", maxConns, "demo", cfg.demo)
 
 	var wg sync.WaitGroup // the goroutines below; serve waits for them before it returns
 	serveErr := make(chan error, 1)
@@ -203,16 +216,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	return err
 }
 
+// maxProfile bounds the seconds of a CPU profile or trace on the admin
+// server; its WriteTimeout leaves room for one.
+const maxProfile = 60 * time.Second
+
 // adminServer serves /metrics, pprof and the health checks on the admin
 // listener: what operators and Prometheus need, away from the public port.
+// Not /debug/pprof/cmdline: the command line may hold a key.
 func adminServer(reg *prometheus.Registry, hub *actors.Hub) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/debug/pprof/cmdline" { // pprof.Index would serve nothing for it; say so plainly
+			http.NotFound(w, r)
+			return
+		}
+		pprof.Index(w, r)
+	})
+	mux.HandleFunc("/debug/pprof/profile", boundedProfile(pprof.Profile))
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/trace", boundedProfile(pprof.Trace))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
@@ -226,7 +249,30 @@ func adminServer(reg *prometheus.Registry, hub *actors.Hub) *http.Server {
 		}
 		io.WriteString(w, `{"status":"ready"}`+"\n")
 	})
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      maxProfile + 15*time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// boundedProfile refuses a profile or trace longer than maxProfile.
+func boundedProfile(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if raw := r.FormValue("seconds"); raw != "" {
+			sec, err := strconv.ParseFloat(raw, 64)
+			if err != nil || sec <= 0 || sec > maxProfile.Seconds() {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"error":"seconds: want more than 0 and at most %d"}`+"\n", int(maxProfile.Seconds()))
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // buildInfo is eventhub_build_info{version,go} 1.

@@ -24,7 +24,7 @@ func startNATS(t *testing.T) *nats.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := natsjs.Connect(srv.ClientURL(), slog.New(slog.DiscardHandler))
+	nc, err := natsjs.Connect(srv.ClientURL(), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +21,30 @@ type ServerConfig struct {
 	// StoreDir is where JetStream keeps its streams. Empty means a new
 	// temporary directory.
 	StoreDir string
+	// Auth is what a client must present to connect. The zero value lets
+	// any client in: only for a server no one else can reach.
+	Auth Credentials
+}
+
+// Credentials authenticate a NATS client: a token, or a user and a
+// password. The zero value is none. They are secrets: never logged.
+type Credentials struct {
+	User, Password string
+	Token          string
+}
+
+// IsZero reports whether c holds no credentials.
+func (c Credentials) IsZero() bool { return c == Credentials{} }
+
+// options are the nats.go options that present c.
+func (c Credentials) options() []nats.Option {
+	switch {
+	case c.Token != "":
+		return []nats.Option{nats.Token(c.Token)}
+	case c.User != "":
+		return []nats.Option{nats.UserInfo(c.User, c.Password)}
+	}
+	return nil
 }
 
 // Server is a NATS server with JetStream run inside the hub's process, so
@@ -46,10 +72,17 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("embedded nats store: %w", err)
 		}
 	}
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		ServerName: "eventhub-" + strconv.Itoa(os.Getpid()), Host: host, Port: port,
 		JetStream: true, StoreDir: store, NoLog: true, NoSigs: true,
-	})
+	}
+	switch a := cfg.Auth; {
+	case a.Token != "":
+		opts.Authorization = a.Token
+	case a.User != "":
+		opts.Username, opts.Password = a.User, a.Password
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
@@ -77,20 +110,37 @@ func (s *Server) Shutdown() {
 }
 
 // Connect connects to the NATS servers at url (a comma-separated list) for
-// good: a hub outlives NATS outages, it waits for NATS rather than dying,
-// and reconnects as often as it takes. The caller closes the connection.
-func Connect(url string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// good, presenting auth: a hub outlives NATS outages, it waits for NATS
+// rather than dying, and reconnects as often as it takes. The caller
+// closes the connection.
+func Connect(url string, auth Credentials, log *slog.Logger) (*nats.Conn, error) {
+	opts := append(auth.options(),
 		nats.Name("eventhub"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
 	)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", url, err)
+		return nil, fmt.Errorf("nats %s: %w", redactURLs(url), err)
 	}
 	return nc, nil
+}
+
+// redactURLs is urls (comma-separated) with any password or token in them
+// replaced, for an error message or a log line.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = neturl.User("redacted")
+			parts[i] = u.String()
+		} else if err != nil {
+			parts[i] = "(unparsable url)"
+		}
+	}
+	return strings.Join(parts, ",")
 }
