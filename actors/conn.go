@@ -77,10 +77,14 @@ func (s *stream) closeGracefully(r CloseReason, retryMs int64) {
 	}
 }
 
-// overflow is the mailbox's refusal: the client is not reading fast enough.
-// Closing it is the decision, not an accident: it resumes with Last-Event-ID.
-func (s *stream) overflow() {
+// overflow is the mailbox's refusal, over its frames or (bytes) its bytes:
+// the client is not reading fast enough. Closing it is the decision, not an
+// accident: it resumes with Last-Event-ID.
+func (s *stream) overflow(bytes bool) {
 	s.hub.m.mailboxOverflow.Inc()
+	if bytes {
+		s.hub.m.mailboxOverflowBytes.Inc()
+	}
 	s.close(CloseSlow)
 }
 

@@ -71,7 +71,7 @@ func TestHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHistory(tt.size, 1)
+			h := newHistory(tt.size, 0, 1)
 			pushed := map[uint64]*frame{}
 			for id := uint64(1); id <= tt.pushed; id++ {
 				f := &frame{id: id}
@@ -104,7 +104,7 @@ func TestHistory(t *testing.T) {
 // longer keeps, so an old event's bytes can be collected.
 func TestHistoryDropsOldFrames(t *testing.T) {
 	t.Parallel()
-	h := newHistory(3, 1)
+	h := newHistory(3, 0, 1)
 	for id := uint64(1); id <= 7; id++ {
 		h.push(&frame{id: id})
 	}

@@ -14,18 +14,21 @@ import (
 // then spins. This one refuses a user message when full, says so to its
 // owner (onOverflow, called on the poster's goroutine), and never blocks.
 //
-// Its queue grows on demand up to the capacity, so an idle stream costs a
-// few words, not a preallocated ring.
+// It is bounded in frames (capacity) and in bytes (maxBytes: the sum of
+// the queued frames' lengths). Its queue grows on demand up to the
+// capacity, so an idle stream costs a few words, not a preallocated ring.
 //
 // Any goroutine may post; the dispatcher runs one processMessages at a time.
 type mailbox struct {
 	capacity   int
-	onOverflow func() // called once per refused message; must not block
+	maxBytes   int
+	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
 
 	mu     sync.Mutex // guards the fields below it
 	queue  []any      // ring buffer; len(queue) is its current size
 	head   int
 	n      int
+	bytes  int // of the queued frames
 	sys    []any
 	closed bool // after close, user messages are dropped, not counted
 
@@ -49,8 +52,8 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // newMailbox returns a mailbox that queues but does not run anything until
 // Start: a stream can be posted to (by the heartbeat wheel, say) before its
 // actor is spawned.
-func newMailbox(capacity int, onOverflow func()) *mailbox {
-	m := &mailbox{capacity: capacity, onOverflow: onOverflow}
+func newMailbox(capacity, maxBytes int, onOverflow func(bytes bool)) *mailbox {
+	m := &mailbox{capacity: capacity, maxBytes: maxBytes, onOverflow: onOverflow}
 	m.process = func() { m.processMessages(false) }
 	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 	return m
@@ -74,15 +77,25 @@ func (m *mailbox) postAlways(msg any) bool {
 	return true
 }
 
+// frameLen is what msg counts against the byte budget: a frame's length.
+func frameLen(msg any) int {
+	if f, ok := msg.(*frame); ok {
+		return len(f.bytes)
+	}
+	return 0
+}
+
 func (m *mailbox) push(msg any, force bool) bool {
+	size := frameLen(msg)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return false
 	}
-	if m.n >= m.capacity && !force {
+	if !force && (m.n >= m.capacity || m.bytes+size > m.maxBytes) {
+		bytes := m.n < m.capacity
 		m.mu.Unlock()
-		m.onOverflow()
+		m.onOverflow(bytes)
 		return false
 	}
 	if m.n == len(m.queue) {
@@ -90,6 +103,7 @@ func (m *mailbox) push(msg any, force bool) bool {
 	}
 	m.queue[(m.head+m.n)%len(m.queue)] = msg
 	m.n++
+	m.bytes += size
 	m.userCount.Store(int32(m.n))
 	m.mu.Unlock()
 	return true
@@ -116,6 +130,7 @@ func (m *mailbox) popUser() any {
 	m.queue[m.head] = nil
 	m.head = (m.head + 1) % len(m.queue)
 	m.n--
+	m.bytes -= frameLen(msg)
 	m.userCount.Store(int32(m.n))
 	if m.n == 0 && len(m.queue) > 16 {
 		m.queue, m.head = nil, 0 // a burst is over: give the memory back
@@ -154,7 +169,7 @@ func (m *mailbox) popSys() any {
 func (m *mailbox) close() {
 	m.mu.Lock()
 	m.closed = true
-	m.queue, m.head, m.n = nil, 0, 0
+	m.queue, m.head, m.n, m.bytes = nil, 0, 0, 0
 	m.userCount.Store(0)
 	m.mu.Unlock()
 }

@@ -46,8 +46,8 @@ func newHubActor(h *Hub, after uint64) *hubActor {
 	a := &hubActor{
 		h:          h,
 		routed:     after,
-		history:    newHistory(h.cfg.History, after+1),
-		jobs:       newJobTable(h.cfg.Jobs),
+		history:    newHistory(h.cfg.History, h.cfg.HistoryBytes, after+1),
+		jobs:       newJobTable(h.cfg.Jobs, h.cfg.JobsBytes),
 		users:      map[string]*userEntry{},
 		byAsset:    map[string]map[*userEntry]struct{}{},
 		byScenario: map[string]map[*userEntry]struct{}{},
@@ -85,12 +85,15 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 		a.subscribe(ctx, sub)
 	case *snapshot:
-		msg.reply <- Snapshot{
-			LastEventID: a.routed,
-			Jobs: a.jobs.newest(msg.limit, func(ev *jobs.Event) bool {
-				return msg.perms.Allows(ev) && msg.filter.Match(ev)
-			}),
+		// The answer's JSON besides its jobs ({"lastEventId":…,"jobs":[…],
+		// "truncated":true}) is under 80 bytes.
+		list, truncated := a.jobs.newest(msg.limit, a.h.cfg.SnapshotBytes-80, func(ev *jobs.Event) bool {
+			return msg.perms.Allows(ev) && msg.filter.Match(ev)
+		})
+		if truncated {
+			a.h.m.snapshotTruncated.Inc()
 		}
+		msg.reply <- Snapshot{LastEventID: a.routed, Jobs: list, Truncated: truncated}
 	case *authorize:
 		e := a.user(ctx, msg.user)
 		e.sent++
@@ -120,10 +123,18 @@ func (a *hubActor) Receive(ctx actor.Context) {
 func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
 	f := newFrame(id, ev)
 	f.at = time.Now().UnixNano()
-	a.history.push(f)
-	a.h.m.historyEvents.Set(float64(a.history.n))
-	a.h.m.historyBytes.Set(float64(a.history.bytes))
-	a.jobs.update(f)
+	m := a.h.m
+	if byCount, byBytes := a.history.push(f); byCount+byBytes > 0 {
+		m.historyEvicted[evictCount].Add(float64(byCount))
+		m.historyEvicted[evictBytes].Add(float64(byBytes))
+	}
+	m.historyEvents.Set(float64(a.history.n))
+	m.historyBytes.Set(float64(a.history.bytes))
+	if byCount, byBytes := a.jobs.update(f); byCount+byBytes > 0 {
+		m.jobsEvicted[evictCount].Add(float64(byCount))
+		m.jobsEvicted[evictBytes].Add(float64(byBytes))
+	}
+	m.jobsBytes.Set(float64(a.jobs.bytes))
 	a.h.m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)
 }
@@ -280,17 +291,27 @@ func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
 // prefix holds what the log had after lastID up to upTo that history no
 // longer does (see backfill); history goes on from there. mark is the
 // newest id when the stream's subscribe first reached the hub.
-func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo, mark uint64) [][]byte {
+func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo, mark uint64) (frames [][]byte) {
 	newest := a.routed
 	if lastID > newest {
 		return [][]byte{appendResetFrame(nil, newest, "ahead")}
 	}
-	var frames [][]byte
+	size, limit := 0, a.h.cfg.MailboxBytes
 	keep := func(f *frame) {
-		if perms.Allows(f.ev) && s.filter.Match(f.ev) {
+		if size <= limit && perms.Allows(f.ev) && s.filter.Match(f.ev) {
 			frames = append(frames, f.bytes)
+			size += len(f.bytes)
 		}
 	}
+	// A replay is held by the stream like its mailbox's frames, so it is
+	// bounded by the same bytes: a larger one is not sent, the client gets
+	// a reset and reloads the snapshot instead.
+	defer func() {
+		if size > limit {
+			a.h.m.replaysRefused.Inc()
+			frames = [][]byte{appendResetFrame(nil, newest, "expired")}
+		}
+	}()
 	from := lastID
 	if upTo > lastID {
 		for _, f := range prefix {
@@ -303,6 +324,7 @@ func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, pr
 		// came since follows it: the same stream as if the answer had not
 		// waited for the log. If history moved past that meanwhile, the
 		// reset names the newest id now.
+		size = 0 // what the log gave is not sent
 		if mark+1 < a.history.floor {
 			return [][]byte{appendResetFrame(nil, newest, "expired")}
 		}
