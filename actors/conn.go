@@ -140,6 +140,15 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.pending = append(c.pending, msg.frames...)
 		c.frames += len(msg.frames)
 		c.flush()
+	case *revoked:
+		// Event frames taken from the mailbox and not written yet were
+		// checked against the permissions before: they are not written.
+		// The stream closes instead; the client resumes, and its replay is
+		// checked against the new ones.
+		if c.frames > 0 {
+			s.close(CloseRevoked)
+			return
+		}
 	case *resume:
 		c.flush() // what a congested socket did not take, now with the full timeout
 	case *heartbeat:

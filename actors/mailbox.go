@@ -29,6 +29,9 @@ type mailbox struct {
 	head   int
 	n      int
 	bytes  int // of the queued frames
+	// marks is 1 while revokeMark waits to be the next message: counted
+	// in userCount, so the actor runs, and writes nothing, until it has it.
+	marks  int
 	sys    []any
 	closed bool // after close, user messages are dropped, not counted
 
@@ -104,7 +107,7 @@ func (m *mailbox) push(msg any, force bool) bool {
 	m.queue[(m.head+m.n)%len(m.queue)] = msg
 	m.n++
 	m.bytes += size
-	m.userCount.Store(int32(m.n))
+	m.userCount.Store(int32(m.n + m.marks))
 	m.mu.Unlock()
 	return true
 }
@@ -123,6 +126,11 @@ func (m *mailbox) grow() {
 func (m *mailbox) popUser() any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.marks > 0 {
+		m.marks = 0
+		m.userCount.Store(int32(m.n))
+		return revokeMark
+	}
 	if m.n == 0 {
 		return nil
 	}
@@ -136,6 +144,41 @@ func (m *mailbox) popUser() any {
 		m.queue, m.head = nil, 0 // a burst is over: give the memory back
 	}
 	return msg
+}
+
+// revoke drops the queued frames that deny rejects, and makes revokeMark
+// the actor's next message, ahead of what stays queued: the user's
+// permissions narrowed, and what the actor took from the mailbox before
+// was checked against the old ones. It reports whether a replay is queued
+// (its frames cannot be told apart: the stream must close). Any goroutine
+// may call it.
+func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false
+	}
+	kept := 0
+	for i := range m.n {
+		msg := m.queue[(m.head+i)%len(m.queue)]
+		if f, ok := msg.(*frame); ok && deny(f) {
+			m.bytes -= len(f.bytes)
+			continue
+		}
+		if _, ok := msg.(*replay); ok {
+			replayQueued = true
+		}
+		m.queue[(m.head+kept)%len(m.queue)] = msg // kept <= i: compacts in place
+		kept++
+	}
+	for i := kept; i < m.n; i++ {
+		m.queue[(m.head+i)%len(m.queue)] = nil
+	}
+	m.n, m.marks = kept, 1
+	m.userCount.Store(int32(m.n + m.marks))
+	m.mu.Unlock()
+	m.schedule()
+	return replayQueued
 }
 
 // PostSystemMessage queues a protoactor system message (Started, Stop,
@@ -169,7 +212,7 @@ func (m *mailbox) popSys() any {
 func (m *mailbox) close() {
 	m.mu.Lock()
 	m.closed = true
-	m.queue, m.head, m.n, m.bytes = nil, 0, 0, 0
+	m.queue, m.head, m.n, m.bytes, m.marks = nil, 0, 0, 0, 0
 	m.userCount.Store(0)
 	m.mu.Unlock()
 }

@@ -550,3 +550,37 @@ func TestMailboxBytes(t *testing.T) {
 		t.Errorf("%d bytes counted after close", left)
 	}
 }
+
+// TestMailboxRevoke: revoke drops the queued frames it is told to deny,
+// keeps the rest in order, and hands the actor revokeMark before any of
+// them; a queued replay is reported.
+func TestMailboxRevoke(t *testing.T) {
+	t.Parallel()
+	m, d, r, _ := newManualMailbox(64)
+	fs := make([]*frame, 6)
+	for i := range fs {
+		fs[i] = &frame{id: uint64(i + 1), bytes: make([]byte, 10)}
+		m.PostUserMessage(fs[i])
+	}
+	if m.revoke(func(f *frame) bool { return f.id%2 == 0 }) {
+		t.Error("revoke reported a replay; none is queued")
+	}
+	if got := m.pending(); got != 4 {
+		t.Errorf("pending() = %d after revoke, want 3 frames and the mark", got)
+	}
+	d.drain()
+	want := []any{revokeMark, fs[0], fs[2], fs[4]}
+	if got := r.got(); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v, want the mark, then frames 1, 3, 5", got)
+	}
+	m.mu.Lock()
+	left := m.bytes
+	m.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d bytes counted in an empty mailbox", left)
+	}
+	m.postAlways(&replay{})
+	if !m.revoke(func(*frame) bool { return true }) {
+		t.Error("revoke did not report the queued replay")
+	}
+}

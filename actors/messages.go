@@ -132,6 +132,13 @@ type replay struct {
 	frames [][]byte
 }
 
+// revoked tells a conn actor that its user's permissions narrowed: the
+// mailbox has dropped the queued frames they deny, and hands this over
+// ahead of the rest (see mailbox.revoke). It is the one value revokeMark.
+type revoked struct{}
+
+var revokeMark = &revoked{}
+
 // resume makes a congested conn actor, now on a goroutine of its own, write
 // what its socket did not take.
 type resume struct{}
