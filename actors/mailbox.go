@@ -24,11 +24,11 @@ type mailbox struct {
 	maxBytes   int
 	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
 
-	mu     sync.Mutex // guards the fields below it
-	queue  []any      // ring buffer; len(queue) is its current size
-	head   int
-	n      int
-	bytes  int // of the queued frames
+	mu    sync.Mutex // guards the fields below it
+	queue []any      // ring buffer; len(queue) is its current size
+	head  int
+	n     int
+	bytes int // of the queued frames
 	// marks is 1 while revokeMark waits to be the next message: counted
 	// in userCount, so the actor runs, and writes nothing, until it has it.
 	marks  int
