@@ -42,6 +42,9 @@ type stream struct {
 	// userPID is the user actor the hub attached the stream to, once it has;
 	// the conn actor tells it when the stream is gone.
 	userPID atomic.Pointer[actor.PID]
+	// cancelRead cancels the read of the log for the stream's resume while
+	// one runs (see hubActor.backfill): a closed stream stops its read.
+	cancelRead atomic.Pointer[context.CancelFunc]
 }
 
 // newStream is a stream on conn for user, not yet open: Hub.Open opens it.
@@ -58,6 +61,9 @@ func (s *stream) close(r CloseReason) {
 		return
 	}
 	s.mb.close()
+	if cancel := s.cancelRead.Load(); cancel != nil {
+		(*cancel)()
+	}
 	// Shut down, not closed: that fails a write in progress, wakes the
 	// reader and sends the client its FIN, but the conn actor, which may
 	// be writing to the descriptor directly, closes it when it stops.

@@ -27,18 +27,21 @@ type subscribe struct {
 	mark   uint64 // the newest id routed when the hub first took the subscribe
 	// The events after lastID up to upTo, read from the log because history
 	// no longer had them.
-	prefix   []*frame
-	upTo     uint64
-	attempts int // log reads so far for this resume
+	prefix      []*frame
+	prefixBytes int // their size(), counted against BackfillBytes
+	upTo        uint64
+	attempts    int // log reads so far for this resume
 }
 
 // backfilled brings a subscribe back to the hub actor with what a read of
-// the log found after its upTo (ok false: the log no longer has it).
+// the log found up to upTo, and how the read ended (backfillOK, or why the
+// replay says "expired").
 type backfilled struct {
 	sub    *subscribe
 	frames []*frame
+	bytes  int // their size()
 	upTo   uint64
-	ok     bool
+	result int
 }
 
 // userIdle says a user actor has had no stream and no request for a TTL.

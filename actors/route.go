@@ -24,11 +24,15 @@ type hubActor struct {
 	history *history
 	jobs    *jobTable
 
-	parked     []*caughtUp // resumes waiting for the log to reach their id
-	users      map[string]*userEntry
-	byAsset    map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
-	byScenario map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
-	admins     map[*userEntry]struct{}
+	parked []*caughtUp // resumes waiting for the log to reach their id
+	// backfills counts the reads of the log in flight for resumes, in all
+	// and by user.
+	backfills   int
+	backfillsBy map[string]int
+	users       map[string]*userEntry
+	byAsset     map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
+	byScenario  map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
+	admins      map[*userEntry]struct{}
 }
 
 // userEntry is the hub's view of one user actor.
@@ -44,14 +48,15 @@ type userEntry struct {
 func newHubActor(h *Hub, after uint64) *hubActor {
 	h.routed.Store(after)
 	a := &hubActor{
-		h:          h,
-		routed:     after,
-		history:    newHistory(h.cfg.History, h.cfg.HistoryBytes, after+1),
-		jobs:       newJobTable(h.cfg.Jobs, h.cfg.JobsBytes),
-		users:      map[string]*userEntry{},
-		byAsset:    map[string]map[*userEntry]struct{}{},
-		byScenario: map[string]map[*userEntry]struct{}{},
-		admins:     map[*userEntry]struct{}{},
+		h:           h,
+		routed:      after,
+		history:     newHistory(h.cfg.History, h.cfg.HistoryBytes, after+1),
+		jobs:        newJobTable(h.cfg.Jobs, h.cfg.JobsBytes),
+		users:       map[string]*userEntry{},
+		backfillsBy: map[string]int{},
+		byAsset:     map[string]map[*userEntry]struct{}{},
+		byScenario:  map[string]map[*userEntry]struct{}{},
+		admins:      map[*userEntry]struct{}{},
 	}
 	return a
 }
@@ -75,8 +80,14 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.subscribe(ctx, msg)
 	case *backfilled:
 		sub := msg.sub
-		if msg.ok {
+		a.backfills--
+		if a.backfillsBy[sub.s.user]--; a.backfillsBy[sub.s.user] <= 0 {
+			delete(a.backfillsBy, sub.s.user)
+		}
+		a.h.m.backfills[msg.result].Inc()
+		if msg.result == backfillOK {
 			sub.prefix = append(sub.prefix, msg.frames...)
+			sub.prefixBytes += msg.bytes
 			sub.upTo = msg.upTo
 		} else {
 			sub.upTo = 0 // what it missed is gone: the replay says "expired"
@@ -221,7 +232,10 @@ const maxBackfills = 3
 // history no longer has, and reports whether it did: the subscribe then
 // comes back as backfilled. Live events in the meantime stay in history,
 // after what is read: no gap. The read runs off the actor (a cluster's log
-// is across the network), bounded by PublishTimeout.
+// is across the network), bounded by PublishTimeout and BackfillBytes of
+// frames, and canceled when the stream closes. At most MaxBackfills run at
+// once, MaxBackfillsPerUser of one user's: a resume over either is
+// answered "expired" at once (refused).
 func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	if !sub.resume || sub.ahead || sub.attempts >= maxBackfills {
 		return false
@@ -230,22 +244,53 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	if sub.lastID > a.routed || from+1 >= a.history.floor {
 		return false // ahead, or history has the rest
 	}
+	h, s := a.h, sub.s
+	if a.backfills >= h.cfg.MaxBackfills || a.backfillsBy[s.user] >= h.cfg.MaxBackfillsPerUser {
+		h.m.backfills[backfillRefused].Inc()
+		sub.upTo, sub.prefix, sub.attempts = 0, nil, maxBackfills // the replay says "expired"
+		return false
+	}
+	a.backfills++
+	a.backfillsBy[s.user]++
 	sub.attempts++
-	upTo := a.history.floor - 1
-	self, root, h := ctx.Self(), a.h.system.Root, a.h
+	upTo, base := a.history.floor-1, sub.prefixBytes
+	self, root := ctx.Self(), h.system.Root
 	h.loads.Go(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), h.cfg.PublishTimeout)
 		defer cancel()
+		// A stream that closes cancels its read (see stream.close); one
+		// that closed before this was stored is canceled here.
+		s.cancelRead.Store(&cancel)
+		if s.reason.Load() != 0 {
+			cancel()
+		}
 		var frames []*frame
+		size, over := base, false // what earlier reads gave counts too
 		err := h.events.Read(rctx, from, upTo, func(r eventlog.Record) {
-			if r.Event != nil {
-				frames = append(frames, newFrame(r.ID, r.Event))
+			if r.Event == nil || over {
+				return
 			}
+			f := newFrame(r.ID, r.Event)
+			if size += f.size(); size > h.cfg.BackfillBytes {
+				over = true
+				frames = nil // what the read made so far goes now
+				cancel()
+				return
+			}
+			frames = append(frames, f)
 		})
-		if err != nil && !errors.Is(err, eventlog.ErrExpired) {
+		s.cancelRead.Store(nil)
+		result := backfillOK
+		switch {
+		case over, errors.Is(err, eventlog.ErrExpired):
+			result = backfillExpired
+		case err != nil && s.reason.Load() != 0:
+			result = backfillCanceled
+		case err != nil:
+			result = backfillError
 			h.warn.Warn("backfill", "a resume could not read the event log; the client gets a reset", slog.String("err", err.Error()))
 		}
-		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, ok: err == nil})
+		root.Send(self, &backfilled{sub: sub, frames: frames, bytes: size - base, upTo: upTo, result: result})
 	})
 	return true
 }
