@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +126,11 @@ func TestServeDefaultsAndEnvironment(t *testing.T) {
 }
 
 func TestServeRefusesBadConfiguration(t *testing.T) {
+	// A history file edited so that ids would wrap around.
+	tampered := filepath.Join(t.TempDir(), "history.jsonl")
+	if err := os.WriteFile(tampered, []byte(`{"eventhub_history":1,"next_id":18446744073709551615}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -144,6 +151,10 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad permissions url", []string{"serve", "--permissions", "http://"}, nil, "permissions url"},
 		{"history file in a cluster", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--history-file", "h.jsonl"}, nil, "--history-file"},
 		{"nats store without an embedded server", []string{"serve", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
+		{"bad size in env", []string{"serve"}, map[string]string{"EVENTHUB_HISTORY_BYTES": "lots"}, "EVENTHUB_HISTORY_BYTES"},
+		{"no mailbox bytes", []string{"serve", "--mailbox-bytes", "0"}, nil, "--mailbox-bytes"},
+		{"no backfills", []string{"serve", "--max-backfills", "0"}, nil, "--max-backfills"},
+		{"impossible history file", []string{"serve", "--listen", "127.0.0.1:0", "--history-file", tampered}, nil, "next_id 18446744073709551615 is impossible"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
