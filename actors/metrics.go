@@ -162,7 +162,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	m.jobsBytes = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "eventhub_jobs_bytes", Help: "Approximate memory of the job table (the latest event of the most recent jobs, for GET /api/jobs).",
+		Name: "eventhub_job_table_bytes", Help: "Approximate memory of the job table (the latest event of the most recent jobs, for GET /api/jobs).",
 	})
 	m.snapshotTruncated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventhub_snapshot_truncated_total", Help: "GET /api/jobs answers cut short at the snapshot byte budget.",
@@ -177,7 +177,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "eventhub_history_evicted_total", Help: "Events history let go, by the budget that made it: count or bytes.",
 	}, []string{"reason"})
 	jobsEvicted := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventhub_jobs_evicted_total", Help: "Jobs the job table let go, by the budget that made it: count or bytes.",
+		Name: "eventhub_job_table_evicted_total", Help: "Jobs the job table let go, by the budget that made it: count or bytes.",
 	}, []string{"reason"})
 	for r, name := range evictReasonNames {
 		m.historyEvicted[r] = historyEvicted.WithLabelValues(name)

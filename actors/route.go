@@ -98,7 +98,7 @@ func (a *hubActor) Receive(ctx actor.Context) {
 	case *snapshot:
 		// The answer's JSON besides its jobs ({"lastEventId":…,"jobs":[…],
 		// "truncated":true}) is under 80 bytes.
-		list, truncated := a.jobs.newest(msg.limit, a.h.cfg.SnapshotBytes-80, func(ev *jobs.Event) bool {
+		list, truncated := a.jobs.newest(msg.limit, max(a.h.cfg.SnapshotBytes-80, 1), func(ev *jobs.Event) bool {
 			return msg.perms.Allows(ev) && msg.filter.Match(ev)
 		})
 		if truncated {

@@ -55,14 +55,14 @@ func TestNoRaceLargeEventsStayWithinBudgets(t *testing.T) {
 	if got := ts.metric("eventhub_history_bytes"); got > historyBytes {
 		t.Errorf("eventhub_history_bytes = %v, over --history-bytes %d", got, historyBytes)
 	}
-	if got := ts.metric("eventhub_jobs_bytes"); got > jobsBytes {
-		t.Errorf("eventhub_jobs_bytes = %v, over --jobs-bytes %d", got, jobsBytes)
+	if got := ts.metric("eventhub_job_table_bytes"); got > jobsBytes {
+		t.Errorf("eventhub_job_table_bytes = %v, over --jobs-bytes %d", got, jobsBytes)
 	}
 	if got := ts.metric(`eventhub_history_evicted_total{reason="bytes"}`); got < 400 {
 		t.Errorf(`eventhub_history_evicted_total{reason="bytes"} = %v, want most of 600`, got)
 	}
-	if got := ts.metric(`eventhub_jobs_evicted_total{reason="bytes"}`); got < 400 {
-		t.Errorf(`eventhub_jobs_evicted_total{reason="bytes"} = %v, want most of 600`, got)
+	if got := ts.metric(`eventhub_job_table_evicted_total{reason="bytes"}`); got < 400 {
+		t.Errorf(`eventhub_job_table_evicted_total{reason="bytes"} = %v, want most of 600`, got)
 	}
 }
 
