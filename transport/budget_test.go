@@ -35,11 +35,11 @@ func (ts *testServer) publishLarge(prefix string, n int) {
 	}
 }
 
-// TestNoRaceLargeEventsStayWithinBudgets: events of 60 KiB fill history,
+// TestLargeEventsStayWithinBudgets: events of 60 KiB fill history,
 // the memory log and the job table to their byte budgets, not their counts
 // (600 events are far below the 10,000 the counts allow): the heap grows
 // by at most the sum of the budgets, and history counts what it let go.
-func TestNoRaceLargeEventsStayWithinBudgets(t *testing.T) {
+func TestLargeEventsStayWithinBudgets(t *testing.T) {
 	const historyBytes, jobsBytes = 8 << 20, 8 << 20
 	ts := newTestServer(t, actors.Config{HistoryBytes: historyBytes, JobsBytes: jobsBytes}, testPermissions)
 	before := heapInuse()
@@ -66,11 +66,11 @@ func TestNoRaceLargeEventsStayWithinBudgets(t *testing.T) {
 	}
 }
 
-// TestNoRaceUnreadSnapshotsStayWithinBudget: six answers of 1000 jobs of
+// TestUnreadSnapshotsStayWithinBudget: six answers of 1000 jobs of
 // 60 KiB each that the client never reads hold at most six times
 // --snapshot-bytes (each answer says it was truncated), and the hub keeps
 // serving another user meanwhile.
-func TestNoRaceUnreadSnapshotsStayWithinBudget(t *testing.T) {
+func TestUnreadSnapshotsStayWithinBudget(t *testing.T) {
 	const snapshotBytes = 4 << 20
 	ts := newTestServer(t, actors.Config{HistoryBytes: 8 << 20, JobsBytes: 32 << 20, SnapshotBytes: snapshotBytes, WriteTimeout: time.Minute}, testPermissions)
 	ts.publishLarge("j", 600) // the job table keeps about 32 MB of them

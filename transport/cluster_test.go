@@ -353,12 +353,12 @@ func TestClusterSurvivesNATSRestart(t *testing.T) {
 	}
 }
 
-// TestNoRaceClusterResumesStayWithinBudget: forty resumes of one user from
+// TestClusterResumesStayWithinBudget: forty resumes of one user from
 // an id the hub's history no longer has, each of which would read 18 MB of
 // the log: at most two read at once (the others are refused), each stops
 // at its byte budget, every one starts with a reset, the heap stays within
 // what two reads may hold, and no read outlives its stream.
-func TestNoRaceClusterResumesStayWithinBudget(t *testing.T) {
+func TestClusterResumesStayWithinBudget(t *testing.T) {
 	const backfillBytes = 4 << 20
 	n := startNATS(t)
 	node := n.node(actors.Config{History: 10, BackfillBytes: backfillBytes})
