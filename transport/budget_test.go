@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,5 +121,57 @@ func TestUnreadSnapshotsStayWithinBudget(t *testing.T) {
 	}
 	if n := strings.Count(body, `"eventId"`); n < 50 {
 		t.Errorf("alice's truncated snapshot has %d jobs: want as many as fit in %d bytes", n, snapshotBytes)
+	}
+}
+
+// TestLargeReplayIsAReset: a client that resumes from before 2.4 MB of
+// events it may see, more than its mailbox's bytes, is not sent them all
+// at once: its first frame is a reset (expired), then live events follow.
+func TestLargeReplayIsAReset(t *testing.T) {
+	ts := newTestServer(t, actors.Config{MailboxBytes: 1 << 20}, testPermissions)
+	mark := ts.snapshotMark(t, "alice")
+	ts.publishLarge("old", 40)
+	c := ts.openStream("dev:alice", "", "Last-Event-ID", strconv.FormatUint(mark, 10))
+	f := c.nextEvent(5 * time.Second)
+	if f.event != "reset" || !strings.Contains(f.data, `"expired"`) {
+		t.Fatalf("first frame of the resume: %s %.80s; want a reset (expired)", f.event, f.data)
+	}
+	if got := ts.metric("eventhub_replays_refused_total"); got != 1 {
+		t.Errorf("eventhub_replays_refused_total = %v, want 1", got)
+	}
+	ts.publish(event("growth", "live", "queued", "a1", ""))
+	if got := jobIDOf(t, c.nextEvent(5*time.Second).data); got != "live" {
+		t.Errorf("after the reset: %s, want the live event", got)
+	}
+	// A resume whose replay fits is sent it.
+	mark = ts.snapshotMark(t, "alice")
+	ts.publishLarge("new", 5)
+	c = ts.openStream("dev:alice", "", "Last-Event-ID", strconv.FormatUint(mark, 10))
+	for i := range 5 {
+		if got := jobIDOf(t, c.nextEvent(5*time.Second).data); got != fmt.Sprintf("new%d", i) {
+			t.Fatalf("replay event %d: %s", i, got)
+		}
+	}
+}
+
+// TestSlowStreamClosedByMailboxBytes: a client that stops reading while
+// 60 KiB events arrive is closed slow once its mailbox holds a mebibyte,
+// long before its 64 frames; a reading client gets every event.
+func TestSlowStreamClosedByMailboxBytes(t *testing.T) {
+	ts := newTestServer(t, actors.Config{MailboxBytes: 1 << 20, WriteTimeout: time.Minute}, testPermissions)
+	slow := ts.openSmallStream("dev:alice")
+	defer slow.conn.Close()
+	reading := ts.openStream("dev:ops", "")
+	for i := 0; ts.metric(`eventhub_streams_closed_total{reason="slow"}`) == 0; i++ {
+		if i == 200 {
+			t.Fatal("200 events of 60 KiB and the stream that does not read is still open")
+		}
+		ts.publishLarge(fmt.Sprintf("j%d-", i), 1)
+		if got := jobIDOf(t, reading.nextEvent(5*time.Second).data); got != fmt.Sprintf("j%d-0", i) {
+			t.Fatalf("the reading client got %s", got)
+		}
+	}
+	if got := ts.metric("eventhub_mailbox_byte_overflow_total"); got != 1 {
+		t.Errorf("eventhub_mailbox_byte_overflow_total = %v, want 1 (the mailbox's bytes closed it)", got)
 	}
 }
