@@ -34,10 +34,11 @@ func newFrame(id uint64, ev *jobs.Event) *frame {
 // strings: the struct, the bytes' slice header and allocation rounding.
 const frameOverhead = 160
 
-// size is what a frame costs in memory: its bytes, its event's strings and
-// the struct. History and the job table count it against their budgets.
+// size is what a frame costs in memory: its bytes (as allocated), its
+// event's strings and the struct. History and the job table count it
+// against their budgets.
 func (f *frame) size() int {
-	return len(f.bytes) + len(f.meta.JobID) + len(f.meta.AssetID) + len(f.meta.ScenarioID) + frameOverhead
+	return cap(f.bytes) + len(f.meta.JobID) + len(f.meta.AssetID) + len(f.meta.ScenarioID) + frameOverhead
 }
 
 // json is the event's JSON as the frame's data line carries it, cut out of

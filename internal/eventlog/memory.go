@@ -138,14 +138,15 @@ func (m *Memory) drop() {
 
 // RecordSize is what a record costs in memory: its event's encoded size
 // (the JSON of an event is its fixed fields, at most 110 bytes, and its
-// job id and data) and the decoded struct's own words and scope ids.
+// job id and data, counted as allocated: a decoded event's data may have
+// room to spare) and the decoded struct's own words and scope ids.
 func RecordSize(r Record) int {
 	const fixed = 110 + 160 // the JSON's fixed part; the Event struct and allocation rounding
 	if r.Event == nil {
 		return 16
 	}
 	ev := r.Event
-	return fixed + 2*len(ev.JobID) + len(ev.Data) + len(ev.AssetID) + len(ev.ScenarioID)
+	return fixed + 2*len(ev.JobID) + cap(ev.Data) + len(ev.AssetID) + len(ev.ScenarioID)
 }
 
 // at returns the i-th oldest record kept.
