@@ -184,7 +184,7 @@ func BenchmarkMailboxPost(b *testing.B) {
 	// mailbox on the poster's goroutine): post, schedule, pop, invoke.
 	b.Run("accepted/inline", func(b *testing.B) {
 		b.ReportAllocs()
-		m := newMailbox(64, func() { b.Fatal("refused") })
+		m := newMailbox(64, 1<<30, func(bool) { b.Fatal("refused") })
 		m.RegisterHandlers(&nopInvoker{}, actor.NewSynchronizedDispatcher(300))
 		m.Start()
 		for b.Loop() {
@@ -199,7 +199,7 @@ func BenchmarkMailboxPost(b *testing.B) {
 		b.ReportAllocs()
 		var refused atomic.Int64
 		inv := &nopInvoker{}
-		m := newMailbox(64, func() { refused.Add(1) })
+		m := newMailbox(64, 1<<30, func(bool) { refused.Add(1) })
 		m.RegisterHandlers(inv, actor.NewDefaultDispatcher(300))
 		m.Start()
 		var posted int64
@@ -226,7 +226,7 @@ func BenchmarkMailboxPost(b *testing.B) {
 	b.Run("refused", func(b *testing.B) {
 		b.ReportAllocs()
 		var refused atomic.Int64
-		m := newMailbox(64, func() { refused.Add(1) })
+		m := newMailbox(64, 1<<30, func(bool) { refused.Add(1) })
 		m.RegisterHandlers(&nopInvoker{}, &manualDispatcher{}) // never runs
 		m.Start()
 		for range 64 {

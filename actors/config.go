@@ -24,9 +24,20 @@ type Config struct {
 	// History is how many of the newest events the hub keeps encoded, to
 	// answer resumes without reading the log. Zero means 10,000.
 	History int
+	// HistoryBytes bounds the memory of those events (their frames): the
+	// oldest go first when either bound is reached. It also bounds the
+	// in-memory log the hub opens when Log is nil. Zero means 64 MiB.
+	HistoryBytes int
 	// Jobs is how many jobs' latest status are kept for Snapshot. Zero means
 	// 10,000.
 	Jobs int
+	// JobsBytes bounds the memory of those jobs: the job updated longest
+	// ago goes first when either bound is reached. Zero means 32 MiB.
+	JobsBytes int
+	// SnapshotBytes bounds one Snapshot's answer (its JSON): the jobs that
+	// would not fit are left out and the answer says it is truncated. Zero
+	// means 4 MiB.
+	SnapshotBytes int
 	// StreamLifetime ends each stream, with a retry hint, after this long
 	// (±10%, so streams opened together do not end together); the client
 	// resumes. Zero means streams live until they close otherwise.
@@ -52,6 +63,20 @@ type Config struct {
 	Log eventlog.Log
 	// Mailbox is each stream's mailbox size in frames. Zero means 64.
 	Mailbox int
+	// MailboxBytes bounds the bytes of the frames queued in one stream's
+	// mailbox; a stream over it (or over Mailbox) is closed as slow. A
+	// resume whose replay is larger starts with a reset ("expired")
+	// instead. Zero means 1 MiB.
+	MailboxBytes int
+	// BackfillBytes bounds one read of the log for a resume that history
+	// no longer covers (the frames it makes); over it the read stops and
+	// the client gets a reset ("expired"). Zero means 16 MiB.
+	BackfillBytes int
+	// MaxBackfills bounds the reads of the log for resumes in flight at
+	// once, in the hub and per user; a resume over either gets a reset
+	// ("expired") at once. Zero means 8 for the hub, 2 per user.
+	MaxBackfills        int
+	MaxBackfillsPerUser int
 	// Heartbeat is the interval of ":ping" comments on an otherwise quiet
 	// stream; each stream's first ping falls at a random point of the first
 	// interval so they spread out. Zero means 30s; negative turns it off;
@@ -96,6 +121,18 @@ func (c Config) withDefaults() Config {
 	if c.Mailbox <= 0 {
 		c.Mailbox = 64
 	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt(&c.HistoryBytes, 64<<20)
+	defInt(&c.JobsBytes, 32<<20)
+	defInt(&c.SnapshotBytes, 4<<20)
+	defInt(&c.MailboxBytes, 1<<20)
+	defInt(&c.BackfillBytes, 16<<20)
+	defInt(&c.MaxBackfills, 8)
+	defInt(&c.MaxBackfillsPerUser, 2)
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 30 * time.Second
 	}

@@ -42,6 +42,9 @@ type stream struct {
 	// userPID is the user actor the hub attached the stream to, once it has;
 	// the conn actor tells it when the stream is gone.
 	userPID atomic.Pointer[actor.PID]
+	// cancelRead cancels the read of the log for the stream's resume while
+	// one runs (see hubActor.backfill): a closed stream stops its read.
+	cancelRead atomic.Pointer[context.CancelFunc]
 }
 
 // newStream is a stream on conn for user, not yet open: Hub.Open opens it.
@@ -58,6 +61,9 @@ func (s *stream) close(r CloseReason) {
 		return
 	}
 	s.mb.close()
+	if cancel := s.cancelRead.Load(); cancel != nil {
+		(*cancel)()
+	}
 	// Shut down, not closed: that fails a write in progress, wakes the
 	// reader and sends the client its FIN, but the conn actor, which may
 	// be writing to the descriptor directly, closes it when it stops.
@@ -77,10 +83,14 @@ func (s *stream) closeGracefully(r CloseReason, retryMs int64) {
 	}
 }
 
-// overflow is the mailbox's refusal: the client is not reading fast enough.
-// Closing it is the decision, not an accident: it resumes with Last-Event-ID.
-func (s *stream) overflow() {
+// overflow is the mailbox's refusal, over its frames or (bytes) its bytes:
+// the client is not reading fast enough. Closing it is the decision, not an
+// accident: it resumes with Last-Event-ID.
+func (s *stream) overflow(bytes bool) {
 	s.hub.m.mailboxOverflow.Inc()
+	if bytes {
+		s.hub.m.mailboxOverflowBytes.Inc()
+	}
 	s.close(CloseSlow)
 }
 
@@ -136,6 +146,15 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.pending = append(c.pending, msg.frames...)
 		c.frames += len(msg.frames)
 		c.flush()
+	case *revoked:
+		// Event frames taken from the mailbox and not written yet were
+		// checked against the permissions before: they are not written.
+		// The stream closes instead; the client resumes, and its replay is
+		// checked against the new ones.
+		if c.frames > 0 {
+			s.close(CloseRevoked)
+			return
+		}
 	case *resume:
 		c.flush() // what a congested socket did not take, now with the full timeout
 	case *heartbeat:

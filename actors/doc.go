@@ -19,10 +19,10 @@
 // stream's filter, and posts the shared frame to the matching conn actors.
 // It stops when its last stream has closed.
 //
-// A conn actor owns one socket's writing side. Its mailbox is bounded and
-// never blocks a sender: a frame that does not fit is refused and counted
-// (eventhub_mailbox_overflow_total) and the stream is closed with reason
-// "slow"; the client resumes with Last-Event-ID. A conn actor coalesces
+// A conn actor owns one socket's writing side. Its mailbox is bounded in
+// frames and in bytes and never blocks a sender: a frame that does not fit
+// is refused and counted (eventhub_mailbox_overflow_total) and the stream
+// is closed with reason "slow"; the client resumes with Last-Event-ID. A conn actor coalesces
 // every frame pending in its mailbox into one write, which on the worker
 // pool never waits: a socket that is full moves its stream to a goroutine
 // of its own that writes under a deadline. One epoll goroutine per hub

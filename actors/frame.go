@@ -8,24 +8,53 @@ import (
 
 // frame is one event as it goes on the wire, encoded once by the hub and
 // shared, read-only, by every stream it is delivered to.
+//
+// The event's data is held once, in bytes: ev is the frame's own copy of
+// the event without its Data, which is all that routing, RBAC and filters
+// read (type, status, job id, scope). Whoever needs the event's JSON (a
+// snapshot) cuts it out of bytes (json).
 type frame struct {
 	id    uint64
-	ev    *jobs.Event
-	bytes []byte // "id: N\nevent: job\ndata: {…}\n\n"
-	at    int64  // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
+	ev    *jobs.Event // points at meta
+	bytes []byte      // "id: N\nevent: job\ndata: {…}\n\n"
+	at    int64       // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
+	meta  jobs.Event  // the event without Data
 }
 
 // newFrame encodes the frame of event ev with id, once: its bytes are
-// shared by every stream that gets it.
+// shared by every stream that gets it. The frame keeps no reference to ev.
 func newFrame(id uint64, ev *jobs.Event) *frame {
-	return &frame{id: id, ev: ev, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev)}
+	f := &frame{id: id, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev), meta: *ev}
+	f.meta.Data = nil
+	f.ev = &f.meta
+	return f
 }
 
-// size is what a frame costs in history, roughly: its bytes and its event.
+// frameOverhead is what a frame costs besides its bytes and its event's
+// strings: the struct, the bytes' slice header and allocation rounding.
+const frameOverhead = 160
+
+// size is what a frame costs in memory: its bytes (as allocated), its
+// event's strings and the struct. History and the job table count it
+// against their budgets.
 func (f *frame) size() int {
-	n := len(f.bytes) + 64
-	if f.ev != nil {
-		n += len(f.ev.Data) + len(f.ev.JobID) + 96
+	return cap(f.bytes) + len(f.meta.JobID) + len(f.meta.AssetID) + len(f.meta.ScenarioID) + frameOverhead
+}
+
+// json is the event's JSON as the frame's data line carries it, cut out of
+// the frame's bytes: shared and read-only.
+func (f *frame) json() []byte {
+	// "id: " + the id's digits + "\nevent: job\ndata: " … "\n\n"
+	start := len("id: ") + digits(f.id) + len("\nevent: job\ndata: ")
+	return f.bytes[start : len(f.bytes)-2 : len(f.bytes)-2]
+}
+
+// digits is how many decimal digits id has.
+func digits(id uint64) int {
+	n := 1
+	for id >= 10 {
+		id /= 10
+		n++
 	}
 	return n
 }

@@ -71,7 +71,7 @@ func TestHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHistory(tt.size, 1)
+			h := newHistory(tt.size, 0, 1)
 			pushed := map[uint64]*frame{}
 			for id := uint64(1); id <= tt.pushed; id++ {
 				f := &frame{id: id}
@@ -104,7 +104,7 @@ func TestHistory(t *testing.T) {
 // longer keeps, so an old event's bytes can be collected.
 func TestHistoryDropsOldFrames(t *testing.T) {
 	t.Parallel()
-	h := newHistory(3, 1)
+	h := newHistory(3, 0, 1)
 	for id := uint64(1); id <= 7; id++ {
 		h.push(&frame{id: id})
 	}
@@ -112,5 +112,34 @@ func TestHistoryDropsOldFrames(t *testing.T) {
 		if f.id < 5 {
 			t.Errorf("ring still holds frame %d; it keeps 5..7", f.id)
 		}
+	}
+}
+
+// TestHistoryBytes: history keeps the newest frames that fit in its byte
+// budget, even with room in its count, says how many it let go for which
+// budget, and answers only for what it keeps (its floor rises past them).
+func TestHistoryBytes(t *testing.T) {
+	t.Parallel()
+	sized := func(id uint64) *frame { return &frame{id: id, bytes: make([]byte, 1000-frameOverhead)} } // size() 1000
+	h := newHistory(100, 3500, 1)
+	var byCount, byBytes int
+	for id := uint64(1); id <= 10; id++ {
+		c, b := h.push(sized(id))
+		byCount, byBytes = byCount+c, byBytes+b
+	}
+	if h.n != 3 || h.bytes != 3000 || h.oldest() != 8 || h.floor != 8 {
+		t.Errorf("kept %d frames, %d bytes, oldest %d, floor %d; want 3, 3000, 8, 8", h.n, h.bytes, h.oldest(), h.floor)
+	}
+	if byCount != 0 || byBytes != 7 {
+		t.Errorf("let go %d for the count and %d for the bytes; want 0 and 7", byCount, byBytes)
+	}
+	// A frame larger than the whole budget goes at once, with the others.
+	big := &frame{id: 11, bytes: make([]byte, 5000)}
+	if _, b := h.push(big); b != 4 || h.n != 0 || h.floor != 12 {
+		t.Errorf("after a frame over the budget: let go %d, kept %d, floor %d; want 4, 0, 12", b, h.n, h.floor)
+	}
+	h.push(sized(12))
+	if h.n != 1 || h.oldest() != 12 {
+		t.Errorf("after it: kept %d, oldest %d; want 1, 12", h.n, h.oldest())
 	}
 }

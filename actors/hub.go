@@ -114,7 +114,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	})
 	h.events = cfg.Log
 	if h.events == nil {
-		if h.ownLog, err = eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.History}); err != nil {
+		if h.ownLog, err = eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.History, Bytes: cfg.HistoryBytes}); err != nil {
 			h.stopWorkers()
 			return nil, err
 		}
@@ -220,10 +220,13 @@ func ask[T any](h *Hub, ctx context.Context, timeout time.Duration, msg func(cha
 type Snapshot struct {
 	LastEventID uint64
 	Jobs        []JobStatus // most recently updated first
+	// Truncated says jobs were left out to keep the answer within
+	// Config.SnapshotBytes: a smaller limit or a filter gets the rest.
+	Truncated bool
 }
 
 // Snapshot returns up to limit jobs whose latest event perms allows and
-// filter accepts.
+// filter accepts, as many as fit in Config.SnapshotBytes of JSON.
 func (h *Hub) Snapshot(ctx context.Context, perms *authz.Permissions, filter jobs.Filter, limit int) (Snapshot, error) {
 	if h.isClosing() {
 		return Snapshot{}, ErrClosed
@@ -296,7 +299,7 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		s.filter = &req.Filter // req is Open's own copy
 	}
 	sub.s = s
-	s.mb = newMailbox(h.cfg.Mailbox, s.overflow)
+	s.mb = newMailbox(h.cfg.Mailbox, h.cfg.MailboxBytes, s.overflow)
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
@@ -656,4 +657,73 @@ func TestHubHangUp(t *testing.T) {
 	client.Close()
 	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "client_gone")
 	h.waitMetric(t, 0, "eventhub_streams_active")
+}
+
+// blockingLog is a memory log whose Read waits until its context is done:
+// a read of the log that takes as long as it is let.
+type blockingLog struct {
+	*eventlog.Memory
+	reading chan struct{} // a Read has begun
+	ended   chan error    // a Read has ended, with its context's error
+}
+
+func (l *blockingLog) Read(ctx context.Context, _, _ uint64, _ func(eventlog.Record)) error {
+	l.reading <- struct{}{}
+	<-ctx.Done()
+	l.ended <- ctx.Err()
+	return ctx.Err()
+}
+
+// TestHubBackfillEndsWithItsStream: a resume that must read the log reads
+// it only while its stream is open: closing the stream cancels the read at
+// once (not at its timeout). A user may have two such reads at once; a
+// third resume gets a reset at once, without reading.
+func TestHubBackfillEndsWithItsStream(t *testing.T) {
+	t.Parallel()
+	mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	log := &blockingLog{Memory: mem, reading: make(chan struct{}, 8), ended: make(chan error, 8)}
+	cfg := quiet
+	cfg.Log, cfg.History, cfg.PublishTimeout = log, 2, time.Hour
+	h := newTestHub(t, cfg)
+	alice := permsFor([]string{"a1"}, nil)
+	var ids []uint64
+	for i := range 10 {
+		ids = append(ids, h.publish(t, mkEvent(t, jobs.Growth, fmt.Sprintf("j%d", i), jobs.Queued, "a1", ""))...)
+	}
+	resume := StreamRequest{User: "alice", Resume: true, LastEventID: ids[0]}
+	var reading []*testConn
+	for range 2 {
+		reading = append(reading, h.open(t, h.authorized(t, alice, resume)))
+		select {
+		case <-log.reading:
+		case <-time.After(waitTimeout):
+			t.Fatal("the resume did not read the log")
+		}
+	}
+	refused := h.open(t, h.authorized(t, alice, resume))
+	if got := refused.nextFrame(t); !strings.Contains(got, "event: reset\ndata: {\"reason\":\"expired\"}") {
+		t.Errorf("a third resume of the user got %q, want a reset", got)
+	}
+	h.waitMetric(t, 1, "eventhub_backfills_total", "result", "refused")
+
+	start := time.Now()
+	for _, c := range reading {
+		c.Close()
+	}
+	for range reading {
+		select {
+		case err := <-log.ended:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("the read ended with %v, want it canceled", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("a read of the log outlived its stream")
+		}
+	}
+	t.Logf("reads canceled %v after their streams closed", time.Since(start))
+	h.waitMetric(t, 2, "eventhub_backfills_total", "result", "canceled")
 }

@@ -14,18 +14,24 @@ import (
 // then spins. This one refuses a user message when full, says so to its
 // owner (onOverflow, called on the poster's goroutine), and never blocks.
 //
-// Its queue grows on demand up to the capacity, so an idle stream costs a
-// few words, not a preallocated ring.
+// It is bounded in frames (capacity) and in bytes (maxBytes: the sum of
+// the queued frames' lengths). Its queue grows on demand up to the
+// capacity, so an idle stream costs a few words, not a preallocated ring.
 //
 // Any goroutine may post; the dispatcher runs one processMessages at a time.
 type mailbox struct {
 	capacity   int
-	onOverflow func() // called once per refused message; must not block
+	maxBytes   int
+	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
 
-	mu     sync.Mutex // guards the fields below it
-	queue  []any      // ring buffer; len(queue) is its current size
-	head   int
-	n      int
+	mu    sync.Mutex // guards the fields below it
+	queue []any      // ring buffer; len(queue) is its current size
+	head  int
+	n     int
+	bytes int // of the queued frames
+	// marks is 1 while revokeMark waits to be the next message: counted
+	// in userCount, so the actor runs, and writes nothing, until it has it.
+	marks  int
 	sys    []any
 	closed bool // after close, user messages are dropped, not counted
 
@@ -49,8 +55,8 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // newMailbox returns a mailbox that queues but does not run anything until
 // Start: a stream can be posted to (by the heartbeat wheel, say) before its
 // actor is spawned.
-func newMailbox(capacity int, onOverflow func()) *mailbox {
-	m := &mailbox{capacity: capacity, onOverflow: onOverflow}
+func newMailbox(capacity, maxBytes int, onOverflow func(bytes bool)) *mailbox {
+	m := &mailbox{capacity: capacity, maxBytes: maxBytes, onOverflow: onOverflow}
 	m.process = func() { m.processMessages(false) }
 	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 	return m
@@ -74,15 +80,25 @@ func (m *mailbox) postAlways(msg any) bool {
 	return true
 }
 
+// frameLen is what msg counts against the byte budget: a frame's length.
+func frameLen(msg any) int {
+	if f, ok := msg.(*frame); ok {
+		return len(f.bytes)
+	}
+	return 0
+}
+
 func (m *mailbox) push(msg any, force bool) bool {
+	size := frameLen(msg)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return false
 	}
-	if m.n >= m.capacity && !force {
+	if !force && (m.n >= m.capacity || m.bytes+size > m.maxBytes) {
+		bytes := m.n < m.capacity
 		m.mu.Unlock()
-		m.onOverflow()
+		m.onOverflow(bytes)
 		return false
 	}
 	if m.n == len(m.queue) {
@@ -90,7 +106,8 @@ func (m *mailbox) push(msg any, force bool) bool {
 	}
 	m.queue[(m.head+m.n)%len(m.queue)] = msg
 	m.n++
-	m.userCount.Store(int32(m.n))
+	m.bytes += size
+	m.userCount.Store(int32(m.n + m.marks))
 	m.mu.Unlock()
 	return true
 }
@@ -109,6 +126,11 @@ func (m *mailbox) grow() {
 func (m *mailbox) popUser() any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.marks > 0 {
+		m.marks = 0
+		m.userCount.Store(int32(m.n))
+		return revokeMark
+	}
 	if m.n == 0 {
 		return nil
 	}
@@ -116,11 +138,47 @@ func (m *mailbox) popUser() any {
 	m.queue[m.head] = nil
 	m.head = (m.head + 1) % len(m.queue)
 	m.n--
+	m.bytes -= frameLen(msg)
 	m.userCount.Store(int32(m.n))
 	if m.n == 0 && len(m.queue) > 16 {
 		m.queue, m.head = nil, 0 // a burst is over: give the memory back
 	}
 	return msg
+}
+
+// revoke drops the queued frames that deny rejects, and makes revokeMark
+// the actor's next message, ahead of what stays queued: the user's
+// permissions narrowed, and what the actor took from the mailbox before
+// was checked against the old ones. It reports whether a replay is queued
+// (its frames cannot be told apart: the stream must close). Any goroutine
+// may call it.
+func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false
+	}
+	kept := 0
+	for i := range m.n {
+		msg := m.queue[(m.head+i)%len(m.queue)]
+		if f, ok := msg.(*frame); ok && deny(f) {
+			m.bytes -= len(f.bytes)
+			continue
+		}
+		if _, ok := msg.(*replay); ok {
+			replayQueued = true
+		}
+		m.queue[(m.head+kept)%len(m.queue)] = msg // kept <= i: compacts in place
+		kept++
+	}
+	for i := kept; i < m.n; i++ {
+		m.queue[(m.head+i)%len(m.queue)] = nil
+	}
+	m.n, m.marks = kept, 1
+	m.userCount.Store(int32(m.n + m.marks))
+	m.mu.Unlock()
+	m.schedule()
+	return replayQueued
 }
 
 // PostSystemMessage queues a protoactor system message (Started, Stop,
@@ -154,7 +212,7 @@ func (m *mailbox) popSys() any {
 func (m *mailbox) close() {
 	m.mu.Lock()
 	m.closed = true
-	m.queue, m.head, m.n = nil, 0, 0
+	m.queue, m.head, m.n, m.bytes, m.marks = nil, 0, 0, 0, 0
 	m.userCount.Store(0)
 	m.mu.Unlock()
 }

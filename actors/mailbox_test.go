@@ -90,7 +90,7 @@ type sysMsg int
 // dispatcher; overflow counts refusals.
 func newManualMailbox(capacity int) (m *mailbox, d *manualDispatcher, r *recorder, overflow *atomic.Int64) {
 	overflow = new(atomic.Int64)
-	m = newMailbox(capacity, func() { overflow.Add(1) })
+	m = newMailbox(capacity, 1<<30, func(bool) { overflow.Add(1) })
 	d, r = &manualDispatcher{}, &recorder{}
 	m.RegisterHandlers(r, d)
 	m.Start()
@@ -110,7 +110,7 @@ func seq(from, to int) []any {
 func TestMailboxHeldUntilStart(t *testing.T) {
 	t.Parallel()
 	var overflow atomic.Int64
-	m := newMailbox(4, func() { overflow.Add(1) })
+	m := newMailbox(4, 1<<30, func(bool) { overflow.Add(1) })
 	m.PostUserMessage(1)  // before RegisterHandlers: must not schedule
 	if !m.postAlways(2) { // nor this
 		t.Fatal("postAlways refused on a new mailbox")
@@ -311,7 +311,7 @@ func TestMailboxRingGrowsAndShrinks(t *testing.T) {
 // end, which must unwrap them in order.
 func TestMailboxRingWraps(t *testing.T) {
 	t.Parallel()
-	m := newMailbox(100, func() { t.Error("refused") })
+	m := newMailbox(100, 1<<30, func(bool) { t.Error("refused") })
 	var got []any
 	push := func(from, to int) {
 		for i := from; i <= to; i++ {
@@ -381,7 +381,7 @@ func TestMailboxRace(t *testing.T) {
 		perPhase = 2000 // messages per poster per phase
 	)
 	var refused, received, outOfOrder atomic.Int64
-	mb := newMailbox(capacity, func() { refused.Add(1) })
+	mb := newMailbox(capacity, 1<<30, func(bool) { refused.Add(1) })
 	gate := make(chan struct{}) // the actor is blocked until this is closed
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
@@ -474,7 +474,7 @@ func TestMailboxRace(t *testing.T) {
 func TestMailboxOrder(t *testing.T) {
 	t.Parallel()
 	const n = 5000
-	m := newMailbox(n, func() { t.Error("refused") })
+	m := newMailbox(n, 1<<30, func(bool) { t.Error("refused") })
 	done := make(chan struct{})
 	var got []int // written by the mailbox's run, read after done
 	r := &recorder{onUser: func(msg any) {
@@ -497,5 +497,90 @@ func TestMailboxOrder(t *testing.T) {
 		if v != i {
 			t.Fatalf("message %d is %d: %v", i, v, fmt.Sprint(got[max(0, i-3):min(len(got), i+3)]))
 		}
+	}
+}
+
+// TestMailboxBytes: the mailbox refuses a frame that would take its queued
+// frames over its byte budget, even with room in frames, and says so; what
+// is popped or dropped at close gives its bytes back.
+func TestMailboxBytes(t *testing.T) {
+	t.Parallel()
+	var frames, bytes atomic.Int64
+	m := newMailbox(64, 1000, func(b bool) {
+		if b {
+			bytes.Add(1)
+		} else {
+			frames.Add(1)
+		}
+	})
+	d, r := &manualDispatcher{}, &recorder{}
+	m.RegisterHandlers(r, d)
+	m.Start()
+	f := &frame{id: 1, bytes: make([]byte, 400)}
+	m.PostUserMessage(f)
+	m.PostUserMessage(f)
+	m.PostUserMessage(3) // not a frame: counts against frames only
+	if bytes.Load() != 0 || frames.Load() != 0 {
+		t.Fatalf("refused within the budget: %d by bytes, %d by frames", bytes.Load(), frames.Load())
+	}
+	m.PostUserMessage(f) // 1200 > 1000
+	if bytes.Load() != 1 || frames.Load() != 0 {
+		t.Fatalf("over the byte budget: %d refused by bytes, %d by frames; want 1, 0", bytes.Load(), frames.Load())
+	}
+	if !m.postAlways(f) {
+		t.Fatal("postAlways refused over the byte budget")
+	}
+	d.drain()
+	if got := len(r.got()); got != 4 {
+		t.Fatalf("delivered %d messages, want 4", got)
+	}
+	m.mu.Lock()
+	left := m.bytes
+	m.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d bytes counted in an empty mailbox", left)
+	}
+	m.PostUserMessage(f)
+	m.PostUserMessage(f)
+	m.close()
+	m.mu.Lock()
+	left = m.bytes
+	m.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d bytes counted after close", left)
+	}
+}
+
+// TestMailboxRevoke: revoke drops the queued frames it is told to deny,
+// keeps the rest in order, and hands the actor revokeMark before any of
+// them; a queued replay is reported.
+func TestMailboxRevoke(t *testing.T) {
+	t.Parallel()
+	m, d, r, _ := newManualMailbox(64)
+	fs := make([]*frame, 6)
+	for i := range fs {
+		fs[i] = &frame{id: uint64(i + 1), bytes: make([]byte, 10)}
+		m.PostUserMessage(fs[i])
+	}
+	if m.revoke(func(f *frame) bool { return f.id%2 == 0 }) {
+		t.Error("revoke reported a replay; none is queued")
+	}
+	if got := m.pending(); got != 4 {
+		t.Errorf("pending() = %d after revoke, want 3 frames and the mark", got)
+	}
+	d.drain()
+	want := []any{revokeMark, fs[0], fs[2], fs[4]}
+	if got := r.got(); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered %v, want the mark, then frames 1, 3, 5", got)
+	}
+	m.mu.Lock()
+	left := m.bytes
+	m.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d bytes counted in an empty mailbox", left)
+	}
+	m.postAlways(&replay{})
+	if !m.revoke(func(*frame) bool { return true }) {
+		t.Error("revoke did not report the queued replay")
 	}
 }

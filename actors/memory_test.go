@@ -10,20 +10,22 @@ import (
 )
 
 // BenchmarkHistoryMemory reports what a full history costs: bytes per event
-// kept (frame, event and job table entry), for a typical small event.
+// kept (frame, event and job table entry), for a typical small event, and
+// what history and the job table count for it against their byte budgets
+// (counted-B/event), which must not be below what it costs.
 func BenchmarkHistoryMemory(b *testing.B) {
 	const n = 10000
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		h := newHistory(n, 1)
-		table := newJobTable(n)
+		h := newHistory(n, 0, 1)
+		table := newJobTable(n, 0)
 		for i := range n {
 			ev := &jobs.Event{Type: jobs.Matrix, JobID: fmt.Sprintf("j-%016x", i), Status: jobs.Completed,
 				Timestamp: time.Now(), AssetID: "asset-42", ScenarioID: "scenario-7",
 				Data: []byte(`{"assetId":"asset-42","scenarioId":"scenario-7","durationMs":12,"result":{"mean":1.234,"min":0.5,"max":2.5}}`)}
-			f := &frame{id: uint64(i + 1), ev: ev, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), uint64(i+1), ev)}
+			f := newFrame(uint64(i+1), ev)
 			h.push(f)
 			table.update(f)
 		}
@@ -31,6 +33,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/event")
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/10k")
+		b.ReportMetric(float64(h.bytes+table.bytes)/n, "counted-B/event")
 		runtime.KeepAlive(h)
 		runtime.KeepAlive(table)
 	}

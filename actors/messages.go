@@ -27,18 +27,21 @@ type subscribe struct {
 	mark   uint64 // the newest id routed when the hub first took the subscribe
 	// The events after lastID up to upTo, read from the log because history
 	// no longer had them.
-	prefix   []*frame
-	upTo     uint64
-	attempts int // log reads so far for this resume
+	prefix      []*frame
+	prefixBytes int // their size(), counted against BackfillBytes
+	upTo        uint64
+	attempts    int // log reads so far for this resume
 }
 
 // backfilled brings a subscribe back to the hub actor with what a read of
-// the log found after its upTo (ok false: the log no longer has it).
+// the log found up to upTo, and how the read ended (backfillOK, or why the
+// replay says "expired").
 type backfilled struct {
 	sub    *subscribe
 	frames []*frame
+	bytes  int // their size()
 	upTo   uint64
-	ok     bool
+	result int
 }
 
 // userIdle says a user actor has had no stream and no request for a TTL.
@@ -131,6 +134,13 @@ type setPermissions struct {
 type replay struct {
 	frames [][]byte
 }
+
+// revoked tells a conn actor that its user's permissions narrowed: the
+// mailbox has dropped the queued frames they deny, and hands this over
+// ahead of the rest (see mailbox.revoke). It is the one value revokeMark.
+type revoked struct{}
+
+var revokeMark = &revoked{}
 
 // resume makes a congested conn actor, now on a goroutine of its own, write
 // what its socket did not take.

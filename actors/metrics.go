@@ -79,7 +79,36 @@ type metrics struct {
 	historyEvents   prometheus.Gauge
 	historyBytes    prometheus.Gauge
 	mailboxDepth    prometheus.Histogram
+
+	historyEvicted       [evictReasons]prometheus.Counter
+	jobsEvicted          [evictReasons]prometheus.Counter
+	jobsBytes            prometheus.Gauge
+	snapshotTruncated    prometheus.Counter
+	mailboxOverflowBytes prometheus.Counter
+	replaysRefused       prometheus.Counter
+	backfills            [backfillResults]prometheus.Counter
 }
+
+// Why history or the job table let an entry go.
+const (
+	evictCount = iota // over its count
+	evictBytes        // over its bytes
+	evictReasons
+)
+
+var evictReasonNames = [evictReasons]string{"count", "bytes"}
+
+// How a read of the log for a resume ended.
+const (
+	backfillOK       = iota // read, within its budget
+	backfillExpired         // over its byte budget, or the log no longer has it
+	backfillRefused         // over the hub's or the user's concurrent reads: not started
+	backfillCanceled        // the stream closed during the read
+	backfillError           // the log failed (unreachable, timed out)
+	backfillResults
+)
+
+var backfillResultNames = [backfillResults]string{"ok", "expired", "refused", "canceled", "error"}
 
 // Results of a user actor's permissions cache.
 const (
@@ -132,6 +161,34 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 … 512
 		}),
 	}
+	m.jobsBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "eventhub_job_table_bytes", Help: "Approximate memory of the job table (the latest event of the most recent jobs, for GET /api/jobs).",
+	})
+	m.snapshotTruncated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventhub_snapshot_truncated_total", Help: "GET /api/jobs answers cut short at the snapshot byte budget.",
+	})
+	m.mailboxOverflowBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventhub_mailbox_byte_overflow_total", Help: "Frames refused by a stream mailbox over its byte budget (also counted in eventhub_mailbox_overflow_total); each closes its stream as slow.",
+	})
+	m.replaysRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventhub_replays_refused_total", Help: "Resumes whose replay was over the stream mailbox's byte budget: the stream starts with a reset (expired) instead.",
+	})
+	historyEvicted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_history_evicted_total", Help: "Events history let go, by the budget that made it: count or bytes.",
+	}, []string{"reason"})
+	jobsEvicted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_job_table_evicted_total", Help: "Jobs the job table let go, by the budget that made it: count or bytes.",
+	}, []string{"reason"})
+	for r, name := range evictReasonNames {
+		m.historyEvicted[r] = historyEvicted.WithLabelValues(name)
+		m.jobsEvicted[r] = jobsEvicted.WithLabelValues(name)
+	}
+	backfills := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventhub_backfills_total", Help: "Reads of the event log for resumes history no longer covers, by result: ok, expired (over its byte budget, or gone from the log), refused (too many at once), canceled (the stream closed), error.",
+	}, []string{"result"})
+	for r, name := range backfillResultNames {
+		m.backfills[r] = backfills.WithLabelValues(name)
+	}
 	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventhub_streams_closed_total", Help: "SSE streams closed, by reason.",
 	}, []string{"reason"})
@@ -158,7 +215,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for i, name := range authzResultNames {
 		m.authzCache[i] = cache.WithLabelValues(name)
 	}
-	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive} {
+	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive,
+		m.jobsBytes, m.snapshotTruncated, m.mailboxOverflowBytes, m.replaysRefused, historyEvicted, jobsEvicted, backfills} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

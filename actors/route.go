@@ -24,11 +24,15 @@ type hubActor struct {
 	history *history
 	jobs    *jobTable
 
-	parked     []*caughtUp // resumes waiting for the log to reach their id
-	users      map[string]*userEntry
-	byAsset    map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
-	byScenario map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
-	admins     map[*userEntry]struct{}
+	parked []*caughtUp // resumes waiting for the log to reach their id
+	// backfills counts the reads of the log in flight for resumes, in all
+	// and by user.
+	backfills   int
+	backfillsBy map[string]int
+	users       map[string]*userEntry
+	byAsset     map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
+	byScenario  map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
+	admins      map[*userEntry]struct{}
 }
 
 // userEntry is the hub's view of one user actor.
@@ -44,14 +48,15 @@ type userEntry struct {
 func newHubActor(h *Hub, after uint64) *hubActor {
 	h.routed.Store(after)
 	a := &hubActor{
-		h:          h,
-		routed:     after,
-		history:    newHistory(h.cfg.History, after+1),
-		jobs:       newJobTable(h.cfg.Jobs),
-		users:      map[string]*userEntry{},
-		byAsset:    map[string]map[*userEntry]struct{}{},
-		byScenario: map[string]map[*userEntry]struct{}{},
-		admins:     map[*userEntry]struct{}{},
+		h:           h,
+		routed:      after,
+		history:     newHistory(h.cfg.History, h.cfg.HistoryBytes, after+1),
+		jobs:        newJobTable(h.cfg.Jobs, h.cfg.JobsBytes),
+		users:       map[string]*userEntry{},
+		backfillsBy: map[string]int{},
+		byAsset:     map[string]map[*userEntry]struct{}{},
+		byScenario:  map[string]map[*userEntry]struct{}{},
+		admins:      map[*userEntry]struct{}{},
 	}
 	return a
 }
@@ -75,8 +80,14 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.subscribe(ctx, msg)
 	case *backfilled:
 		sub := msg.sub
-		if msg.ok {
+		a.backfills--
+		if a.backfillsBy[sub.s.user]--; a.backfillsBy[sub.s.user] <= 0 {
+			delete(a.backfillsBy, sub.s.user)
+		}
+		a.h.m.backfills[msg.result].Inc()
+		if msg.result == backfillOK {
 			sub.prefix = append(sub.prefix, msg.frames...)
+			sub.prefixBytes += msg.bytes
 			sub.upTo = msg.upTo
 		} else {
 			sub.upTo = 0 // what it missed is gone: the replay says "expired"
@@ -85,12 +96,15 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 		a.subscribe(ctx, sub)
 	case *snapshot:
-		msg.reply <- Snapshot{
-			LastEventID: a.routed,
-			Jobs: a.jobs.newest(msg.limit, func(ev *jobs.Event) bool {
-				return msg.perms.Allows(ev) && msg.filter.Match(ev)
-			}),
+		// The answer's JSON besides its jobs ({"lastEventId":…,"jobs":[…],
+		// "truncated":true}) is under 80 bytes.
+		list, truncated := a.jobs.newest(msg.limit, max(a.h.cfg.SnapshotBytes-80, 1), func(ev *jobs.Event) bool {
+			return msg.perms.Allows(ev) && msg.filter.Match(ev)
+		})
+		if truncated {
+			a.h.m.snapshotTruncated.Inc()
 		}
+		msg.reply <- Snapshot{LastEventID: a.routed, Jobs: list, Truncated: truncated}
 	case *authorize:
 		e := a.user(ctx, msg.user)
 		e.sent++
@@ -120,10 +134,18 @@ func (a *hubActor) Receive(ctx actor.Context) {
 func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
 	f := newFrame(id, ev)
 	f.at = time.Now().UnixNano()
-	a.history.push(f)
-	a.h.m.historyEvents.Set(float64(a.history.n))
-	a.h.m.historyBytes.Set(float64(a.history.bytes))
-	a.jobs.update(f)
+	m := a.h.m
+	if byCount, byBytes := a.history.push(f); byCount+byBytes > 0 {
+		m.historyEvicted[evictCount].Add(float64(byCount))
+		m.historyEvicted[evictBytes].Add(float64(byBytes))
+	}
+	m.historyEvents.Set(float64(a.history.n))
+	m.historyBytes.Set(float64(a.history.bytes))
+	if byCount, byBytes := a.jobs.update(f); byCount+byBytes > 0 {
+		m.jobsEvicted[evictCount].Add(float64(byCount))
+		m.jobsEvicted[evictBytes].Add(float64(byBytes))
+	}
+	m.jobsBytes.Set(float64(a.jobs.bytes))
 	a.h.m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)
 }
@@ -210,7 +232,10 @@ const maxBackfills = 3
 // history no longer has, and reports whether it did: the subscribe then
 // comes back as backfilled. Live events in the meantime stay in history,
 // after what is read: no gap. The read runs off the actor (a cluster's log
-// is across the network), bounded by PublishTimeout.
+// is across the network), bounded by PublishTimeout and BackfillBytes of
+// frames, and canceled when the stream closes. At most MaxBackfills run at
+// once, MaxBackfillsPerUser of one user's: a resume over either is
+// answered "expired" at once (refused).
 func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	if !sub.resume || sub.ahead || sub.attempts >= maxBackfills {
 		return false
@@ -219,22 +244,53 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	if sub.lastID > a.routed || from+1 >= a.history.floor {
 		return false // ahead, or history has the rest
 	}
+	h, s := a.h, sub.s
+	if a.backfills >= h.cfg.MaxBackfills || a.backfillsBy[s.user] >= h.cfg.MaxBackfillsPerUser {
+		h.m.backfills[backfillRefused].Inc()
+		sub.upTo, sub.prefix, sub.attempts = 0, nil, maxBackfills // the replay says "expired"
+		return false
+	}
+	a.backfills++
+	a.backfillsBy[s.user]++
 	sub.attempts++
-	upTo := a.history.floor - 1
-	self, root, h := ctx.Self(), a.h.system.Root, a.h
+	upTo, base := a.history.floor-1, sub.prefixBytes
+	self, root := ctx.Self(), h.system.Root
 	h.loads.Go(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), h.cfg.PublishTimeout)
 		defer cancel()
+		// A stream that closes cancels its read (see stream.close); one
+		// that closed before this was stored is canceled here.
+		s.cancelRead.Store(&cancel)
+		if s.reason.Load() != 0 {
+			cancel()
+		}
 		var frames []*frame
+		size, over := base, false // what earlier reads gave counts too
 		err := h.events.Read(rctx, from, upTo, func(r eventlog.Record) {
-			if r.Event != nil {
-				frames = append(frames, newFrame(r.ID, r.Event))
+			if r.Event == nil || over {
+				return
 			}
+			f := newFrame(r.ID, r.Event)
+			if size += f.size(); size > h.cfg.BackfillBytes {
+				over = true
+				frames = nil // what the read made so far goes now
+				cancel()
+				return
+			}
+			frames = append(frames, f)
 		})
-		if err != nil && !errors.Is(err, eventlog.ErrExpired) {
+		s.cancelRead.Store(nil)
+		result := backfillOK
+		switch {
+		case over, errors.Is(err, eventlog.ErrExpired):
+			result = backfillExpired
+		case err != nil && s.reason.Load() != 0:
+			result = backfillCanceled
+		case err != nil:
+			result = backfillError
 			h.warn.Warn("backfill", "a resume could not read the event log; the client gets a reset", slog.String("err", err.Error()))
 		}
-		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, ok: err == nil})
+		root.Send(self, &backfilled{sub: sub, frames: frames, bytes: size - base, upTo: upTo, result: result})
 	})
 	return true
 }
@@ -280,17 +336,27 @@ func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
 // prefix holds what the log had after lastID up to upTo that history no
 // longer does (see backfill); history goes on from there. mark is the
 // newest id when the stream's subscribe first reached the hub.
-func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo, mark uint64) [][]byte {
+func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, prefix []*frame, upTo, mark uint64) (frames [][]byte) {
 	newest := a.routed
 	if lastID > newest {
 		return [][]byte{appendResetFrame(nil, newest, "ahead")}
 	}
-	var frames [][]byte
+	size, limit := 0, a.h.cfg.MailboxBytes
 	keep := func(f *frame) {
-		if perms.Allows(f.ev) && s.filter.Match(f.ev) {
+		if size <= limit && perms.Allows(f.ev) && s.filter.Match(f.ev) {
 			frames = append(frames, f.bytes)
+			size += len(f.bytes)
 		}
 	}
+	// A replay is held by the stream like its mailbox's frames, so it is
+	// bounded by the same bytes: a larger one is not sent, the client gets
+	// a reset and reloads the snapshot instead.
+	defer func() {
+		if size > limit {
+			a.h.m.replaysRefused.Inc()
+			frames = [][]byte{appendResetFrame(nil, newest, "expired")}
+		}
+	}()
 	from := lastID
 	if upTo > lastID {
 		for _, f := range prefix {
@@ -303,6 +369,7 @@ func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, pr
 		// came since follows it: the same stream as if the answer had not
 		// waited for the log. If history moved past that meanwhile, the
 		// reset names the newest id now.
+		size = 0 // what the log gave is not sent
 		if mark+1 < a.history.floor {
 			return [][]byte{appendResetFrame(nil, newest, "expired")}
 		}

@@ -65,6 +65,7 @@ func (u *userActor) Receive(ctx actor.Context) {
 		if u.loaded != nil && time.Now().Before(u.knownUntil) {
 			u.hub.m.authzCache[authzHit].Inc()
 			msg.reply <- authResult{perms: u.loaded}
+			u.idleIfNone(ctx)
 			return
 		}
 		u.hub.m.authzCache[authzMiss].Inc()
@@ -83,6 +84,9 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *loaded:
 		u.loadDone(ctx, msg)
 	case *setPermissions:
+		if narrows(u.perms, msg.perms) {
+			u.revoke(msg.perms)
+		}
 		u.perms = msg.perms
 		switch {
 		case msg.perms == nil:
@@ -187,6 +191,9 @@ func (u *userActor) loadDone(ctx actor.Context, msg *loaded) {
 		u.load(ctx)
 		return
 	}
+	if msg.err == nil {
+		u.idleIfNone(ctx)
+	}
 	next := h.cfg.PermissionsTTL
 	if msg.err != nil {
 		// Retry a failed source with capped exponential backoff and full
@@ -222,6 +229,55 @@ func (u *userActor) schedule(ctx actor.Context, d time.Duration) {
 	}
 	self, root := ctx.Self(), u.hub.system.Root
 	u.timer = time.AfterFunc(d, func() { root.Send(self, &refreshDue{}) })
+}
+
+// idleIfNone tells the hub at once that a user whose permissions allow
+// nothing, and who has no stream, is idle: an identity without
+// permissions keeps no actor alive for a TTL. (The hub stops it unless a
+// request came in between.)
+func (u *userActor) idleIfNone(ctx actor.Context) {
+	if u.loaded.None() && len(u.streams) == 0 && !u.loading {
+		ctx.Send(ctx.Parent(), &userIdle{user: u.user, recv: u.recv})
+	}
+}
+
+// narrows reports whether next denies an event that prev allows.
+func narrows(prev, next *authz.Permissions) bool {
+	switch {
+	case prev == nil: // unknown: nothing was allowed
+		return false
+	case next == nil:
+		return true
+	case next.Admin:
+		return false
+	case prev.Admin:
+		return true
+	}
+	for a := range prev.Assets {
+		if _, ok := next.Assets[a]; !ok {
+			return true
+		}
+	}
+	for s := range prev.Scenarios {
+		if _, ok := next.Scenarios[s]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// revoke makes narrowed permissions p apply at once to what is queued for
+// the user's streams: frames p denies are dropped from their mailboxes
+// before any is written, and a stream that may have some of them in a
+// write in progress (its socket full) or a replay queued is closed
+// (forbidden): it resumes, and its replay is checked against p.
+func (u *userActor) revoke(p *authz.Permissions) {
+	deny := func(f *frame) bool { return !p.Allows(f.ev) }
+	for _, s := range u.streams {
+		if s.mb.revoke(deny) || s.mb.congested.Load() {
+			s.close(CloseRevoked)
+		}
+	}
 }
 
 func (u *userActor) closeStreams(r CloseReason) {

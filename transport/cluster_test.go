@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,4 +390,90 @@ func TestClusterJobQueueFull(t *testing.T) {
 	if refused == first {
 		t.Errorf("the job that fit in the queue failed")
 	}
+}
+
+// TestClusterResumesStayWithinBudget: forty resumes of one user from
+// an id the hub's history no longer has, each of which would read 18 MB of
+// the log: at most two read at once (the others are refused), each stops
+// at its byte budget, every one starts with a reset, the heap stays within
+// what two reads may hold, and no read outlives its stream.
+func TestClusterResumesStayWithinBudget(t *testing.T) {
+	const backfillBytes = 4 << 20
+	n := startNATS(t)
+	node := n.node(actors.Config{History: 10, BackfillBytes: backfillBytes})
+	first := node.snapshotMark(t, "alice")
+	node.publishLarge("j", 300) // 18 MB in the log
+	last := first + 300
+	waitFor(t, "the node routed every event", 10*time.Second, func() bool { return node.snapshotMark(t, "alice") == last })
+	before := heapInuse()
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if h := heapInuse(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	const resumes = 40
+	var wg sync.WaitGroup
+	errs := make(chan string, resumes)
+	for range resumes {
+		wg.Go(func() {
+			c, status, body := node.tryStream(nil, "dev:alice", "", "Last-Event-ID", strconv.FormatUint(first+1, 10))
+			if status != 200 {
+				errs <- fmt.Sprintf("resume: %d %s", status, body)
+				return
+			}
+			defer c.conn.Close()
+			f, err := c.next(20 * time.Second)
+			for err == nil && f.event == "" { // the head's retry hint
+				f, err = c.next(20 * time.Second)
+			}
+			if err != nil || f.event != "reset" || !strings.Contains(f.data, "expired") {
+				errs <- fmt.Sprintf("first frame %s %.80s, %v: want a reset (expired)", f.event, f.data, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	grown := int64(peak.Load()) - int64(before)
+	// Two reads of the user at once, each its budget and a fetch of 1 MiB,
+	// and the embedded NATS server serving them.
+	bound := int64(2*(backfillBytes+1<<20) + 24<<20)
+	t.Logf("%d resumes: heap peaked %.1f MiB above where it was; bound %.1f MiB", resumes, float64(grown)/(1<<20), float64(bound)/(1<<20))
+	if grown > bound {
+		t.Errorf("heap peaked %d bytes above where it was, over %d", grown, bound)
+	}
+	refused := node.metric(`eventhub_backfills_total{result="refused"}`)
+	expired := node.metric(`eventhub_backfills_total{result="expired"}`)
+	canceled := node.metric(`eventhub_backfills_total{result="canceled"}`)
+	t.Logf("backfills: %v refused, %v expired (over budget), %v canceled", refused, expired, canceled)
+	if refused+expired+canceled != resumes || refused == 0 || expired == 0 {
+		t.Errorf("backfills: %v refused, %v expired, %v canceled; want %d in all, some of the first two", refused, expired, canceled, resumes)
+	}
+	if ok := node.metric(`eventhub_backfills_total{result="ok"}`); ok != 0 {
+		t.Errorf("%v reads over their budget ended ok", ok)
+	}
+	waitFor(t, "streams closed", 10*time.Second, func() bool { return node.metric("eventhub_streams_active") == 0 })
+	waitFor(t, "no read of the log left", 10*time.Second, func() bool { return !goroutineIn("(*hubActor).backfill") })
+}
+
+// goroutineIn reports whether a goroutine is running code of fn.
+func goroutineIn(fn string) bool {
+	buf := make([]byte, 4<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
 }

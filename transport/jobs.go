@@ -21,7 +21,9 @@ const (
 //
 //	{"lastEventId":1042,"jobs":[{"eventId":1040,"event":{…JobEvent…}},…]}
 //
-// Each "event" is exactly what the stream's data line carries.
+// Each "event" is exactly what the stream's data line carries. The hub
+// bounds the answer's size (--snapshot-bytes): when jobs were left out for
+// it, the answer ends with "truncated":true.
 func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
 	_, perms, ok := s.authenticate(ctx)
 	if !ok {
@@ -49,7 +51,13 @@ func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(appendSnapshot(make([]byte, 0, 256*len(snap.Jobs)+64), snap))
+	size := 96
+	for _, js := range snap.Jobs {
+		size += 32 + len(js.Event)
+	}
+	// Raw: the answer is not copied again into the response; it is held
+	// until written, within --snapshot-bytes.
+	ctx.Response.SetBodyRaw(appendSnapshot(make([]byte, 0, size), snap))
 }
 
 func appendSnapshot(dst []byte, snap actors.Snapshot) []byte {
@@ -63,10 +71,14 @@ func appendSnapshot(dst []byte, snap actors.Snapshot) []byte {
 		dst = append(dst, `{"eventId":`...)
 		dst = strconv.AppendUint(dst, js.ID, 10)
 		dst = append(dst, `,"event":`...)
-		dst = js.Event.AppendJSON(dst)
+		dst = append(dst, js.Event...)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}\n"...)
+	dst = append(dst, ']')
+	if snap.Truncated {
+		dst = append(dst, `,"truncated":true`...)
+	}
+	return append(dst, "}\n"...)
 }
 
 // parseFilter reads the stream filters (types, statuses, jobs, assets,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,14 +13,6 @@ import (
 
 	"github.com/finexbot/eventhub/actors"
 )
-
-// heapInuse is the live heap after a collection.
-func heapInuse() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
 
 // TestJobFloodDoesNotDelayAnotherUser: alice floods 1,500 growth jobs of
 // 30 KB that each take seconds; bob then submits one. Alice's flood is

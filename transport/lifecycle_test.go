@@ -17,7 +17,8 @@ import (
 // TestSlowClientResumesWithEverything: a client closed "slow" reads what
 // reached it, reconnects with its Last-Event-ID and ends up with every event.
 func TestSlowClientResumesWithEverything(t *testing.T) {
-	ts := newTestServer(t, actors.Config{Mailbox: 8, History: 1000}, testPermissions)
+	// A replay of 8 MB is within its mailbox's bytes: the resume gets it.
+	ts := newTestServer(t, actors.Config{Mailbox: 8, MailboxBytes: 16 << 20, History: 1000}, testPermissions)
 	mark := ts.snapshotMark(t, "alice") // where the slow client starts
 	slow := ts.openSmallStream("dev:alice")
 	const total = 200

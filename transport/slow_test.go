@@ -156,7 +156,7 @@ func goroutines() int {
 // own), then reads again and gets everything, in order; meanwhile another
 // client gets every event at once.
 func TestCongestedClientCatchesUp(t *testing.T) {
-	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: time.Minute}, testPermissions)
+	ts := newTestServer(t, actors.Config{Mailbox: 1024, MailboxBytes: 64 << 20, WriteTimeout: time.Minute}, testPermissions)
 	paused := ts.openSmallStream("dev:alice")
 	other := ts.openStream("dev:ops", "")
 	const n = 200 // 10 MB: more than the kernel buffers on both sides
@@ -188,7 +188,7 @@ func TestCongestedClientCatchesUp(t *testing.T) {
 // one left set on the socket would fail the first write after it passed.)
 func TestCongestedStreamOutlivesItsDeadline(t *testing.T) {
 	const writeTimeout = 2 * time.Second
-	ts := newTestServer(t, actors.Config{Mailbox: 1024, WriteTimeout: writeTimeout}, testPermissions)
+	ts := newTestServer(t, actors.Config{Mailbox: 1024, MailboxBytes: 64 << 20, WriteTimeout: writeTimeout}, testPermissions)
 	paused := ts.openSmallStream("dev:alice")
 	const n = 120 // 6 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)

@@ -40,7 +40,7 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 		}
 	}
 	if url == "" {
-		mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.history, File: cfg.historyFile, Logger: log})
+		mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.history, Bytes: int(cfg.historyBytes), File: cfg.historyFile, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,9 +25,16 @@ type serveConfig struct {
 	publishKeyFile    string
 	heartbeat         time.Duration
 	history           int
+	historyBytes      byteSize
 	historyFile       string
+	jobsBytes         byteSize
+	snapshotBytes     byteSize
 	streamLifetime    time.Duration
 	mailbox           int
+	mailboxBytes      byteSize
+	backfillBytes     byteSize
+	maxBackfills      int
+	maxBackfillsUser  int
 	maxStreams        int
 	maxStreamsPerUser int
 	maxConns          int
@@ -80,9 +88,21 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.publishKeyFile, "publish-key-file", "", "read the publish key from this file (trailing newline dropped)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 30*time.Second, "interval of :ping comments on quiet streams")
 	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
+	c.historyBytes = 64 << 20
+	fs.Var(&c.historyBytes, "history-bytes", "the `size` those events may take in memory (in the hub's history, and again in a single node's log); the oldest go first")
+	c.jobsBytes = 32 << 20
+	fs.Var(&c.jobsBytes, "jobs-bytes", "the `size` the job table for GET /api/jobs may take in memory; the job updated longest ago goes first")
+	c.snapshotBytes = 4 << 20
+	fs.Var(&c.snapshotBytes, "snapshot-bytes", "the largest `size` of one GET /api/jobs answer; the jobs past it are left out and the answer says \"truncated\":true")
 	fs.StringVar(&c.historyFile, "history-file", "", "save history and the id counter here on shutdown, load them at start: clients resume across a restart")
 	fs.DurationVar(&c.streamLifetime, "stream-lifetime", 0, "end each stream after this long (±10%) with a retry hint; 0 means unlimited")
 	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
+	c.mailboxBytes = 1 << 20
+	fs.Var(&c.mailboxBytes, "mailbox-bytes", "the `size` of frames queued per stream before it is closed as slow; a resume whose replay is larger gets a reset")
+	c.backfillBytes = 16 << 20
+	fs.Var(&c.backfillBytes, "backfill-bytes", "the largest `size` of one read of the log for a resume that history no longer covers; past it the client gets a reset")
+	fs.IntVar(&c.maxBackfills, "max-backfills", 8, "reads of the log for resumes at once in this process; past it a resume gets a reset")
+	fs.IntVar(&c.maxBackfillsUser, "max-backfills-per-user", 2, "reads of the log for one user's resumes at once; past it a resume gets a reset")
 	fs.IntVar(&c.maxStreams, "max-streams", 0, "streams this process holds; 0 means as many as open files allow")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 16, "streams one user may hold; 0 means no limit")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "client connections (streams and requests) held at once; at it a new one evicts the longest-idle request connection or gets 503; 0 means the open-file limit less 50")
@@ -211,7 +231,9 @@ func (c *serveConfig) validate() error {
 	if c.heartbeat <= 0 {
 		return fmt.Errorf("--heartbeat %v: must be positive", c.heartbeat)
 	}
-	for name, v := range map[string]int{"history": c.history, "mailbox": c.mailbox} {
+	for name, v := range map[string]int{"history": c.history, "mailbox": c.mailbox, "max-backfills": c.maxBackfills,
+		"max-backfills-per-user": c.maxBackfillsUser, "history-bytes": int(c.historyBytes), "jobs-bytes": int(c.jobsBytes),
+		"snapshot-bytes": int(c.snapshotBytes), "mailbox-bytes": int(c.mailboxBytes), "backfill-bytes": int(c.backfillBytes)} {
 		if v <= 0 {
 			return fmt.Errorf("--%s %d: must be positive", name, v)
 		}
@@ -254,6 +276,39 @@ func (c *serveConfig) validate() error {
 		// the publish key and the checks on who publishes.
 		return fmt.Errorf("--nats-embed %q listens beyond loopback: it needs credentials (--nats-token-file or EVENTHUB_NATS_TOKEN, or --nats-user with a password)", c.natsEmbed)
 	}
+	return nil
+}
+
+// byteSize is a flag of a number of bytes: 1048576, 1024KiB, 1MiB, 1GiB.
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (b *byteSize) String() string {
+	for _, u := range byteUnits {
+		if *b != 0 && int64(*b)%u.size == 0 {
+			return strconv.FormatInt(int64(*b)/u.size, 10) + u.suffix
+		}
+	}
+	return "0"
+}
+
+func (b *byteSize) Set(s string) error {
+	num, unit := s, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, unit = n, u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > (1<<46)/unit {
+		return fmt.Errorf("%q: want a size such as 1048576, 512KiB, 64MiB or 1GiB", s)
+	}
+	*b = byteSize(n * unit)
 	return nil
 }
 

@@ -130,6 +130,11 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A history file edited so that ids would wrap around.
+	tampered := filepath.Join(t.TempDir(), "history.jsonl")
+	if err := os.WriteFile(tampered, []byte(`{"eventhub_history":1,"next_id":18446744073709551615}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -162,6 +167,10 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 			map[string]string{"EVENTHUB_NATS_PASSWORD": "p", "EVENTHUB_NATS_TOKEN": "t"}, "not both"},
 		{"nats credentials without nats", []string{"serve"}, map[string]string{"EVENTHUB_NATS_TOKEN": "t"}, "--nats"},
 		{"negative per-address cap", []string{"serve", "--max-conns-per-ip", "-1"}, nil, "--max-conns-per-ip"},
+		{"bad size in env", []string{"serve"}, map[string]string{"EVENTHUB_HISTORY_BYTES": "lots"}, "EVENTHUB_HISTORY_BYTES"},
+		{"no mailbox bytes", []string{"serve", "--mailbox-bytes", "0"}, nil, "--mailbox-bytes"},
+		{"no backfills", []string{"serve", "--max-backfills", "0"}, nil, "--max-backfills"},
+		{"impossible history file", []string{"serve", "--listen", "127.0.0.1:0", "--history-file", tampered}, nil, "next_id 18446744073709551615 is impossible"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer

@@ -69,6 +69,12 @@ func writeHistoryFile(path string, nextID uint64, records []Record) error {
 	return nil
 }
 
+// maxNextID is the highest next_id a history file may hold: half the id
+// space, which a hub appending a million events a second would reach in
+// 292,000 years, so ids never wrap around. The ids a memory log starts
+// from the clock (a thousand per millisecond) are far below it.
+const maxNextID = 1 << 63
+
 // errNoHistoryFile: there is no history file to load (a first start).
 var errNoHistoryFile = errors.New("no history file")
 
@@ -93,8 +99,13 @@ func readHistoryFile(path string, max int) (nextID uint64, records []Record, err
 		return 0, nil, bad(1, "no header: %v", err)
 	}
 	var hdr historyHeader
-	if err := json.Unmarshal(head, &hdr); err != nil || hdr.Version != historyFileVersion || hdr.NextID == 0 {
+	if err := json.Unmarshal(head, &hdr); err != nil || hdr.Version != historyFileVersion {
 		return 0, nil, bad(1, "not an eventhub history file (version %d)", hdr.Version)
+	}
+	// Ids are never 0 and only grow: a next_id of 0, or one so high that
+	// the ids after it would wrap around to 0, is not one this hub wrote.
+	if hdr.NextID == 0 || hdr.NextID > maxNextID {
+		return 0, nil, bad(1, "next_id %d is impossible: ids run from 1 to %d", hdr.NextID, uint64(maxNextID))
 	}
 	for n := 2; ; n++ {
 		line, err := r.ReadBytes('\n')
@@ -114,6 +125,9 @@ func readHistoryFile(path string, max int) (nextID uint64, records []Record, err
 		}
 		if len(records) > 0 && hl.ID != records[len(records)-1].ID+1 {
 			return 0, nil, bad(n, "id %d does not follow %d", hl.ID, records[len(records)-1].ID)
+		}
+		if hl.ID == 0 {
+			return 0, nil, bad(n, "id 0 is impossible: ids start at 1")
 		}
 		if hl.ID >= hdr.NextID {
 			return 0, nil, bad(n, "id %d is not below next_id %d", hl.ID, hdr.NextID)

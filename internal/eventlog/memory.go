@@ -17,6 +17,10 @@ type MemoryConfig struct {
 	// Size is how many of the newest events are kept for Read. Zero means
 	// 10,000.
 	Size int
+	// Bytes bounds the memory of the events kept (each costs its encoded
+	// size, see RecordSize): the oldest go first when either bound is
+	// reached. Zero means 64 MiB.
+	Bytes int
 	// File, when set, is the history file: OpenMemory loads the ring and
 	// the id counter from it (and removes it, so that a crash later cannot
 	// bring back stale ids), Close writes them to it. Empty means a restart
@@ -40,6 +44,7 @@ type Memory struct {
 	ring   []Record   // the newest records, a ring of cfg.Size
 	start  int        // index of the oldest record in ring
 	n      int        // records in ring
+	bytes  int        // sum of the kept records' RecordSize
 	next   uint64     // id of the next event; never 0
 	tails  map[*func(Record)]struct{}
 	closed bool
@@ -53,6 +58,9 @@ var _ Log = (*Memory)(nil)
 func OpenMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Size <= 0 {
 		cfg.Size = 10000
+	}
+	if cfg.Bytes <= 0 {
+		cfg.Bytes = 64 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -105,15 +113,40 @@ func (m *Memory) Append(_ context.Context, _ string, events []jobs.Event) ([]uin
 	return ids, nil
 }
 
-// push keeps r as the newest record, letting the oldest go when full.
+// push keeps r as the newest record, letting the oldest go until both the
+// count and the bytes are within their bounds. Ids stay contiguous: only
+// the oldest go.
 func (m *Memory) push(r Record) {
-	if m.n < len(m.ring) {
-		m.ring[(m.start+m.n)%len(m.ring)] = r
-		m.n++
-		return
+	if m.n == len(m.ring) {
+		m.drop()
 	}
-	m.ring[m.start] = r
+	m.ring[(m.start+m.n)%len(m.ring)] = r
+	m.n++
+	m.bytes += RecordSize(r)
+	for m.bytes > m.cfg.Bytes && m.n > 0 {
+		m.drop()
+	}
+}
+
+// drop lets go of the oldest record.
+func (m *Memory) drop() {
+	m.bytes -= RecordSize(m.ring[m.start])
+	m.ring[m.start] = Record{}
 	m.start = (m.start + 1) % len(m.ring)
+	m.n--
+}
+
+// RecordSize is what a record costs in memory: its event's encoded size
+// (the JSON of an event is its fixed fields, at most 110 bytes, and its
+// job id and data, counted as allocated: a decoded event's data may have
+// room to spare) and the decoded struct's own words and scope ids.
+func RecordSize(r Record) int {
+	const fixed = 110 + 160 // the JSON's fixed part; the Event struct and allocation rounding
+	if r.Event == nil {
+		return 16
+	}
+	ev := r.Event
+	return fixed + 2*len(ev.JobID) + cap(ev.Data) + len(ev.AssetID) + len(ev.ScenarioID)
 }
 
 // at returns the i-th oldest record kept.

@@ -309,7 +309,9 @@ func (c *Log) decode(seq uint64, data []byte) eventlog.Record {
 
 // Read reads the stream's records after lastID up to upTo, at most
 // MaxBackfill of them: ErrExpired when the stream no longer holds lastID+1
-// or there are more.
+// or there are more. It fetches at most 1 MiB of messages at a time, and
+// stops with ctx's error as soon as ctx is done (the caller cancels it to
+// stop a read that went over its budget, or whose client left).
 func (c *Log) Read(ctx context.Context, lastID, upTo uint64, fn func(eventlog.Record)) error {
 	if upTo <= lastID {
 		return nil
@@ -333,36 +335,68 @@ func (c *Log) Read(ctx context.Context, lastID, upTo uint64, fn func(eventlog.Re
 		return fmt.Errorf("nats: %w", err)
 	}
 	for {
-		want := int(min(upTo-lastID, 1000))
-		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(5*time.Second))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// A batch is bounded in bytes, so a read holds little more than
+		// what its caller keeps (not FetchBytes: its buffers are sized for a
+		// million messages); and in time, and canceled with ctx.
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(int(min(upTo-lastID, 1000)), jetstream.FetchMaxBytes(readBatchBytes), jetstream.FetchContext(bctx))
 		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("nats: %w", err)
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			seq := md.Sequence.Stream
-			if seq > upTo {
-				return nil
-			}
-			lastID = seq
-			fn(c.decode(seq, msg.Data()))
-			if seq == upTo {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("nats: %w", err)
+		got, err := c.readBatch(ctx, batch, upTo, &lastID, fn)
+		cancel()
+		if err != nil || lastID == upTo {
+			return err
 		}
 		if got == 0 {
 			return errors.New("nats: the stream ended before the resume point")
 		}
 	}
 }
+
+// readBatch hands fn the records of batch, up to upTo, moving *lastID on;
+// it stops with ctx's error once ctx is done.
+func (c *Log) readBatch(ctx context.Context, batch jetstream.MessageBatch, upTo uint64, lastID *uint64, fn func(eventlog.Record)) (int, error) {
+	got := 0
+	for msg := range batch.Messages() {
+		if err := ctx.Err(); err != nil {
+			return got, err // the rest of the batch is dropped with the consumer
+		}
+		got++
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		seq := md.Sequence.Stream
+		if seq > upTo {
+			*lastID = upTo
+			return got, nil
+		}
+		*lastID = seq
+		fn(c.decode(seq, msg.Data()))
+		if seq == upTo {
+			return got, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return got, err
+	}
+	if err := batch.Error(); err != nil {
+		return got, fmt.Errorf("nats: %w", err)
+	}
+	return got, nil
+}
+
+// readBatchBytes bounds one fetch of Read: an event is at most 64 KiB of
+// data, so a batch holds at least a dozen.
+const readBatchBytes = 1 << 20
 
 // Bounds returns the stream's first and last sequence.
 func (c *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
