@@ -59,7 +59,7 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 }
 
-// The alerts issue 7 asks for; alerts.yml may have more.
+// The alerts every deployment needs; alerts.yml may have more.
 var requiredAlerts = []string{"EventHubMailboxOverflow", "EventHubSlowClosesHigh", "EventHubStreamErrorsHigh",
 	"EventHubAuthFailuresSpike", "EventHubDeliveryLatencyHigh", "EventHubNATSDisconnected", "EventHubDown"}
 
