@@ -82,40 +82,58 @@ func TestUnreadSnapshotsStayWithinBudget(t *testing.T) {
 		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return err
 	}}
-	const unread = 6
-	for range unread {
+	// Six requests that never read their answer: a user has at most four
+	// answers being written at once (MaxSnapshotsPerUser's default), so the
+	// last two are told to come back.
+	const requests, held = 6, 4
+	var unread []net.Conn
+	for i := range requests {
 		conn, err := small.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
+		unread = append(unread, conn)
 		if _, err := io.WriteString(conn, "GET /api/jobs?limit=1000 HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer dev:alice\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		// The answer has begun: its body is built and held until written.
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		head := make([]byte, 12)
-		if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-			t.Fatalf("answer %q, %v", head, err)
+		want := "HTTP/1.1 200"
+		if i >= held {
+			want = "HTTP/1.1 429"
+		}
+		if _, err := io.ReadFull(conn, head); err != nil || string(head) != want {
+			t.Fatalf("answer %d: %q, %v; want %q", i, head, err, want)
 		}
 	}
 	grown := int64(heapInuse()) - int64(before)
-	bound := int64(unread*snapshotBytes + 12<<20) // slack: each connection's buffers, allocation rounding
-	t.Logf("%d unread answers hold %.1f MiB of heap; bound %.1f MiB", unread, float64(grown)/(1<<20), float64(bound)/(1<<20))
+	bound := int64(held*snapshotBytes + 12<<20) // slack: each connection's buffers, allocation rounding
+	t.Logf("%d unread answers hold %.1f MiB of heap; bound %.1f MiB", held, float64(grown)/(1<<20), float64(bound)/(1<<20))
 	if grown > bound {
-		t.Errorf("heap grew by %d bytes with %d unread answers, over %d", grown, unread, bound)
+		t.Errorf("heap grew by %d bytes with %d unread answers, over %d", grown, held, bound)
 	}
-	if got := ts.metric("eventhub_snapshot_truncated_total"); got != unread {
-		t.Errorf("eventhub_snapshot_truncated_total = %v, want %d", got, unread)
+	if got := ts.metric("eventhub_snapshot_truncated_total"); got != held {
+		t.Errorf("eventhub_snapshot_truncated_total = %v, want %d", got, held)
+	}
+	if got := ts.metric("eventhub_snapshots_refused_total"); got != requests-held {
+		t.Errorf("eventhub_snapshots_refused_total = %v, want %d", got, requests-held)
 	}
 
-	// Bob is served meanwhile; alice's own answer, read, is within budget
-	// and says it is truncated.
+	// Bob is served meanwhile. Once alice's clients hang up, her slots come
+	// back; her own answer, read, is within budget and says it is truncated.
 	status, body := ts.do("GET", "/api/jobs", "dev:bob", nil)
 	if status != 200 || !strings.Contains(body, `"jobs":[]`) || strings.Contains(body, "truncated") {
 		t.Errorf("bob's snapshot: %d %.200s", status, body)
 	}
-	status, body = ts.do("GET", "/api/jobs?limit=1000", "dev:alice", nil)
+	for _, c := range unread {
+		c.Close()
+	}
+	waitFor(t, "alice's slots to come back", 10*time.Second, func() bool {
+		status, body = ts.do("GET", "/api/jobs?limit=1000", "dev:alice", nil)
+		return status == 200
+	})
 	if status != 200 || len(body) > snapshotBytes || !strings.HasSuffix(body, `],"truncated":true}`+"\n") {
 		t.Errorf("alice's snapshot: %d, %d bytes, ends %q", status, len(body), body[max(len(body)-40, 0):])
 	}

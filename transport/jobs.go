@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"strconv"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,9 +25,11 @@ const (
 //
 // Each "event" is exactly what the stream's data line carries. The hub
 // bounds the answer's size (--snapshot-bytes): when jobs were left out for
-// it, the answer ends with "truncated":true.
+// it, the answer ends with "truncated":true. At most MaxSnapshots answers
+// (MaxSnapshotsPerUser of one user) are being written at once; past that,
+// 429 with Retry-After.
 func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
-	_, perms, ok := s.authenticate(ctx)
+	id, perms, ok := s.authenticate(ctx)
 	if !ok {
 		return
 	}
@@ -43,8 +47,14 @@ func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
 		}
 		limit = n
 	}
+	if !s.snapshots.take(id.User) {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusTooManyRequests, "too many job lists are being sent at once; try again")
+		return
+	}
 	snap, err := s.cfg.Hub.Snapshot(ctx, perms, filter, limit)
 	if err != nil {
+		s.snapshots.give(id.User)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -55,9 +65,25 @@ func (s *Server) jobSnapshot(ctx *fasthttp.RequestCtx) {
 	for _, js := range snap.Jobs {
 		size += 32 + len(js.Event)
 	}
-	// Raw: the answer is not copied again into the response; it is held
-	// until written, within --snapshot-bytes.
-	ctx.Response.SetBodyRaw(appendSnapshot(make([]byte, 0, size), snap))
+	// The answer is held until written, within --snapshot-bytes, and its
+	// slot with it: fasthttp closes a body stream once it is written, or
+	// when the response is dropped (its connection failed or timed out).
+	body := appendSnapshot(make([]byte, 0, size), snap)
+	user := id.User
+	ctx.Response.SetBodyStream(&heldAnswer{Reader: bytes.NewReader(body), release: func() { s.snapshots.give(user) }}, len(body))
+}
+
+// heldAnswer is an answer's body that gives its slot back when fasthttp
+// closes it, once.
+type heldAnswer struct {
+	*bytes.Reader
+	release func()
+	once    sync.Once
+}
+
+func (a *heldAnswer) Close() error {
+	a.once.Do(a.release)
+	return nil
 }
 
 func appendSnapshot(dst []byte, snap actors.Snapshot) []byte {

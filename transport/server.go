@@ -59,6 +59,12 @@ type Config struct {
 	// not counted (a reverse proxy on the same host is every client's
 	// address). Zero means no limit.
 	MaxConnsPerIP int
+	// MaxSnapshots bounds the GET /api/jobs answers being written at once
+	// (each at most the hub's SnapshotBytes); past it, 429 with
+	// Retry-After. Zero means 16.
+	MaxSnapshots int
+	// MaxSnapshotsPerUser is MaxSnapshots for one user. Zero means 4.
+	MaxSnapshotsPerUser int
 	// Logger receives request errors worth a look. Nil discards them.
 	Logger *slog.Logger
 
@@ -83,6 +89,7 @@ type Server struct {
 	refused      map[string]prometheus.Counter // requests fasthttp could not take, by reason
 	head         []byte                        // every stream's first bytes; see streamHeadFor
 	conns        *connLimits
+	snapshots    *snapshotSlots // GET /api/jobs answers being written
 	// keyDigest is the SHA-256 of PublishKey: keys are compared by digest,
 	// in constant time, so neither a key's bytes nor its length leak
 	// through the time a refusal takes.
@@ -99,6 +106,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.MaxSnapshots <= 0 {
+		cfg.MaxSnapshots = 16
+	}
+	if cfg.MaxSnapshotsPerUser <= 0 {
+		cfg.MaxSnapshotsPerUser = 4
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, authFailures: map[string]prometheus.Counter{}, refused: map[string]prometheus.Counter{},
 		head: streamHeadFor(cfg.Hub), keyDigest: sha256.Sum256([]byte(cfg.PublishKey))}
@@ -120,6 +133,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	var err error
+	if s.snapshots, err = newSnapshotSlots(cfg.MaxSnapshots, cfg.MaxSnapshotsPerUser, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	if s.conns, err = newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.countLoopback, cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}

@@ -29,6 +29,7 @@ type serveConfig struct {
 	historyFile       string
 	jobsBytes         byteSize
 	snapshotBytes     byteSize
+	maxSnapshots      int
 	streamLifetime    time.Duration
 	mailbox           int
 	mailboxBytes      byteSize
@@ -94,6 +95,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Var(&c.jobsBytes, "jobs-bytes", "the `size` the job table for GET /api/jobs may take in memory; the job updated longest ago goes first")
 	c.snapshotBytes = 4 << 20
 	fs.Var(&c.snapshotBytes, "snapshot-bytes", "the largest `size` of one GET /api/jobs answer; the jobs past it are left out and the answer says \"truncated\":true")
+	fs.IntVar(&c.maxSnapshots, "max-snapshots", 16, "GET /api/jobs answers being written at once (a quarter of them for one user); past it, 429")
 	fs.StringVar(&c.historyFile, "history-file", "", "save history and the id counter here on shutdown, load them at start: clients resume across a restart")
 	fs.DurationVar(&c.streamLifetime, "stream-lifetime", 0, "end each stream after this long (±10%) with a retry hint; 0 means unlimited")
 	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
@@ -258,6 +260,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.jobsPerUser < 0 || c.jobRate < 0 {
 		return errors.New("--jobs-per-user and --job-rate must not be negative")
+	}
+	if c.maxSnapshots <= 0 {
+		return fmt.Errorf("--max-snapshots %d: must be positive", c.maxSnapshots)
 	}
 	if c.maxStreams < 0 || c.maxStreamsPerUser < 0 || c.maxConns < 0 || c.maxConnsPerIP < 0 {
 		return errors.New("--max-streams, --max-streams-per-user, --max-conns and --max-conns-per-ip must not be negative")

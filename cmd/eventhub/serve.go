@@ -135,6 +135,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		Logger:        log,
 		MaxConns:      maxConns,
 		MaxConnsPerIP: cfg.maxConnsPerIP,
+		MaxSnapshots:  cfg.maxSnapshots,
+		// A user's share: one answer a tab, a few tabs.
+		MaxSnapshotsPerUser: max(1, cfg.maxSnapshots/4),
 	})
 	if err != nil {
 		return err
