@@ -107,7 +107,7 @@ func TestDashboard(t *testing.T) {
 			exprs = append(exprs, q.Expr)
 		}
 	}
-	// What issue 7 asks the dashboard to show.
+	// What every operator needs the dashboard to show.
 	var used strings.Builder
 	for _, e := range exprs {
 		used.WriteString(e + "\n")
