@@ -16,6 +16,7 @@ import (
 
 	"github.com/finexbot/eventhub/authz"
 	"github.com/finexbot/eventhub/internal/eventlog"
+	"github.com/finexbot/eventhub/internal/ratelog"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -24,7 +25,7 @@ import (
 type Hub struct {
 	cfg  Config
 	log  *slog.Logger
-	warn *rateLog // repeating warnings, once a minute per kind
+	warn *ratelog.Limiter // repeating warnings, once a minute per kind
 	// events is the event log: every event is appended there, and the hub
 	// routes what its tail hands back, in id order.
 	events eventlog.Log
@@ -80,7 +81,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		warn:      newRateLog(cfg.Logger, time.Minute),
+		warn:      ratelog.New(cfg.Logger, time.Minute),
 		m:         m,
 		system:    system,
 		admission: admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/finexbot/eventhub/internal/ratelog"
 )
 
 // connLimits is the server's connection budget, kept where connections are
@@ -302,46 +304,23 @@ var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 // fasthttp is told not to dump requests (SecureErrorLogMessage), and what it
 // still quotes is cut out here.
 type rateLogger struct {
-	log   *slog.Logger
-	every time.Duration
-
-	mu   sync.Mutex // guards seen
-	seen map[string]*rateEntry
-}
-
-type rateEntry struct {
-	last       time.Time
-	suppressed int
+	limit *ratelog.Limiter
 }
 
 func newRateLogger(log *slog.Logger, every time.Duration) *rateLogger {
-	return &rateLogger{log: log, every: every, seen: map[string]*rateEntry{}}
+	return &rateLogger{limit: ratelog.New(log, every)}
 }
 
 func (r *rateLogger) Printf(format string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	e := r.seen[format]
-	if e == nil {
-		if len(r.seen) > 64 { // formats are fasthttp's constants; this only bounds a surprise
-			clear(r.seen)
-		}
-		e = &rateEntry{}
-		r.seen[format] = e
-	}
-	if !e.last.IsZero() && now.Sub(e.last) < r.every {
-		e.suppressed++
-		r.mu.Unlock()
+	ok, suppressed := r.limit.Allow(format) // formats are fasthttp's constants
+	if !ok {
 		return
 	}
-	suppressed := e.suppressed
-	e.last, e.suppressed = now, 0
-	r.mu.Unlock()
 	attrs := []any{"lib", "fasthttp"}
 	if suppressed > 0 {
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	// fasthttp quotes what it could not parse (a header line, with
 	// SecureErrorLogMessage too): every quoted string goes.
-	r.log.Warn(quoted.ReplaceAllString(fmt.Sprintf(format, args...), `"…"`), attrs...)
+	r.limit.Logger().Warn(quoted.ReplaceAllString(fmt.Sprintf(format, args...), `"…"`), attrs...)
 }

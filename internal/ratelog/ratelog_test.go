@@ -1,4 +1,4 @@
-package actors
+package ratelog
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-func TestRateLog(t *testing.T) {
+func TestLimiter(t *testing.T) {
 	var buf bytes.Buffer
-	r := newRateLog(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
+	r := New(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
 	for range 100 {
 		r.Warn("a", "source down")
 	}
@@ -25,5 +25,16 @@ func TestRateLog(t *testing.T) {
 	r.Warn("a", "source down")
 	if !strings.Contains(buf.String(), "suppressed=99") {
 		t.Errorf("the next line does not count what was held back:\n%s", buf.String())
+	}
+}
+
+// TestLimiterBoundsKeys: keys past maxKeys do not grow the memory it keeps.
+func TestLimiterBoundsKeys(t *testing.T) {
+	r := New(slog.New(slog.DiscardHandler), time.Hour)
+	for i := range 10 * maxKeys {
+		r.Allow(strings.Repeat("k", i%50) + string(rune('a'+i%26)) + string(rune(i)))
+	}
+	if n := len(r.seen); n > maxKeys {
+		t.Errorf("%d keys remembered, want at most %d", n, maxKeys)
 	}
 }
