@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -20,18 +21,20 @@ import (
 //
 // Any goroutine may post; the dispatcher runs one processMessages at a time.
 type mailbox struct {
-	capacity   int
-	maxBytes   int
+	// capacity and maxBytes bound the queue; int32, as bytes and marks,
+	// to keep a stream's mailbox in a smaller allocation class.
+	capacity   int32
+	maxBytes   int32
 	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
 
 	mu    sync.Mutex // guards the fields below it
 	queue []any      // ring buffer; len(queue) is its current size
 	head  int
 	n     int
-	bytes int // of the queued frames
+	bytes int32 // of the queued frames
 	// marks is 1 while revokeMark waits to be the next message: counted
 	// in userCount, so the actor runs, and writes nothing, until it has it.
-	marks  int
+	marks  int32
 	sys    []any
 	closed bool // after close, user messages are dropped, not counted
 
@@ -56,7 +59,7 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // Start: a stream can be posted to (by the heartbeat wheel, say) before its
 // actor is spawned.
 func newMailbox(capacity, maxBytes int, onOverflow func(bytes bool)) *mailbox {
-	m := &mailbox{capacity: capacity, maxBytes: maxBytes, onOverflow: onOverflow}
+	m := &mailbox{capacity: int32(min(capacity, math.MaxInt32)), maxBytes: int32(min(maxBytes, math.MaxInt32)), onOverflow: onOverflow}
 	m.process = func() { m.processMessages(false) }
 	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 	return m
@@ -95,8 +98,8 @@ func (m *mailbox) push(msg any, force bool) bool {
 		m.mu.Unlock()
 		return false
 	}
-	if !force && (m.n >= m.capacity || m.bytes+size > m.maxBytes) {
-		bytes := m.n < m.capacity
+	if !force && (m.n >= int(m.capacity) || int(m.bytes)+size > int(m.maxBytes)) {
+		bytes := m.n < int(m.capacity)
 		m.mu.Unlock()
 		m.onOverflow(bytes)
 		return false
@@ -106,8 +109,8 @@ func (m *mailbox) push(msg any, force bool) bool {
 	}
 	m.queue[(m.head+m.n)%len(m.queue)] = msg
 	m.n++
-	m.bytes += size
-	m.userCount.Store(int32(m.n + m.marks))
+	m.bytes += int32(size)
+	m.userCount.Store(int32(m.n) + m.marks)
 	m.mu.Unlock()
 	return true
 }
@@ -138,7 +141,7 @@ func (m *mailbox) popUser() any {
 	m.queue[m.head] = nil
 	m.head = (m.head + 1) % len(m.queue)
 	m.n--
-	m.bytes -= frameLen(msg)
+	m.bytes -= int32(frameLen(msg))
 	m.userCount.Store(int32(m.n))
 	if m.n == 0 && len(m.queue) > 16 {
 		m.queue, m.head = nil, 0 // a burst is over: give the memory back
@@ -162,7 +165,7 @@ func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
 	for i := range m.n {
 		msg := m.queue[(m.head+i)%len(m.queue)]
 		if f, ok := msg.(*frame); ok && deny(f) {
-			m.bytes -= len(f.bytes)
+			m.bytes -= int32(len(f.bytes))
 			continue
 		}
 		if _, ok := msg.(*replay); ok {
@@ -175,7 +178,7 @@ func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
 		m.queue[(m.head+i)%len(m.queue)] = nil
 	}
 	m.n, m.marks = kept, 1
-	m.userCount.Store(int32(m.n + m.marks))
+	m.userCount.Store(int32(m.n) + m.marks)
 	m.mu.Unlock()
 	m.schedule()
 	return replayQueued

@@ -144,7 +144,7 @@ func (l *connLimits) admit(c net.Conn) (tc, victim *trackedConn, refusal []byte)
 	}
 	if l.maxConns > 0 && l.open >= l.maxConns {
 		front := l.idle.Front()
-		if front == nil || now.Sub(front.Value.(*trackedConn).idleSince) < l.minIdle {
+		if front == nil || now.Sub(time.Unix(0, front.Value.(*trackedConn).idleSince)) < l.minIdle {
 			l.refusedFull.Inc()
 			return nil, nil, fullRefusal
 		}
@@ -157,7 +157,7 @@ func (l *connLimits) admit(c net.Conn) (tc, victim *trackedConn, refusal []byte)
 	if perIP {
 		l.perIP[ip]++
 	}
-	tc.idleSince = now // nothing read yet: idle until its first byte
+	tc.idleSince = now.UnixNano() // nothing read yet: idle until its first byte
 	tc.idleElem = l.idle.PushBack(tc)
 	return tc, victim, nil
 }
@@ -203,7 +203,7 @@ func (l *connLimits) connState(nc net.Conn, state fasthttp.ConnState) {
 	case fasthttp.StateIdle:
 		l.mu.Lock()
 		if !c.released && !c.stream && c.idleElem == nil {
-			c.idleSince = time.Now()
+			c.idleSince = time.Now().UnixNano()
 			c.idleElem = l.idle.PushBack(c)
 		}
 		l.mu.Unlock()
@@ -237,7 +237,7 @@ type trackedConn struct {
 	// Guarded by l.mu.
 	released  bool
 	stream    bool
-	idleSince time.Time
+	idleSince int64 // unix ns; a word, not a time.Time, in every connection
 	idleElem  *list.Element
 
 	// linger asks Close to let the client read an answer it sent a body

@@ -189,7 +189,7 @@ func TestIdleConnsCannotStarveOthers(t *testing.T) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		front := l.idle.Front()
-		return l.open == budget && front != nil && time.Since(front.Value.(*trackedConn).idleSince) > l.minIdle
+		return l.open == budget && front != nil && time.Since(time.Unix(0, front.Value.(*trackedConn).idleSince)) > l.minIdle
 	})
 	// Each request below needs a connection; each finds the budget full
 	// of connections that sent nothing, and one of them makes room.

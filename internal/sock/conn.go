@@ -25,9 +25,11 @@ const tryBudget = 2 * time.Millisecond
 type Conn struct {
 	nc  net.Conn
 	sys sysConn // the descriptor to write to directly, where there is one
-	// rest is Write's scratch: a field, not a local, so that
-	// net.Buffers.WriteTo's pointer receiver allocates nothing.
-	rest net.Buffers
+	// rest is Write's scratch, made on the first write through the
+	// net.Conn and kept: net.Buffers.WriteTo's receiver escapes, so a local
+	// would allocate each time, and most connections (those written
+	// straight on their descriptor) never need it.
+	rest *net.Buffers
 	// watchID is the connection's id in the Watcher that watches it, 0
 	// when none does. Set by Watch, cleared by Unwatch.
 	watchID uint64
@@ -73,12 +75,15 @@ func (c *Conn) writeWithin(bufs *net.Buffers, timeout time.Duration) error {
 	}
 	// WriteTo consumes c.rest down to what is left (a writev where nc is a
 	// socket, one Write per buffer otherwise).
-	c.rest = *bufs
+	if c.rest == nil {
+		c.rest = new(net.Buffers)
+	}
+	*c.rest = *bufs
 	_, err := c.rest.WriteTo(c.nc)
-	k := copy(*bufs, c.rest)
+	k := copy(*bufs, *c.rest)
 	clear((*bufs)[k:])
 	*bufs = (*bufs)[:k]
-	c.rest = nil
+	*c.rest = nil
 	return err
 }
 
