@@ -52,6 +52,10 @@ type poolSpec struct {
 	// ReconnectDelay is how long a stream waits after the server closed it
 	// before it reconnects with Last-Event-ID.
 	ReconnectDelay time.Duration `json:"reconnectDelay"`
+	// Users, when set, gives stream i (harness-wide) the token of user
+	// bench-u<(i / Tabs) mod Users> (Config.Users).
+	Users int `json:"users,omitempty"`
+	Tabs  int `json:"tabs,omitempty"`
 	// Epoll reads the live streams (but the slow ones) from one epoll loop
 	// instead of a goroutine each (Linux; see poller).
 	Epoll bool `json:"epoll,omitempty"`
@@ -201,6 +205,12 @@ func isSlow(i int, f float64) bool {
 		return false
 	}
 	return int(float64(i+1)*f) > int(float64(i)*f)
+}
+
+// streamUser is the user of the stream of global index i: tabs streams in
+// a row each, over users users.
+func streamUser(i, users, tabs int) int {
+	return i / max(tabs, 1) % users
 }
 
 // newPool checks spec and prepares a pool; start opens its streams.
@@ -475,6 +485,11 @@ func (p *pool) handshake(s *stream, conn net.Conn, resume, stormed bool) error {
 	}
 	req := make([]byte, 0, len(head)+64)
 	req = append(req, head...)
+	if p.spec.Users > 0 {
+		req = append(req, "Authorization: Bearer dev:"+benchUser...)
+		req = strconv.AppendInt(req, int64(streamUser(s.idx, p.spec.Users, p.spec.Tabs)), 10)
+		req = append(req, "\r\n"...)
+	}
 	if resume && len(s.rd.lastID) > 0 {
 		req = append(req, "Last-Event-ID: "...)
 		req = append(req, s.rd.lastID...)

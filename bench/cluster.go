@@ -68,8 +68,8 @@ func freePort() (string, error) {
 // embedded, and once it is ready the others at once, and waits until every
 // one is ready (its /readyz answers 200: listening and connected to NATS).
 // On error every hub it started is stopped.
-func startCluster(ctx context.Context, binary string, base []string, n int, addr, dir string) (*cluster, error) {
-	perms, err := writePermissions(dir)
+func startCluster(ctx context.Context, binary string, base []string, n int, addr, dir string, users int) (*cluster, error) {
+	perms, err := writePermissions(dir, users)
 	if err != nil {
 		return nil, err
 	}
@@ -181,10 +181,11 @@ func (c *cluster) stop() {
 	}
 }
 
-// writePermissions writes the bench permissions file into dir.
-func writePermissions(dir string) (string, error) {
+// writePermissions writes the bench permissions file for users
+// (userPermissions) into dir.
+func writePermissions(dir string, users int) (string, error) {
 	perms := filepath.Join(dir, "permissions.json")
-	if err := os.WriteFile(perms, []byte(benchPermissions), 0o600); err != nil {
+	if err := os.WriteFile(perms, userPermissions(users), 0o600); err != nil {
 		return "", fmt.Errorf("writing bench permissions: %w", err)
 	}
 	return perms, nil

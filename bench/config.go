@@ -26,7 +26,7 @@ type Config struct {
 	Scenario string // idle, broadcast, ramp, slow or storm; zero: broadcast
 
 	SubURL     string   // zero: http://127.0.0.1:8080/api/events
-	SubHeaders []string // zero: "Authorization: Bearer dev:bench"
+	SubHeaders []string // zero: "Authorization: Bearer dev:bench" (with Users, none)
 	PubURL     string   // zero: /api/events on the stream URL's host
 	PubHeaders []string // zero: "Authorization: Bearer dev-publish-key"
 	PubBody    string   // zero: DefaultPubBody
@@ -35,9 +35,19 @@ type Config struct {
 	// AllowRemote lets the URLs point off loopback.
 	AllowRemote bool
 
-	Streams  int           // zero: 1,000
+	Streams  int           // zero: 1,000 (with Users > 0: Users × Tabs)
 	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s)
 	Duration time.Duration // zero: 20 s (ramp: the bound on all its steps, zero: 90 s)
+
+	// Users spreads the streams over that many users, bench-u0, bench-u1,
+	// …, each with its own permissions in the file the harness writes for
+	// {permissions} (userPermissions): its own asset and the broadcast one
+	// (a1), so every stream still receives every published event. Stream i
+	// is user (i / Tabs) mod Users' stream. -1 means one user per Tabs
+	// streams; zero one admin user, bench, for every stream (SubHeaders'
+	// token). The floor has no auth: it ignores users.
+	Users int
+	Tabs  int // streams each user opens in a row; zero: 1
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
 	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
@@ -113,8 +123,27 @@ func (c *Config) defaults() error {
 	if c.SubURL == "" {
 		c.SubURL = "http://127.0.0.1:8080/api/events"
 	}
+	if c.Tabs <= 0 {
+		c.Tabs = 1
+	}
+	if c.Users < -1 {
+		return fmt.Errorf("%w: %d users (want -1, 0 or more)", ErrConfig, c.Users)
+	}
+	if c.Users > 0 && c.Streams <= 0 {
+		c.Streams = c.Users * c.Tabs
+	}
 	if c.SubHeaders == nil {
 		c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
+		if c.Users != 0 {
+			c.SubHeaders = []string{}
+		}
+	}
+	if c.Users != 0 {
+		for _, h := range c.SubHeaders {
+			if name, _, _ := strings.Cut(h, ":"); strings.EqualFold(strings.TrimSpace(name), "Authorization") {
+				return fmt.Errorf("%w: with users, each stream carries its user's token: drop the Authorization stream header", ErrConfig)
+			}
+		}
 	}
 	if c.PubURL == "" {
 		c.PubURL = withPath(c.SubURL, "/api/events")
@@ -209,6 +238,15 @@ func (c *Config) defaults() error {
 		}
 	}
 	return nil
+}
+
+// userCount is the number of distinct users the streams are spread over;
+// zero for the one admin user of every stream.
+func (c *Config) userCount() int {
+	if c.Users < 0 {
+		return (c.Streams + c.Tabs - 1) / c.Tabs
+	}
+	return c.Users
 }
 
 // withPath returns raw with its path and query replaced by path.

@@ -133,7 +133,14 @@ type Result struct {
 	Began    time.Time `json:"began"`
 	Seconds  float64   `json:"seconds"`
 
-	Streams     int            `json:"streams"`
+	Streams int `json:"streams"`
+	// Users is how many users the streams were spread over (Config.Users),
+	// Tabs the streams each opened in a row; zero users: one admin user.
+	Users int `json:"users"`
+	Tabs  int `json:"tabs"`
+	// UsersActive is the server's eventhub_users_active once the streams
+	// were connected (summed over a cluster's hubs); zero if unknown.
+	UsersActive int64          `json:"users_active,omitempty"`
 	Connected   int64          `json:"connected"`
 	Failed      int64          `json:"failed"`
 	FailReasons map[string]int `json:"fail_reasons,omitempty"`

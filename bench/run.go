@@ -56,7 +56,8 @@ type runner struct {
 
 func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, start: time.Now()}
-	r.res = &Result{Scenario: cfg.Scenario, Target: "server", Began: r.start, Streams: cfg.Streams}
+	r.res = &Result{Scenario: cfg.Scenario, Target: "server", Began: r.start, Streams: cfg.Streams,
+		Users: cfg.userCount(), Tabs: cfg.Tabs}
 	dir := cfg.WorkDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "eventhub-bench-")
@@ -82,7 +83,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		r.progressf("%s: starting %d hubs on %s", cfg.Scenario, cfg.Hubs, addr)
-		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir)
+		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, cfg.userCount())
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +95,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir)
+		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir, cfg.userCount())
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +215,11 @@ func (r *runner) body(ctx context.Context) error {
 	}
 	if r.cluster != nil {
 		r.hubsConnected(ctx, hubsBefore)
+	}
+	if !c.Floor {
+		if m := r.metrics(ctx); m != nil {
+			r.res.UsersActive = int64(m.users)
+		}
 	}
 	self, _ := readProc(os.Getpid())
 	r.res.ClientRSS = self.RSS + r.workersUsage().RSS

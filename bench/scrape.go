@@ -10,7 +10,7 @@ import (
 )
 
 // serverMetrics are the figures the harness reads from /metrics.
-type serverMetrics struct{ overflow, slowCloses, streams float64 }
+type serverMetrics struct{ overflow, slowCloses, streams, users float64 }
 
 // metrics scrapes the server's /metrics (every hub's in a cluster) and
 // adds them up; nil if one has none.
@@ -28,6 +28,7 @@ func (r *runner) metrics(ctx context.Context) *serverMetrics {
 		sum.overflow += m.overflow
 		sum.slowCloses += m.slowCloses
 		sum.streams += m.streams
+		sum.users += m.users
 	}
 	return sum
 }
@@ -74,6 +75,8 @@ func scrape(ctx context.Context, url string) *serverMetrics {
 			m.slowCloses += v
 		case name == "eventhub_streams_active":
 			m.streams += v
+		case name == "eventhub_users_active":
+			m.users += v
 		}
 	}
 	return m

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,9 +22,38 @@ import (
 var DefaultHubArgs = []string{"serve", "--listen", "{listen}", "--permissions", "{permissions}",
 	"--max-streams-per-user", "0", "--heartbeat", "30s", "--log-level", "warn"}
 
-// benchPermissions makes every user the harness may use an admin, so that
-// every stream may see every event.
+// benchPermissions makes the harness's one user an admin, so that every
+// stream may see every event.
 const benchPermissions = `{"users": {"bench": {"admin": true}}}` + "\n"
+
+// benchUser is the user prefix of Config.Users: bench-u0, bench-u1, …
+const benchUser = "bench-u"
+
+// benchAssets is how many distinct assets the users of Config.Users are
+// given, user i asset a<i mod benchAssets>.
+const benchAssets = 100
+
+// userPermissions is the permissions file for n users (benchPermissions
+// for none): bench stays an admin; user i may see its own asset
+// a<i mod benchAssets>, the broadcast asset a1 of DefaultPubBody and the
+// scenario s1 of DefaultFillerBody.
+func userPermissions(n int) []byte {
+	if n <= 0 {
+		return []byte(benchPermissions)
+	}
+	var b strings.Builder
+	b.WriteString(`{"users": {"bench": {"admin": true}`)
+	for i := range n {
+		own := "a" + strconv.Itoa(i%benchAssets)
+		assets := `["` + own + `", "a1"]`
+		if own == "a1" {
+			assets = `["a1"]`
+		}
+		fmt.Fprintf(&b, ",\n  %q: {\"assets\": %s, \"scenarios\": [\"s1\"]}", benchUser+strconv.Itoa(i), assets)
+	}
+	b.WriteString("}}\n")
+	return []byte(b.String())
+}
 
 // process is a server the harness started: eventhub or the floor.
 type process struct {
@@ -34,10 +64,11 @@ type process struct {
 	err  error // Wait's result, set before done is closed
 }
 
-// startHub starts binary with args (placeholders filled in) and waits
-// until it accepts connections on addr.
-func startHub(ctx context.Context, binary string, args []string, addr, dir string) (*process, error) {
-	perms, err := writePermissions(dir)
+// startHub starts binary with args (placeholders filled in; the
+// permissions for users, as userPermissions) and waits until it accepts
+// connections on addr.
+func startHub(ctx context.Context, binary string, args []string, addr, dir string, users int) (*process, error) {
+	perms, err := writePermissions(dir, users)
 	if err != nil {
 		return nil, err
 	}

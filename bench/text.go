@@ -218,7 +218,7 @@ func writeTable(w io.Writer, rows [][]string) error {
 }
 
 func writeComparison(w io.Writer, c *Comparison) error {
-	fmt.Fprintf(w, "\n== %s ==\n", c.Scenario)
+	fmt.Fprintf(w, "\n== %s%s ==\n", c.Scenario, usersHeader(c))
 	if err := writeTable(w, summaryRows(c)); err != nil {
 		return err
 	}
@@ -235,6 +235,16 @@ func writeComparison(w io.Writer, c *Comparison) error {
 		return writeTable(w, rows)
 	}
 	return nil
+}
+
+// usersHeader describes the users the streams were spread over, for the
+// header; empty for the one admin user of every stream.
+func usersHeader(c *Comparison) string {
+	if len(c.Runs) == 0 || c.Runs[0].Users == 0 {
+		return ""
+	}
+	r := c.Runs[0]
+	return fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
 }
 
 func fmtMs(v float64) string {

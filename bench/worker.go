@@ -272,6 +272,9 @@ func (r *runner) startWorkers() error {
 			MaxSeq: r.maxSeq, Start: r.start.UnixNano(), SeriesLen: seriesLen,
 			ReconnectDelay: 500 * time.Millisecond, Epoll: c.Epoll,
 		}
+		if n := c.userCount(); n > 0 {
+			spec.Users, spec.Tabs = n, c.Tabs
+		}
 		if c.Scenario == "slow" {
 			spec.SlowFraction, spec.SlowRcvBuf = c.SlowFraction, c.SlowRcvBuf
 			if c.FillerRate > 0 {

@@ -142,14 +142,16 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	fs.IntVar(&cfg.Pad, "pad", 0, "length of {pad} in the publish body")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "Prometheus metrics of the server (slow scenario); empty means /metrics on the stream URL's host")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow URLs that are not loopback addresses")
-	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold")
+	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold (with --users N > 0 and no --streams: N × --tabs)")
+	fs.IntVar(&cfg.Users, "users", 0, "spread the streams over this many users bench-u0, bench-u1, …, each with its own asset and the broadcast one in the permissions file the harness writes (the stream token is theirs, so no Authorization --sub-header); -1 means one user per --tabs streams; 0 one admin user, bench, for every stream")
+	fs.IntVar(&cfg.Tabs, "tabs", 1, "with --users: streams each user opens")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
 	fs.DurationVar(&idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
 	fs.DurationVar(&rampDuration, "ramp-duration", 90*time.Second, "ramp: bound on the ramp scenario (its steps, a repeat of a step over the bound, then up to two steps between the last rate that held and the first that did not)")
 	fs.IntVar(&rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
 	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
-	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin; with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
+	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin (and, with --users, listing the users); with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
 	fs.IntVar(&cfg.Hubs, "hubs", 1, "with --hub-binary: hub processes sharing the stream URL's address (--reuse-port), the first with NATS JetStream embedded, the others joined to it; -1 means one per 15,000 streams")
 	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "measure the RSS and CPU of this already running server")
 	fs.BoolVar(&cfg.Floor, "floor", false, "run against the floor server (started by the harness) instead")
@@ -185,6 +187,9 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg.SubHeaders, cfg.PubHeaders = subH.list(), pubH.list()
+	if cfg.Users > 0 && !set["streams"] {
+		cfg.Streams = cfg.Users * max(cfg.Tabs, 1)
+	}
 	if set["hub-args"] {
 		cfg.HubArgs = strings.Fields(hubArgs)
 	}

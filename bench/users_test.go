@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildHub builds cmd/eventhub into a temp dir (without the race detector:
+// it is the server under test, not the code under test).
+func buildHub(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and starts a real hub")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the hub with")
+	}
+	bin := filepath.Join(t.TempDir(), "eventhub")
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/finexbot/eventhub/cmd/eventhub")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the hub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address nothing listens on, for now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestBroadcastUsersAgainstHub runs a short broadcast against a real hub
+// with 300 streams over 50 users of 2 tabs (each user's tabs come round
+// three times): each user is allowed only its own asset and the broadcast
+// one, yet every stream gets every event, and the hub sees 50 users.
+func TestBroadcastUsersAgainstHub(t *testing.T) {
+	t.Parallel()
+	hub := buildHub(t)
+	dir := t.TempDir()
+	cmp, err := Run(context.Background(), Config{
+		Scenario:  "broadcast",
+		SubURL:    "http://" + freeAddr(t) + "/api/events",
+		HubBinary: hub,
+		WorkDir:   dir,
+		Streams:   300,
+		Users:     50,
+		Tabs:      2,
+		Rate:      10,
+		Duration:  2 * time.Second,
+		Settle:    200 * time.Millisecond,
+		PerAddr:   100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cmp.Runs[0]
+	if r.Target != "eventhub" || r.Users != 50 || r.Tabs != 2 || r.Streams != 300 {
+		t.Fatalf("target %s, %d users × %d tabs, %d streams", r.Target, r.Users, r.Tabs, r.Streams)
+	}
+	if r.Connected != 300 || r.Failed != 0 {
+		t.Fatalf("connected %d, failed %d (%v)", r.Connected, r.Failed, r.FailReasons)
+	}
+	if r.Published < 15 || r.PublishErrors != 0 {
+		t.Fatalf("published %d, %d errors (%s)", r.Published, r.PublishErrors, r.PublishError)
+	}
+	if r.Delivered != 300*r.Published || r.Lost != 0 || r.Duplicates != 0 {
+		t.Errorf("delivered %d of %d, lost %d, duplicates %d", r.Delivered, 300*r.Published, r.Lost, r.Duplicates)
+	}
+	if r.UsersActive != 50 {
+		t.Errorf("eventhub_users_active = %d, want 50", r.UsersActive)
+	}
+	perms, err := os.ReadFile(filepath.Join(dir, "permissions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(perms), `"`+benchUser); n != 50 {
+		t.Errorf("permissions list %d bench users, want 50:\n%s", n, perms)
+	}
+	if !strings.Contains(string(perms), `"bench-u7": {"assets": ["a7", "a1"]`) {
+		t.Errorf("permissions: bench-u7 is not allowed a7 and a1:\n%s", perms)
+	}
+	var text strings.Builder
+	if err := WriteText(&text, &Report{Comparisons: []*Comparison{cmp}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "== broadcast: 300 streams, 50 users × 2 tabs ==") {
+		t.Errorf("header missing the users:\n%s", text.String())
+	}
+}
+
+func TestStreamUser(t *testing.T) {
+	for _, c := range []struct{ i, users, tabs, want int }{
+		{0, 50, 2, 0}, {1, 50, 2, 0}, {2, 50, 2, 1}, {99, 50, 2, 49}, {100, 50, 2, 0},
+		{7, 10, 1, 7}, {17, 10, 1, 7}, {5, 3, 0, 2},
+	} {
+		if got := streamUser(c.i, c.users, c.tabs); got != c.want {
+			t.Errorf("streamUser(%d, %d, %d) = %d, want %d", c.i, c.users, c.tabs, got, c.want)
+		}
+	}
+	c := Config{Users: -1, Tabs: 3, Streams: 10}
+	if n := c.userCount(); n != 4 {
+		t.Errorf("-1 users, 3 tabs, 10 streams: %d users, want 4", n)
+	}
+}
