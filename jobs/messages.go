@@ -15,12 +15,11 @@ import (
 type runJob struct {
 	job    Job
 	queued time.Time // when it began to wait here: its wait ends when it starts
-	// counted says the job counts in its user's jobs in flight on this node
-	// (submitted here): the count ends when the job does.
-	counted bool
 	// From a cluster's work queue: which delivery of the job this is, and
 	// done, called once the job has ended (true) or was given up unfinished
 	// because the workers are stopping (false: let another node run it).
+	// A job without done was submitted here, and counts in its user's jobs
+	// in flight on this node until it ends.
 	attempt uint64
 	done    func(finished bool)
 }

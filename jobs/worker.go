@@ -267,7 +267,7 @@ func (w *Workers) Submit(ctx context.Context, job Job) error {
 		release()
 		return err
 	}
-	w.root.Send(w.pools[job.Type], runJob{job: job, queued: w.env.now(), counted: true})
+	w.root.Send(w.pools[job.Type], runJob{job: job, queued: w.env.now()})
 	return nil
 }
 
@@ -411,9 +411,10 @@ func (e *workerEnv) giveUp(m runJob, slots *queueSlots) {
 	e.emit(e.event(m.job, Failed, e.now(), eventData{DurationMs: new(int64(0)), Error: "workers stopped"}))
 }
 
-// finish ends a job's count in its user's jobs in flight.
+// finish ends the count in its user's jobs in flight of a job submitted
+// here (a cluster's queue releases its own).
 func (e *workerEnv) finish(m runJob) {
-	if m.counted {
+	if m.done == nil {
 		e.users.release(m.job.User)
 	}
 }
