@@ -30,11 +30,10 @@ type pool struct {
 	workers []*actor.PID
 	idle    []*actor.PID // workers with no job, a stack
 	// queues holds each user's waiting jobs, and for users with none when
-	// they were last served (emptied, up to maxIdleRecords of them).
-	queues  map[string]*userQueue
-	ring    []*userQueue // the queues with jobs, least recently served first
-	tick    uint64       // counts the jobs handed out: the clock of served
-	emptied int          // queues with no job in queues
+	// they were last served (up to maxIdleRecords of them: those not in ring).
+	queues map[string]*userQueue
+	ring   []*userQueue // the queues with jobs, least recently served first
+	tick   uint64       // counts the jobs handed out: the clock of served
 
 	drainer  *actor.PID // who asked to drain; nil until then
 	draining bool       // Stop has begun: no job comes in any more
@@ -121,12 +120,9 @@ func (p *pool) Receive(c actor.Context) {
 
 func (p *pool) enqueue(m runJob) {
 	q := p.queues[m.job.User]
-	switch {
-	case q == nil:
+	if q == nil {
 		q = &userQueue{user: m.job.User}
 		p.queues[m.job.User] = q
-	case q.len() == 0:
-		p.emptied--
 	}
 	if q.len() == 0 {
 		// Into the ring by when it was last served: a newcomer goes after
@@ -149,7 +145,7 @@ func (p *pool) dispatch(c actor.Context) {
 		if q.len() > 0 {
 			p.ring = append(p.ring, q) // served last: at the end
 		} else {
-			p.setEmpty()
+			p.forgetIdle()
 		}
 		p.slots.waiting.Add(-1)
 		wk := p.idle[len(p.idle)-1]
@@ -158,15 +154,12 @@ func (p *pool) dispatch(c actor.Context) {
 	}
 }
 
-// setEmpty counts a queue that has just lost its last job, and forgets the
-// empty ones when there are too many.
-func (p *pool) setEmpty() {
-	p.emptied++
-	if p.emptied <= maxIdleRecords {
-		return
+// forgetIdle forgets the users with no job waiting (the queues not in the
+// ring) when there are too many of them.
+func (p *pool) forgetIdle() {
+	if len(p.queues)-len(p.ring) > maxIdleRecords {
+		maps.DeleteFunc(p.queues, func(_ string, q *userQueue) bool { return q.len() == 0 })
 	}
-	maps.DeleteFunc(p.queues, func(_ string, q *userQueue) bool { return q.len() == 0 })
-	p.emptied = 0
 }
 
 // returnClusterJobs hands the waiting jobs of a cluster's work queue back
@@ -188,12 +181,11 @@ func (p *pool) returnClusterJobs() {
 		q.jobs, q.head = jobs, 0
 		if q.len() > 0 {
 			kept = append(kept, q)
-		} else {
-			p.setEmpty()
 		}
 	}
 	clear(p.ring[len(kept):])
 	p.ring = kept
+	p.forgetIdle()
 }
 
 func (p *pool) spawn(c actor.Context) {
