@@ -3,6 +3,8 @@ package layering
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"go/ast"
 	"go/build/constraint"
 	"go/parser"
@@ -16,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -342,16 +345,34 @@ type listedPackage struct {
 	Error          *struct{ Err string }
 }
 
-// listPackages runs "go list -e -json ./..." at the module root.
+// listed is the output of "go list -e -json ./...", which takes seconds:
+// it is run once, for all the tests that read it, and never changed.
+var listed struct {
+	once sync.Once
+	pkgs []listedPackage
+	err  error
+}
+
+// listPackages runs "go list -e -json ./..." at the module root, the first
+// time a test asks, and fails the test if that failed.
 func listPackages(t *testing.T) []listedPackage {
 	t.Helper()
+	root := moduleRoot(t)
+	listed.once.Do(func() { listed.pkgs, listed.err = goList(root) })
+	if listed.err != nil {
+		t.Fatal(listed.err)
+	}
+	return listed.pkgs
+}
+
+func goList(root string) ([]listedPackage, error) {
 	cmd := exec.Command("go", "list", "-e", "-json", "./...")
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+		return nil, fmt.Errorf("go list: %v\n%s", err, stderr.Bytes())
 	}
 	var pkgs []listedPackage
 	dec := json.NewDecoder(bytes.NewReader(out))
@@ -360,14 +381,14 @@ func listPackages(t *testing.T) []listedPackage {
 		if err := dec.Decode(&p); err == io.EOF {
 			break
 		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
+			return nil, fmt.Errorf("go list output: %v", err)
 		}
 		pkgs = append(pkgs, p)
 	}
 	if len(pkgs) == 0 {
-		t.Fatal("go list found no packages")
+		return nil, errors.New("go list found no packages")
 	}
-	return pkgs
+	return pkgs, nil
 }
 
 // moduleRoot is the directory of eventhub's go.mod.
