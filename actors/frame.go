@@ -15,18 +15,16 @@ import (
 // snapshot) cuts it out of bytes (json).
 type frame struct {
 	id    uint64
-	ev    *jobs.Event // points at meta
-	bytes []byte      // "id: N\nevent: job\ndata: {…}\n\n"
-	at    int64       // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
-	meta  jobs.Event  // the event without Data
+	bytes []byte     // "id: N\nevent: job\ndata: {…}\n\n"
+	at    int64      // when the hub ingested it (unix ns), for eventhub_delivery_latency_seconds
+	ev    jobs.Event // the event without Data
 }
 
 // newFrame encodes the frame of event ev with id, once: its bytes are
 // shared by every stream that gets it. The frame keeps no reference to ev.
 func newFrame(id uint64, ev *jobs.Event) *frame {
-	f := &frame{id: id, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev), meta: *ev}
-	f.meta.Data = nil
-	f.ev = &f.meta
+	f := &frame{id: id, bytes: appendEventFrame(make([]byte, 0, frameSize(ev)), id, ev), ev: *ev}
+	f.ev.Data = nil
 	return f
 }
 
@@ -38,7 +36,7 @@ const frameOverhead = 160
 // event's strings and the struct. History and the job table count it
 // against their budgets.
 func (f *frame) size() int {
-	return cap(f.bytes) + len(f.meta.JobID) + len(f.meta.AssetID) + len(f.meta.ScenarioID) + frameOverhead
+	return cap(f.bytes) + len(f.ev.JobID) + len(f.ev.AssetID) + len(f.ev.ScenarioID) + frameOverhead
 }
 
 // json is the event's JSON as the frame's data line carries it, cut out of

@@ -36,7 +36,7 @@ func newJobTable(max, maxBytes int) *jobTable {
 }
 
 // cost is what a job whose latest frame is f costs against the budget.
-func (f *frame) jobCost() int { return f.size() + len(f.meta.JobID) + jobEntryOverhead }
+func (f *frame) jobCost() int { return f.size() + len(f.ev.JobID) + jobEntryOverhead }
 
 // update makes f its job's latest event and lets go of the jobs updated
 // longest ago until both budgets hold; it returns how many went for the
@@ -76,7 +76,7 @@ func (t *jobTable) newest(limit, maxBytes int, keep func(*jobs.Event) bool) (out
 	size := 0
 	for e := t.order.Front(); e != nil && len(out) < limit; e = e.Next() {
 		f := e.Value.(*frame)
-		if !keep(f.ev) {
+		if !keep(&f.ev) {
 			continue
 		}
 		js := f.json()

@@ -23,7 +23,6 @@ type subscribe struct {
 	s      *stream
 	resume bool   // the client sent a Last-Event-ID
 	lastID uint64 // valid when resume
-	ahead  bool   // lastID is beyond the log's newest id: a reset, at once
 	mark   uint64 // the newest id routed when the hub first took the subscribe
 	// The events after lastID up to upTo, read from the log because history
 	// no longer had them.

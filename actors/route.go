@@ -170,7 +170,7 @@ func (a *hubActor) route(ctx actor.Context, f *frame) {
 	for e := range a.admins {
 		ctx.Send(e.pid, f)
 	}
-	ev := f.ev
+	ev := &f.ev
 	switch {
 	case ev.AssetID != "" && ev.ScenarioID != "":
 		small, big := a.byAsset[ev.AssetID], a.byScenario[ev.ScenarioID]
@@ -214,9 +214,7 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 		return // back when the log has been read
 	}
 	var frames [][]byte
-	if msg.ahead {
-		frames = [][]byte{appendResetFrame(nil, a.routed, "ahead")}
-	} else if msg.resume {
+	if msg.resume {
 		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo, msg.mark)
 	}
 	e.sent++
@@ -237,7 +235,7 @@ const maxBackfills = 3
 // once, MaxBackfillsPerUser of one user's: a resume over either is
 // answered "expired" at once (refused).
 func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
-	if !sub.resume || sub.ahead || sub.attempts >= maxBackfills {
+	if !sub.resume || sub.attempts >= maxBackfills {
 		return false
 	}
 	from := max(sub.lastID, sub.upTo)
@@ -343,7 +341,7 @@ func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, pr
 	}
 	size, limit := 0, a.h.cfg.MailboxBytes
 	keep := func(f *frame) {
-		if size <= limit && perms.Allows(f.ev) && s.filter.Match(f.ev) {
+		if size <= limit && perms.Allows(&f.ev) && s.filter.Match(&f.ev) {
 			frames = append(frames, f.bytes)
 			size += len(f.bytes)
 		}

@@ -51,11 +51,11 @@ type userActor struct {
 func (u *userActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *frame:
-		if !u.perms.Allows(msg.ev) {
+		if !u.perms.Allows(&msg.ev) {
 			return
 		}
 		for _, s := range u.streams {
-			if s.filter.Match(msg.ev) {
+			if s.filter.Match(&msg.ev) {
 				s.mb.PostUserMessage(msg)
 			}
 		}
@@ -272,7 +272,7 @@ func narrows(prev, next *authz.Permissions) bool {
 // write in progress (its socket full) or a replay queued is closed
 // (forbidden): it resumes, and its replay is checked against p.
 func (u *userActor) revoke(p *authz.Permissions) {
-	deny := func(f *frame) bool { return !p.Allows(f.ev) }
+	deny := func(f *frame) bool { return !p.Allows(&f.ev) }
 	for _, s := range u.streams {
 		if s.mb.revoke(deny) || s.mb.congested.Load() {
 			s.close(CloseRevoked)
