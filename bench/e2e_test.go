@@ -17,7 +17,23 @@ import (
 	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
-// startFloor serves a Floor on a loopback port for the test's lifetime.
+// checkEveryDelivery fails the test unless all of a broadcast's streams
+// connected, at least 15 events were published without an error, and every
+// stream got every event exactly once.
+func checkEveryDelivery(t *testing.T, r *Result, streams int64) {
+	t.Helper()
+	if r.Connected != streams || r.Failed != 0 {
+		t.Fatalf("connected %d, failed %d (%v)", r.Connected, r.Failed, r.FailReasons)
+	}
+	if r.Published < 15 || r.PublishErrors != 0 {
+		t.Fatalf("published %d, %d errors (%s)", r.Published, r.PublishErrors, r.PublishError)
+	}
+	if r.Delivered != streams*r.Published || r.Lost != 0 || r.Duplicates != 0 {
+		t.Errorf("delivered %d of %d, lost %d, duplicates %d", r.Delivered, streams*r.Published, r.Lost, r.Duplicates)
+	}
+}
+
+// startTestFloor serves a Floor on a loopback port for the test's lifetime.
 func startTestFloor(t *testing.T) (*Floor, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,15 +122,7 @@ func testBroadcastAgainstFloor(t *testing.T, epoll bool) {
 		t.Fatal(err)
 	}
 	r := cmp.Runs[0]
-	if r.Connected != 50 || r.Failed != 0 {
-		t.Fatalf("connected %d, failed %d (%v)", r.Connected, r.Failed, r.FailReasons)
-	}
-	if r.Published < 15 || r.PublishErrors != 0 {
-		t.Fatalf("published %d, %d errors (%s)", r.Published, r.PublishErrors, r.PublishError)
-	}
-	if r.Delivered != 50*r.Published || r.Lost != 0 || r.Duplicates != 0 {
-		t.Errorf("delivered %d of %d, lost %d, duplicates %d", r.Delivered, 50*r.Published, r.Lost, r.Duplicates)
-	}
+	checkEveryDelivery(t, r, 50)
 	if r.Latency == nil || r.Latency.Count != uint64(r.Delivered) || r.Latency.Max <= 0 || r.Latency.Max > 5000 {
 		t.Errorf("latency %+v, want %d samples in (0, 5s]", r.Latency, r.Delivered)
 	}
