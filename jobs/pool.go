@@ -49,7 +49,6 @@ const maxIdleRecords = 1024
 // userQueue is one user's waiting jobs, oldest first, and when the user was
 // last served.
 type userQueue struct {
-	user   string
 	jobs   []runJob
 	head   int
 	served uint64 // the pool's tick when its last job was handed out; 0 for never
@@ -85,7 +84,8 @@ func (p *pool) Receive(c actor.Context) {
 		if p.draining {
 			// Submit and Run send nothing after Stop has sent drain; a job
 			// here is a programming error, but it must still end.
-			p.env.giveUp(m, p.slots)
+			p.slots.waiting.Add(-1)
+			p.env.giveUp(m)
 			return
 		}
 		p.enqueue(m)
@@ -121,7 +121,7 @@ func (p *pool) Receive(c actor.Context) {
 func (p *pool) enqueue(m runJob) {
 	q := p.queues[m.job.User]
 	if q == nil {
-		q = &userQueue{user: m.job.User}
+		q = &userQueue{}
 		p.queues[m.job.User] = q
 	}
 	if q.len() == 0 {

@@ -401,8 +401,7 @@ func (e *workerEnv) emit(ev *Event) {
 
 // giveUp ends a job that reached its pool after Stop had drained it: a
 // cluster's goes back to its queue, one submitted here fails.
-func (e *workerEnv) giveUp(m runJob, slots *queueSlots) {
-	slots.waiting.Add(-1)
+func (e *workerEnv) giveUp(m runJob) {
 	defer e.finish(m)
 	if m.done != nil {
 		m.done(false) // another node will run it
