@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -113,11 +114,7 @@ func (c *Config) defaults() error {
 	if c.Scenario == "" {
 		c.Scenario = "broadcast"
 	}
-	known := false
-	for _, s := range Scenarios {
-		known = known || s == c.Scenario
-	}
-	if !known {
+	if !slices.Contains(Scenarios, c.Scenario) {
 		return fmt.Errorf("%w: unknown scenario %q (want one of %s)", ErrConfig, c.Scenario, strings.Join(Scenarios, ", "))
 	}
 	if c.SubURL == "" {
@@ -162,7 +159,7 @@ func (c *Config) defaults() error {
 	}
 	if c.Rate <= 0 {
 		c.Rate = 1
-		if c.Scenario == "ramp" && c.Streams > 0 {
+		if c.Scenario == "ramp" {
 			// The first step offers ~20,000 deliveries/s.
 			c.Rate = max(0.1, 20000/float64(c.Streams))
 		}
