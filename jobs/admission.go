@@ -99,9 +99,9 @@ func (l *userLimits) size() int {
 // sweep forgets the idle users, at most once per refill time: the cost is
 // one pass over the map every few seconds, whatever the submission rate.
 func (l *userLimits) sweep(now time.Time) {
-	refill := time.Duration(l.burst / max(l.rate, 1e-9) * float64(time.Second))
-	if l.rate <= 0 {
-		refill = time.Second
+	refill := time.Second
+	if l.rate > 0 {
+		refill = time.Duration(l.burst / l.rate * float64(time.Second))
 	}
 	if now.Sub(l.lastSweep) < refill {
 		return
