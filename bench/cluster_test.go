@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // TestMain lets this test binary stand in for eventhub: run as
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	hubtest.Main(m) // removes the hub hubtest.Binary built
 }
 
 // fakeHub does what the harness relies on from a clustered eventhub: it

@@ -2,45 +2,15 @@ package bench
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/finexbot/eventhub/internal/hubtest"
 )
-
-// buildHub builds cmd/eventhub into a temp dir (without the race detector:
-// it is the server under test, not the code under test).
-func buildHub(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and starts a real hub")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the hub with")
-	}
-	bin := filepath.Join(t.TempDir(), "eventhub")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/finexbot/eventhub/cmd/eventhub")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the hub: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freeAddr returns a loopback address nothing listens on, for now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // TestBroadcastUsersAgainstHub runs a short broadcast against a real hub
 // with 300 streams over 50 users of 2 tabs (each user's tabs come round
@@ -48,11 +18,11 @@ func freeAddr(t *testing.T) string {
 // one, yet every stream gets every event, and the hub sees 50 users.
 func TestBroadcastUsersAgainstHub(t *testing.T) {
 	t.Parallel()
-	hub := buildHub(t)
+	hub := hubtest.Binary(t)
 	dir := t.TempDir()
 	cmp, err := Run(context.Background(), Config{
 		Scenario:  "broadcast",
-		SubURL:    "http://" + freeAddr(t) + "/api/events",
+		SubURL:    fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
 		HubBinary: hub,
 		WorkDir:   dir,
 		Streams:   300,
