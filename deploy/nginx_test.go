@@ -103,8 +103,8 @@ func TestNginxStreamsWithoutBuffering(t *testing.T) {
 
 	for i := range 5 {
 		jobID := fmt.Sprintf("nginx-%d", i)
-		event := fmt.Sprintf(`{"type":"growth","jobId":%q,"status":"started","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1"}}`, jobID)
 		sent := time.Now()
+		event := hubtest.JobEvent("growth", jobID, "started", "a1", "", sent)
 		pub, _ := http.NewRequest("POST", base+"/api/events", strings.NewReader(event))
 		pub.Header.Set("Authorization", "Bearer dev-publish-key")
 		pub.Header.Set("Content-Type", "application/json")
