@@ -26,10 +26,9 @@ type subscribe struct {
 	mark   uint64 // the newest id routed when the hub first took the subscribe
 	// The events after lastID up to upTo, read from the log because history
 	// no longer had them.
-	prefix      []*frame
-	prefixBytes int // their size(), counted against BackfillBytes
-	upTo        uint64
-	attempts    int // log reads so far for this resume
+	prefix   []*frame
+	upTo     uint64
+	attempts int // log reads so far for this resume
 }
 
 // backfilled brings a subscribe back to the hub actor with what a read of
@@ -38,7 +37,6 @@ type subscribe struct {
 type backfilled struct {
 	sub    *subscribe
 	frames []*frame
-	bytes  int // their size()
 	upTo   uint64
 	result int
 }

@@ -87,7 +87,6 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.h.m.backfills[msg.result].Inc()
 		if msg.result == backfillOK {
 			sub.prefix = append(sub.prefix, msg.frames...)
-			sub.prefixBytes += msg.bytes
 			sub.upTo = msg.upTo
 		} else {
 			sub.upTo = 0 // what it missed is gone: the replay says "expired"
@@ -251,7 +250,10 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	a.backfills++
 	a.backfillsBy[s.user]++
 	sub.attempts++
-	upTo, base := a.history.floor-1, sub.prefixBytes
+	upTo, base := a.history.floor-1, 0
+	for _, f := range sub.prefix {
+		base += f.size() // what earlier reads gave counts too
+	}
 	self, root := ctx.Self(), h.system.Root
 	h.loads.Go(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), h.cfg.PublishTimeout)
@@ -263,7 +265,7 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 			cancel()
 		}
 		var frames []*frame
-		size, over := base, false // what earlier reads gave counts too
+		size, over := base, false
 		err := h.events.Read(rctx, from, upTo, func(r eventlog.Record) {
 			if r.Event == nil || over {
 				return
@@ -288,7 +290,7 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 			result = backfillError
 			h.warn.Warn("backfill", "a resume could not read the event log; the client gets a reset", slog.String("err", err.Error()))
 		}
-		root.Send(self, &backfilled{sub: sub, frames: frames, bytes: size - base, upTo: upTo, result: result})
+		root.Send(self, &backfilled{sub: sub, frames: frames, upTo: upTo, result: result})
 	})
 	return true
 }
