@@ -44,6 +44,19 @@ func smallPair(t *testing.T) (server, client net.Conn) {
 	return server, client
 }
 
+// eachWritePath runs test, in parallel, on a Conn of each of writePaths
+// over a smallPair, with the pair's client end.
+func eachWritePath(t *testing.T, test func(t *testing.T, c *Conn, client net.Conn)) {
+	for _, p := range writePaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			server, client := smallPair(t)
+			c := Wrap(p.wrap(server))
+			test(t, &c, client)
+		})
+	}
+}
+
 // payload is n bytes that tell their offset apart, in chunks of size.
 func payload(n, size int) (whole []byte, chunks net.Buffers) {
 	whole = make([]byte, n)
@@ -61,119 +74,104 @@ func payload(n, size int) (whole []byte, chunks net.Buffers) {
 // take at the front of the caller's array, and Write then delivers the
 // rest: the client reads every byte once, in order.
 func TestTryWriteFullSocket(t *testing.T) {
-	for _, p := range writePaths {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			server, client := smallPair(t)
-			c := Wrap(p.wrap(server))
-			whole, chunks := payload(4<<20, 1000) // far more than the buffers hold
-			bufs := chunks
-			array := &bufs[0]
-			start := time.Now()
-			err := c.TryWrite(&bufs)
-			if took := time.Since(start); took > time.Second {
-				t.Errorf("TryWrite on a full socket took %v: it must not wait", took)
-			}
-			if err != ErrWouldBlock {
-				t.Fatalf("TryWrite of %d bytes to a socket nobody reads: %v, want ErrWouldBlock", len(whole), err)
-			}
-			if len(bufs) == 0 || &bufs[0] != array {
-				t.Fatalf("TryWrite left %d buffers, not at the front of the caller's array", len(bufs))
-			}
-			left := 0
-			for _, b := range bufs {
-				left += len(b)
-			}
-			written := len(whole) - left
-			if written == 0 || !bytes.Equal(bytes.Join(bufs, nil), whole[written:]) {
-				t.Fatalf("TryWrite wrote %d bytes and left buffers that are not the rest of the payload", written)
-			}
+	eachWritePath(t, func(t *testing.T, c *Conn, client net.Conn) {
+		whole, chunks := payload(4<<20, 1000) // far more than the buffers hold
+		bufs := chunks
+		array := &bufs[0]
+		start := time.Now()
+		err := c.TryWrite(&bufs)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("TryWrite on a full socket took %v: it must not wait", took)
+		}
+		if err != ErrWouldBlock {
+			t.Fatalf("TryWrite of %d bytes to a socket nobody reads: %v, want ErrWouldBlock", len(whole), err)
+		}
+		if len(bufs) == 0 || &bufs[0] != array {
+			t.Fatalf("TryWrite left %d buffers, not at the front of the caller's array", len(bufs))
+		}
+		left := 0
+		for _, b := range bufs {
+			left += len(b)
+		}
+		written := len(whole) - left
+		if written == 0 || !bytes.Equal(bytes.Join(bufs, nil), whole[written:]) {
+			t.Fatalf("TryWrite wrote %d bytes and left buffers that are not the rest of the payload", written)
+		}
 
-			got := make(chan []byte, 1) // capacity 1: the test may fail before receiving
-			go func() {
-				b, _ := io.ReadAll(client)
-				got <- b
-			}()
-			if err := c.Write(&bufs, time.Minute); err != nil {
-				t.Fatalf("Write with a reading client: %v", err)
+		got := make(chan []byte, 1) // capacity 1: the test may fail before receiving
+		go func() {
+			b, _ := io.ReadAll(client)
+			got <- b
+		}()
+		if err := c.Write(&bufs, time.Minute); err != nil {
+			t.Fatalf("Write with a reading client: %v", err)
+		}
+		if len(bufs) != 0 {
+			t.Fatalf("Write returned nil and left %d buffers", len(bufs))
+		}
+		c.Shutdown()
+		select {
+		case b := <-got:
+			if !bytes.Equal(b, whole) {
+				t.Fatalf("client read %d bytes, want the %d written, in order", len(b), len(whole))
 			}
-			if len(bufs) != 0 {
-				t.Fatalf("Write returned nil and left %d buffers", len(bufs))
-			}
-			c.Shutdown()
-			select {
-			case b := <-got:
-				if !bytes.Equal(b, whole) {
-					t.Fatalf("client read %d bytes, want the %d written, in order", len(b), len(whole))
-				}
-			case <-time.After(waitTimeout):
-				t.Fatal("client saw no EOF after Shutdown")
-			}
-		})
-	}
+		case <-time.After(waitTimeout):
+			t.Fatal("client saw no EOF after Shutdown")
+		}
+	})
 }
 
 // TestWriteTimeout: Write to a socket nobody reads fails with a deadline
 // error after its timeout, and leaves the rest in the buffers.
 func TestWriteTimeout(t *testing.T) {
-	for _, p := range writePaths {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			server, _ := smallPair(t)
-			c := Wrap(p.wrap(server))
-			_, bufs := payload(8<<20, 64<<10)
-			err := c.Write(&bufs, 50*time.Millisecond)
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("Write to a full socket: %v, want a deadline error", err)
-			}
-			if len(bufs) == 0 {
-				t.Fatal("Write timed out and left nothing to write")
-			}
-		})
-	}
+	eachWritePath(t, func(t *testing.T, c *Conn, _ net.Conn) {
+		_, bufs := payload(8<<20, 64<<10)
+		err := c.Write(&bufs, 50*time.Millisecond)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write to a full socket: %v, want a deadline error", err)
+		}
+		if len(bufs) == 0 {
+			t.Fatal("Write timed out and left nothing to write")
+		}
+	})
 }
 
 // TestShutdownWakesWriter: Shutdown, from another goroutine, ends a Write
 // blocked on a full socket, the client reads what was written and then
 // EOF, and a later write fails rather than going anywhere.
 func TestShutdownWakesWriter(t *testing.T) {
-	for _, p := range writePaths {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			server, client := smallPair(t)
-			c := Wrap(p.wrap(server))
-			_, bufs := payload(8<<20, 64<<10)
-			done := make(chan error, 1) // capacity 1: the test may fail before receiving
-			go func() { done <- c.Write(&bufs, time.Minute) }()
-			// Blocked: the socket is full and the client does not read.
-			select {
-			case err := <-done:
-				t.Fatalf("Write to a full socket returned %v before Shutdown", err)
-			case <-time.After(50 * time.Millisecond):
+	eachWritePath(t, func(t *testing.T, c *Conn, client net.Conn) {
+		_, bufs := payload(8<<20, 64<<10)
+		done := make(chan error, 1) // capacity 1: the test may fail before receiving
+		go func() { done <- c.Write(&bufs, time.Minute) }()
+		// Blocked: the socket is full and the client does not read.
+		select {
+		case err := <-done:
+			t.Fatalf("Write to a full socket returned %v before Shutdown", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		c.Shutdown()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("Write returned nil after Shutdown with data left")
 			}
-			c.Shutdown()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("Write returned nil after Shutdown with data left")
-				}
-			case <-time.After(waitTimeout):
-				t.Fatal("Shutdown did not wake a blocked Write")
-			}
-			client.SetReadDeadline(time.Now().Add(waitTimeout))
-			if _, err := io.Copy(io.Discard, client); err != nil {
-				t.Fatalf("client read after Shutdown: %v, want EOF", err)
-			}
-			one := net.Buffers{[]byte("x")}
-			if err := c.TryWrite(&one); err == nil || err == ErrWouldBlock {
-				t.Fatalf("TryWrite after Shutdown: %v, want an error", err)
-			}
-			c.Shutdown() // again: a no-op
-			if err := c.Close(); err != nil {
-				t.Fatalf("Close after Shutdown: %v", err)
-			}
-		})
-	}
+		case <-time.After(waitTimeout):
+			t.Fatal("Shutdown did not wake a blocked Write")
+		}
+		client.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := io.Copy(io.Discard, client); err != nil {
+			t.Fatalf("client read after Shutdown: %v, want EOF", err)
+		}
+		one := net.Buffers{[]byte("x")}
+		if err := c.TryWrite(&one); err == nil || err == ErrWouldBlock {
+			t.Fatalf("TryWrite after Shutdown: %v, want an error", err)
+		}
+		c.Shutdown() // again: a no-op
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close after Shutdown: %v", err)
+		}
+	})
 }
 
 // TestAwaitHangUp: the reader of an unwatched connection returns when the
