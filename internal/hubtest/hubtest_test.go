@@ -106,16 +106,9 @@ func TestStartBinary(t *testing.T) {
 	WaitFor(t, "the stream counted", 5*time.Second, func() bool {
 		return Metric(t, p.URL("/metrics"), "eventhub_streams_active") == 1
 	})
-	req, _ := http.NewRequest("POST", p.URL("/api/events"), strings.NewReader(
-		`{"type":"growth","jobId":"j1","status":"queued","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1"}}`))
-	req.Header.Set("Authorization", "Bearer dev-publish-key")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("publish: %s", resp.Status)
+	event := JobEvent("growth", "j1", "queued", "a1", "", time.Now())
+	if resp, body := Request(t, "POST", p.URL("/api/events"), "dev-publish-key", []byte(event)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("publish: %s %s", resp.Status, body)
 	}
 	if f := s.NextEvent(t, 5*time.Second); f.Event != "job" || !strings.Contains(f.Data, `"jobId":"j1"`) || f.ID == "" {
 		t.Errorf("event %+v, want job j1 with an id", f)
