@@ -236,10 +236,6 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 		cancel()
 		return nil, fmt.Errorf("nats: consumer: %w", err)
 	}
-	done.Go(func() {
-		<-ctx.Done()
-		it.Stop()
-	})
 	// The lag is also measured from the log's end every few seconds, so a
 	// consumer that reads nothing (stalled, or NATS away) does not show the
 	// last lag it saw for ever.
@@ -281,6 +277,7 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 	})
 	return func() {
 		cancel()
+		it.Stop() // Next returns ErrMsgIteratorClosed: the reader ends
 		done.Wait()
 	}, nil
 }
