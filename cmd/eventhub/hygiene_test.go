@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,16 +25,10 @@ import (
 func TestAdminShowsNoSecret(t *testing.T) {
 	const key = "cmdline-secret-publish-key-31337"
 	h := hubtest.StartBinary(t, hubtest.Options{Args: []string{"--publish-key", key, "--admin-listen", "127.0.0.1:0"}})
-	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(url string) (int, string) {
 		t.Helper()
-		resp, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		resp, body := hubtest.Request(t, http.MethodGet, url, "", nil)
+		return resp.StatusCode, body
 	}
 	admin := "http://" + h.AdminAddr
 	if status, _ := get(admin + "/debug/pprof/cmdline"); status != 404 {

@@ -70,15 +70,10 @@ func startRunAdmin(t *testing.T, args []string, env map[string]string) (addr, ad
 	return addr, adminAddr, stop
 }
 
+// post publishes body to url with the key auth and returns the status.
 func post(t *testing.T, url, auth, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+auth)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := hubtest.Request(t, http.MethodPost, url, auth, []byte(body))
 	return resp.StatusCode
 }
 
@@ -102,12 +97,7 @@ func TestServeDefaultsAndEnvironment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, stop := startRun(t, tc.args, tc.env)
-			resp, err := http.Get("http://" + addr + "/healthz")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
+			if resp, _ := hubtest.Request(t, http.MethodGet, "http://"+addr+"/healthz", "", nil); resp.StatusCode != 200 {
 				t.Fatalf("healthz: %d", resp.StatusCode)
 			}
 			if got := post(t, "http://"+addr+"/api/events", tc.goodKey, oneEvent); got != 202 {
@@ -212,15 +202,8 @@ func TestServeWithClerkAuth(t *testing.T) {
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	addr, stop := startRun(t, []string{"serve", "--listen", "127.0.0.1:0", "--auth", "clerk", "--publish-key", "secret"},
 		map[string]string{"CLERK_JWT_KEY": pemKey})
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/events", nil)
-	req.Header.Set("Authorization", "Bearer dev:alice")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 401 || !strings.Contains(string(body), "malformed") {
+	resp, body := hubtest.Request(t, http.MethodGet, "http://"+addr+"/api/events", "dev:alice", nil)
+	if resp.StatusCode != 401 || !strings.Contains(body, "malformed") {
 		t.Fatalf("dev token under clerk auth: %d %s", resp.StatusCode, body)
 	}
 	if got := post(t, "http://"+addr+"/api/events", "secret", oneEvent); got != 202 {
@@ -237,12 +220,7 @@ func TestServeWithClerkAuth(t *testing.T) {
 func TestAdminListener(t *testing.T) {
 	status := func(url string) int {
 		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
+		resp, _ := hubtest.Request(t, http.MethodGet, url, "", nil)
 		return resp.StatusCode
 	}
 	addr, admin, stop := startRunAdmin(t, []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, nil)
@@ -265,13 +243,7 @@ func TestAdminListener(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.url, got, tc.want)
 		}
 	}
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "eventhub_build_info{go=") || !strings.Contains(string(body), "eventhub_jobs_total") {
+	if body := hubtest.Scrape(t, "http://"+admin+"/metrics"); !strings.Contains(body, "eventhub_build_info{go=") || !strings.Contains(body, "eventhub_jobs_total") {
 		t.Errorf("admin /metrics lacks eventhub_build_info or the job metrics")
 	}
 	if err := stop(); err != nil {
