@@ -177,14 +177,24 @@ func (m *Memory) Tail(after uint64, deliver func(Record)) (func(), error) {
 	}, nil
 }
 
-// Read calls fn for the kept records in (after, upTo].
-func (m *Memory) Read(_ context.Context, after, upTo uint64, fn func(Record)) error {
+// Read calls fn for the kept records in (after, upTo], without holding mu:
+// a reader that takes its time (a resume encoding what it missed) does not
+// hold up appends. It stops with ctx's error once ctx is done.
+func (m *Memory) Read(ctx context.Context, after, upTo uint64, fn func(Record)) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if after < upTo && after+1 < m.first() {
+		m.mu.Unlock()
 		return ErrExpired
 	}
-	m.each(after, upTo, fn)
+	var records []Record
+	m.each(after, upTo, func(r Record) { records = append(records, r) })
+	m.mu.Unlock()
+	for _, r := range records {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fn(r)
+	}
 	return nil
 }
 
