@@ -35,7 +35,7 @@ func newJobTable(max, maxBytes int) *jobTable {
 	return &jobTable{max: max, maxBytes: maxBytes, byJob: make(map[string]*list.Element)}
 }
 
-// cost is what a job whose latest frame is f costs against the budget.
+// jobCost is what a job whose latest frame is f costs against the budget.
 func (f *frame) jobCost() int { return f.size() + len(f.ev.JobID) + jobEntryOverhead }
 
 // update makes f its job's latest event and lets go of the jobs updated

@@ -145,7 +145,7 @@ func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
 		m.jobsEvicted[evictBytes].Add(float64(byBytes))
 	}
 	m.jobsBytes.Set(float64(a.jobs.bytes))
-	a.h.m.ingested[ev.Type][ev.Status].Inc()
+	m.ingested[ev.Type][ev.Status].Inc()
 	a.route(ctx, f)
 }
 
