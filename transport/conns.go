@@ -49,11 +49,10 @@ type connLimits struct {
 	refusedFull  prometheus.Counter
 	evicted      prometheus.Counter
 
-	mu      sync.Mutex
-	open    int // connections accepted and not yet closed, streams included
-	streams int // of which hijacked by a stream
-	perIP   map[netip.Addr]int
-	idle    list.List // *trackedConn idle (no request in progress), longest idle first
+	mu    sync.Mutex
+	open  int // connections accepted and not yet closed, streams included
+	perIP map[netip.Addr]int
+	idle  list.List // *trackedConn idle (no request in progress), longest idle first
 }
 
 // Over-budget answers, written on a connection that is then closed. The
@@ -169,9 +168,6 @@ func (l *connLimits) releaseLocked(c *trackedConn) {
 	}
 	c.released = true
 	l.open--
-	if c.stream {
-		l.streams--
-	}
 	if c.perIP {
 		if n := l.perIP[c.ip] - 1; n > 0 {
 			l.perIP[c.ip] = n
@@ -216,7 +212,6 @@ func (l *connLimits) toStream(c *trackedConn) {
 	l.mu.Lock()
 	if !c.released && !c.stream {
 		c.stream = true
-		l.streams++
 		if c.idleElem != nil {
 			l.idle.Remove(c.idleElem)
 			c.idleElem = nil
