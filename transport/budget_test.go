@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,18 +76,13 @@ func TestUnreadSnapshotsStayWithinBudget(t *testing.T) {
 	ts.publishLarge("j", 600) // the job table keeps about 32 MB of them
 	before := heapInuse()
 
-	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
 	// Six requests that never read their answer: a user has at most four
 	// answers being written at once (MaxSnapshotsPerUser's default), so the
 	// last two are told to come back.
 	const requests, held = 6, 4
 	var unread []net.Conn
 	for i := range requests {
-		conn, err := small.Dial("tcp", ts.addr)
+		conn, err := smallDialer.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}

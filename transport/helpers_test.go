@@ -213,16 +213,18 @@ func (ts *testServer) openStream(auth, query string, header ...string) *sseClien
 	return c
 }
 
-// openSmallStream is openStream for a client whose socket receive buffer
-// is 4 KiB, so that a client that stops reading fills the hub's side fast.
+// smallDialer dials sockets whose receive buffer is 4 KiB, so that a
+// client that stops reading fills the hub's side fast.
+var smallDialer = &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+	var err error
+	c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	return err
+}}
+
+// openSmallStream is openStream through smallDialer.
 func (ts *testServer) openSmallStream(auth string) *sseClient {
 	ts.t.Helper()
-	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	c, status, body := ts.tryStream(small, auth, "")
+	c, status, body := ts.tryStream(smallDialer, auth, "")
 	if status != 200 {
 		ts.t.Fatalf("stream: %d %s", status, body)
 	}
