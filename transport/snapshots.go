@@ -13,8 +13,8 @@ import (
 // in flight cost at most max × --snapshot-bytes.
 //
 // A slot is taken before the answer is built and given back once it has
-// been written, or its connection failed: fasthttp runs the body's stream
-// writer to its end either way.
+// been written, or its connection failed: fasthttp closes the answer's
+// body (heldAnswer) either way.
 type snapshotSlots struct {
 	max, perUser int
 	refused      prometheus.Counter
