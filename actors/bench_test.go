@@ -77,15 +77,19 @@ func (c *fanoutConn) SetWriteDeadline(time.Time) error { return nil }
 // BenchmarkFanout publishes one event to N streams, in process (no
 // sockets), and waits until all N have written it: the cost of the hub, the
 // user actors and the conn actors per event and per delivery. The streams
-// belong to N/10 users, each allowed on the event's asset, so every stream
-// gets every event. The heartbeat is an hour: no ping interferes.
+// belong to one user each (the standard case: a user's tabs share one
+// stream), or all to one user (users=1), each allowed on the event's asset,
+// so every stream gets every event. The heartbeat is an hour: no ping
+// interferes.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
-		b.Run("subscribers="+strconv.Itoa(n), func(b *testing.B) { benchFanout(b, n) })
+		for _, users := range []int{n, 1} {
+			b.Run("subscribers="+strconv.Itoa(n)+"/users="+strconv.Itoa(users), func(b *testing.B) { benchFanout(b, n, users) })
+		}
 	}
 }
 
-func benchFanout(b *testing.B, n int) {
+func benchFanout(b *testing.B, n, users int) {
 	b.ReportAllocs()
 	before := heapAndStacks()
 	h := newTestHub(b, Config{Heartbeat: time.Hour, History: 1024})
@@ -98,7 +102,6 @@ func benchFanout(b *testing.B, n int) {
 	})
 	sink := &fanoutSink{reached: make(chan struct{}, 1)}
 	perms := permsFor([]string{"a1"}, nil)
-	users := max(n/10, 1)
 	for i := range n {
 		user := "u" + strconv.Itoa(i%users)
 		tk, err := h.Admit(user)
