@@ -39,9 +39,6 @@ type stream struct {
 	// wrote is set by the conn actor after each write and cleared by the
 	// heartbeat wheel: a stream that wrote since the last visit needs no ping.
 	wrote atomic.Bool
-	// userPID is the user actor the hub attached the stream to, once it has;
-	// the conn actor tells it when the stream is gone.
-	userPID atomic.Pointer[actor.PID]
 	// cancelRead cancels the read of the log for the stream's resume while
 	// one runs (see hubActor.backfill): a closed stream stops its read.
 	cancelRead atomic.Pointer[context.CancelFunc]
@@ -125,7 +122,7 @@ type connActor struct {
 	oldest    int64       // ingest time of the oldest live frame in pending, unix ns
 	delivered int         // event frames written, for the close log
 	opened    int64       // unix ns
-	attached  bool        // the user actor has taken the stream: its replay came
+	attached  bool        // the hub has attached the stream: its replay came
 	headDone  bool        // the response head is written
 }
 
@@ -141,7 +138,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 	case *replay:
 		// Every attach brings one, empty or not: the response head goes out
 		// with it, so a client that has the head has a stream the hub has
-		// subscribed: it gets every event published from then on.
+		// attached: it gets every event published from then on.
 		c.attached = true
 		c.pending = append(c.pending, msg.frames...)
 		c.frames += len(msg.frames)
@@ -270,9 +267,7 @@ func (c *connActor) stopped(ctx actor.Context) {
 	if h.hangups.Unwatch(&s.sock) {
 		h.goroutines.Done() // what the reader goroutine's Done would be
 	}
-	s.sock.Close() // after the actor's last write: see close
-	if user := s.userPID.Load(); user != nil {
-		h.system.Root.Send(user, &detach{s: s})
-	}
+	s.sock.Close()                           // after the actor's last write: see close
+	h.system.Root.Send(h.pid, &detach{s: s}) // the hub stops routing to it
 	h.goroutines.Done()
 }

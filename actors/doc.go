@@ -1,5 +1,6 @@
-// Package actors is eventhub's routing core: a hub actor, one user actor per
-// connected user, and one conn actor per open stream, on protoactor-go.
+// Package actors is eventhub's routing core: a hub actor, user actors that
+// load each user's permissions, and one conn actor per open stream, on
+// protoactor-go.
 //
 // # Model
 //
@@ -8,16 +9,20 @@
 // id order, the same way on one node (a memory log) and in a cluster (a
 // JetStream log every node tails). The hub actor owns its history (the
 // newest frames, a cache of the log that answers resumes), the job table
-// behind snapshots, and the routing index (users by asset, by scenario, and
-// the admins). Each event is encoded into its SSE frame once and sent only
-// to the user actors whose permissions can cover it, so the cost of an
-// event follows its audience, not the number of connections. A resume that
-// history no longer covers reads the log, off the actor.
+// behind snapshots, the users it knows with their streams, and the routing
+// index (the users with streams by asset, by scenario, and the admins).
+// Each event is encoded into its SSE frame once and posted straight to the
+// mailboxes of the streams that may see it (the index is exact: it is the
+// RBAC rule) and asked for it (each stream's filter), so the cost of an
+// event follows its audience, not the number of users or connections. A
+// resume that history no longer covers reads the log, off the actor.
 //
-// A user actor owns one user's permissions and the list of that user's
-// streams. It applies the RBAC rule (authz.Permissions.Allows) and each
-// stream's filter, and posts the shared frame to the matching conn actors.
-// It stops when its last stream has closed.
+// A user actor loads one user's permissions from the source, refreshes
+// them every TTL while the user has streams, and has the hub put a change
+// in force (re-index, and narrow or close the streams) at one point of the
+// event sequence. It runs only while it has a load to do: then it hands its
+// state back to the hub and stops (passivation), and the hub answers from
+// that state until it is due again.
 //
 // A conn actor owns one socket's writing side. Its mailbox is bounded in
 // frames and in bytes and never blocks a sender: a frame that does not fit
@@ -34,8 +39,9 @@
 // # Ordering
 //
 // Everything one stream receives passes through one chain of FIFO mailboxes
-// (hub → user → conn), so a stream sees events in id order, never twice, and
-// a resumed stream's replay is followed by the live events with no gap.
+// (log tail → hub → conn), so a stream sees events in id order, never twice,
+// and a resumed stream's replay, posted by the hub as it attaches the
+// stream, is followed by the live events with no gap.
 //
 // # Concurrency
 //

@@ -188,6 +188,12 @@ func (s *testSource) Permissions(_ context.Context, user string) (*authz.Permiss
 	return &authz.Permissions{}, nil
 }
 
+func (s *testSource) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
 func (s *testSource) set(user string, p *authz.Permissions) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -37,6 +37,7 @@ type Hub struct {
 	// log, for Open to tell whether a resume must wait for it.
 	routed atomic.Uint64
 	m      *metrics
+	start  time.Time // the hub's clock starts here (clock)
 	system *actor.ActorSystem
 	pid    *actor.PID
 
@@ -83,6 +84,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		log:       cfg.Logger,
 		warn:      ratelog.New(cfg.Logger, time.Minute),
 		m:         m,
+		start:     time.Now(),
 		system:    system,
 		admission: admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},
 		ping:      &heartbeat{},
@@ -145,7 +147,29 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	if cfg.Heartbeat > 0 {
 		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopWheel) })
 	}
+	h.goroutines.Go(h.tick)
 	return h, nil
+}
+
+// clock is the time since the hub started, on the monotonic clock: the
+// user state's times are on it.
+func (h *Hub) clock() time.Duration { return time.Since(h.start) }
+
+// tick sends the hub actor a tick every tenth of PermissionsTTL (from 10 ms
+// to a second) until shutdown: what refreshes permissions and forgets idle
+// users (see hubActor.tick).
+func (h *Hub) tick() {
+	t := time.NewTicker(min(max(h.cfg.PermissionsTTL/10, 10*time.Millisecond), time.Second))
+	defer t.Stop()
+	msg := &tick{}
+	for {
+		select {
+		case <-t.C:
+			h.system.Root.Send(h.pid, msg)
+		case <-h.stopWheel:
+			return
+		}
+	}
 }
 
 // tailStart returns the id after which the hub reads the log: far enough

@@ -486,9 +486,9 @@ func TestHubShutdownDeadline(t *testing.T) {
 	}
 }
 
-// TestHubUserActors: a user actor lives while its user has a stream, and
-// stops a permissions TTL after the last one closes, including streams that
-// close before the hub has attached them.
+// TestHubUserActors: the hub keeps a user while they have a stream, and
+// forgets them a permissions TTL after the last one closes, including
+// streams that close before the hub has attached them.
 func TestHubUserActors(t *testing.T) {
 	t.Parallel()
 	cfg := quiet
@@ -505,7 +505,7 @@ func TestHubUserActors(t *testing.T) {
 	a1.Close()
 	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "client_gone")
 	b1.Close()
-	h.waitMetric(t, 1, "eventhub_users_active") // bob's actor is gone, alice's is not
+	h.waitMetric(t, 1, "eventhub_users_active") // bob is forgotten, alice is not
 	id := h.publish(t, forAlice)[0]
 	if got := a2.nextFrame(t); got != frameOf(id, &forAlice) {
 		t.Fatalf("alice's remaining stream got %q", got)
@@ -513,7 +513,7 @@ func TestHubUserActors(t *testing.T) {
 	a2.Close()
 	h.waitMetric(t, 0, "eventhub_users_active")
 
-	// A user comes back: a new actor, and events flow again.
+	// A user comes back: known again, and events flow again.
 	a3 := h.open(t, h.authorized(t, alice, StreamRequest{User: "alice"}))
 	h.waitMetric(t, 1, "eventhub_users_active")
 	id = h.publish(t, forAlice)[0]
@@ -522,7 +522,7 @@ func TestHubUserActors(t *testing.T) {
 	}
 
 	// Streams that close at once, racing their own attach, never leave a
-	// user actor behind nor orphan a stream opened next to them.
+	// user behind nor orphan a stream opened next to them.
 	for range 50 {
 		h.open(t, h.authorized(t, alice, StreamRequest{User: "carol"})).Close()
 	}
@@ -537,6 +537,53 @@ func TestHubUserActors(t *testing.T) {
 	c.Close()
 	h.waitMetric(t, 0, "eventhub_users_active")
 	h.waitMetric(t, 0, "eventhub_streams_active")
+}
+
+// TestHubUserActorsPassivate: a user actor runs only while it loads: the
+// hub answers authorizations from a passivated user's fresh permissions,
+// wakes an actor every TTL to refresh those of a user with streams, and a
+// refresh that takes them away ends the stream.
+func TestHubUserActorsPassivate(t *testing.T) {
+	t.Parallel()
+	cfg := quiet
+	cfg.PermissionsTTL = time.Hour
+	h := newTestHub(t, cfg)
+	alice := permsFor([]string{"a1"}, nil)
+	h.authorized(t, alice, StreamRequest{User: "alice"})
+	h.waitMetric(t, 0, "eventhub_user_actors_running")
+	calls := h.src.callCount()
+	for range 20 {
+		if p, err := h.Authorize(context.Background(), "alice"); err != nil || !p.Equal(alice) {
+			t.Fatalf("authorize alice: %v, %v", p, err)
+		}
+	}
+	if got := h.src.callCount(); got != calls {
+		t.Errorf("the source was asked %d more times for a fresh cache", got-calls)
+	}
+	if got := h.metric(t, "eventhub_user_actors_running"); got != 0 {
+		t.Errorf("%v user actors running for cache hits", got)
+	}
+	if got := h.metric(t, "eventhub_authz_cache_total", "result", "hit"); got < 20 {
+		t.Errorf("authz hits = %v, want at least 20", got)
+	}
+
+	// A short TTL: bob's stream keeps his permissions refreshed.
+	cfg.PermissionsTTL = 20 * time.Millisecond
+	h = newTestHub(t, cfg)
+	bob := permsFor([]string{"a1"}, nil)
+	c := h.open(t, h.authorized(t, bob, StreamRequest{User: "bob"}))
+	calls = h.src.callCount()
+	waitFor(t, "three refreshes", func() bool { return h.src.callCount() >= calls+3 })
+	h.waitMetric(t, 0, "eventhub_user_actors_running")
+	ev := mkEvent(t, jobs.Growth, "j1", jobs.Queued, "a1", "")
+	id := h.publish(t, ev)[0]
+	if got := c.nextFrame(t); got != frameOf(id, &ev) {
+		t.Fatalf("bob's stream got %q", got)
+	}
+	h.src.set("bob", permsFor(nil, nil)) // nothing: his stream ends
+	c.waitClosed(t)
+	h.waitMetric(t, 1, "eventhub_streams_closed_total", "reason", "forbidden")
+	h.waitMetric(t, 0, "eventhub_user_actors_running")
 }
 
 // TestHubSlowStream: a client that stops reading has its stream closed as

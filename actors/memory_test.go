@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -49,6 +50,36 @@ func TestFrameSizeIsEnough(t *testing.T) {
 		f := appendEventFrame(nil, ^uint64(0), ev)
 		if len(f) > frameSize(ev) {
 			t.Errorf("frame of %d bytes, frameSize %d", len(f), frameSize(ev))
+		}
+	}
+}
+
+// BenchmarkIdleUsers reports what the hub keeps for a user without streams
+// whose permissions it has cached: their actor passivated, their entry. Their
+// permissions (one asset and one scenario each, their own) are the source's
+// answer, which the hub keeps as is; the source here holds them too, so they
+// are made before and not counted.
+func BenchmarkIdleUsers(b *testing.B) {
+	const n = 20000
+	for b.Loop() {
+		h := newTestHub(b, Config{Heartbeat: time.Hour, PermissionsTTL: time.Hour})
+		users := make([]string, n)
+		for i := range users {
+			users[i] = fmt.Sprintf("user_%08d", i)
+			h.src.set(users[i], permsFor([]string{fmt.Sprintf("asset-%d", i)}, []string{fmt.Sprintf("scenario-%d", i%50)}))
+		}
+		before := heapAndStacks()
+		for _, u := range users {
+			if _, err := h.Authorize(context.Background(), u); err != nil {
+				b.Fatal(err)
+			}
+		}
+		h.waitMetric(b, 0, "eventhub_user_actors_running")
+		after := heapAndStacks()
+		b.ReportMetric(float64(after-before)/n, "B/user")
+		b.ReportMetric(float64(after-before)/(1<<20), "MiB/20k")
+		if err := h.Shutdown(context.Background()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

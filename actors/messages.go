@@ -17,8 +17,8 @@ type logged struct {
 	ev *jobs.Event
 }
 
-// subscribe attaches an opened stream to its user's actor, after replaying
-// what it missed when it resumes.
+// subscribe attaches an opened stream to its user's routing entry, after
+// replaying what it missed when it resumes.
 type subscribe struct {
 	s      *stream
 	resume bool   // the client sent a Last-Event-ID
@@ -41,17 +41,25 @@ type backfilled struct {
 	result int
 }
 
-// userIdle says a user actor has had no stream and no request for a TTL.
-// recv is how many hub messages it has received (authorize, invalidate,
-// attach); the hub stops it only if it sent it no more since, so a request
-// or a stream in flight is never orphaned.
-type userIdle struct {
-	user string
-	recv uint64
+// passivate offers the hub a user actor's state: it has no work left (no
+// load, nobody waiting). recv is how many hub messages it has received
+// (authorize, invalidate, refreshDue); the hub takes the state and stops
+// the actor only if it sent it no more since, so nothing sent to it is
+// left unanswered.
+type passivate struct {
+	user  string
+	pid   *actor.PID
+	recv  uint64
+	state userState
 }
 
-// authorize asks for a user's permissions, from the user actor's cache or
-// its source. The hub forwards it to the user actor, spawning it if need be.
+// tick is the hub's clock: it wakes the user actors whose refresh is due
+// and forgets the users idle for a TTL.
+type tick struct{}
+
+// authorize asks for a user's permissions, from the cache or the source.
+// The hub answers it from a passivated user's fresh state, and otherwise
+// forwards it to the user actor, waking it if need be.
 type authorize struct {
 	user  string
 	reply chan authResult // capacity 1: nobody blocks on a caller that gave up
@@ -70,12 +78,14 @@ type invalidate struct {
 	reply chan struct{} // capacity 1; nil when nobody waits
 }
 
-// permsChanged asks the hub to re-index a user under new permissions (nil:
-// unknown, deny). The hub answers with setPermissions once it has.
+// permsChanged asks the hub to apply a user's new permissions (nil:
+// unknown, deny): re-index the user and narrow or close their streams. done
+// are the invalidations waiting for it, answered once it is in force.
 type permsChanged struct {
 	user  string
 	pid   *actor.PID // the asking actor, so a stopped one's late news is ignored
 	perms *authz.Permissions
+	done  []chan struct{}
 }
 
 // snapshot asks for the latest status of the most recent jobs a user may
@@ -94,14 +104,14 @@ type caughtUp struct {
 	reply chan struct{} // capacity 1: the hub never blocks on a caller that gave up
 }
 
-// Messages of a user actor. Besides these it takes *frame (route this event).
-
-// attach hands a user actor a new stream and the frames it must write
-// before any live event (a reset notice and/or a replay).
-type attach struct {
-	s      *stream
-	replay [][]byte
+// detach says a stream has closed: the hub stops routing to it. It may
+// arrive before the stream is attached; the hub then sees the stream closed
+// and never attaches it.
+type detach struct {
+	s *stream
 }
+
+// Messages of a user actor, from the hub: authorize, invalidate, and these.
 
 // loaded is a permissions source's answer to a user actor's load.
 type loaded struct {
@@ -109,20 +119,8 @@ type loaded struct {
 	err   error
 }
 
-// refreshDue is the user actor's timer: refresh, or go idle.
+// refreshDue asks a user actor to reload its user's permissions.
 type refreshDue struct{}
-
-// detach says a stream has closed. It may arrive before the stream's
-// attach; attach then sees the stream closed and drops it.
-type detach struct {
-	s *stream
-}
-
-// setPermissions is the hub's answer to permsChanged: the user actor now
-// routes with these permissions.
-type setPermissions struct {
-	perms *authz.Permissions
-}
 
 // Messages of a conn actor. Besides these it takes *frame (write this).
 

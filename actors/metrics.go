@@ -73,12 +73,14 @@ type metrics struct {
 	delivered       prometheus.Counter
 	mailboxOverflow prometheus.Counter
 	usersActive     prometheus.Gauge
-	authzCache      [authzResults]prometheus.Counter
-	deliveryLatency prometheus.Histogram
-	ingestLatency   prometheus.Histogram
-	historyEvents   prometheus.Gauge
-	historyBytes    prometheus.Gauge
-	mailboxDepth    prometheus.Histogram
+	// userActorsRunning counts the user actors awake (loading permissions).
+	userActorsRunning prometheus.Gauge
+	authzCache        [authzResults]prometheus.Counter
+	deliveryLatency   prometheus.Histogram
+	ingestLatency     prometheus.Histogram
+	historyEvents     prometheus.Gauge
+	historyBytes      prometheus.Gauge
+	mailboxDepth      prometheus.Histogram
 
 	historyEvicted       [evictReasons]prometheus.Counter
 	jobsEvicted          [evictReasons]prometheus.Counter
@@ -136,7 +138,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "eventhub_mailbox_overflow_total", Help: "Frames refused by a full stream mailbox; each closes its stream as slow.",
 		}),
 		usersActive: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "eventhub_users_active", Help: "User actors alive: users with open streams or permissions cached.",
+			Name: "eventhub_users_active", Help: "Users the hub keeps: with open streams or permissions cached.",
+		}),
+		userActorsRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventhub_user_actors_running", Help: "User actors awake, loading permissions; the others are passivated, their permissions kept by the hub.",
 		}),
 		streamErrors: make(map[StreamError]prometheus.Counter, len(streamErrors)),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -210,12 +215,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "eventhub_authz_cache_total", Help: "User actors' permission cache: hit and miss per authorization, refresh per background reload, error per failed load.",
+		Name: "eventhub_authz_cache_total", Help: "Users' permission cache: hit and miss per authorization, refresh per background reload, error per failed load.",
 	}, []string{"result"})
 	for i, name := range authzResultNames {
 		m.authzCache[i] = cache.WithLabelValues(name)
 	}
-	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive,
+	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive, m.userActorsRunning,
 		m.jobsBytes, m.snapshotTruncated, m.mailboxOverflowBytes, m.replaysRefused, historyEvicted, jobsEvicted, backfills} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

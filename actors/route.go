@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,10 +16,11 @@ import (
 )
 
 // hubActor owns the history (its window on the event log: the newest
-// frames, encoded once), the job table, the routing index and the id of the
-// last record it took from the log. It is the only writer of all four and
-// handles one message at a time. It never writes to the log: it routes what
-// the log's tail hands it.
+// frames, encoded once), the job table, the users it knows with their
+// streams, the routing index and the id of the last record it took from
+// the log. It is the only writer of all of them and handles one message at
+// a time. It never writes to the log: it routes what the log's tail hands
+// it, straight to the streams' mailboxes.
 type hubActor struct {
 	h       *Hub
 	routed  uint64 // id of the last record taken from the log; 0 before everything
@@ -29,18 +32,32 @@ type hubActor struct {
 	// and by user.
 	backfills   int
 	backfillsBy map[string]int
-	users       map[string]*userEntry
-	byAsset     map[string]map[*userEntry]struct{} // non-admin users allowed on the asset
-	byScenario  map[string]map[*userEntry]struct{} // non-admin users allowed on the scenario
-	admins      map[*userEntry]struct{}
+
+	// users holds every user with streams, a user actor, or permissions
+	// cached; the index only those with streams, under the permissions in
+	// force (userEntry.perms). A user is in byAsset[x] exactly when those
+	// allow asset x, and likewise byScenario: routing needs no other check.
+	users map[string]*userEntry
+	routes
+	running  int           // user actors running
+	nextTick time.Duration // no user is due before then (Hub.clock)
+	// userProps spawns every user actor; its producer takes the actor from
+	// waking, which wake sets for the length of one synchronous Spawn.
+	userProps *actor.Props
+	waking    *userActor
 }
 
-// userEntry is the hub's view of one user actor.
+// userEntry is the hub's view of one user.
 type userEntry struct {
-	user  string
-	pid   *actor.PID
-	perms *authz.Permissions // applied; nil while unknown (not indexed)
-	sent  uint64             // messages sent that keep the actor alive; see userIdle
+	user    string
+	perms   *authz.Permissions // in force; nil while unknown
+	streams []*stream          // attached: the hub routes to them
+	// lastUsed is when the user last authorized, attached or detached a
+	// stream: one without streams is forgotten a TTL after.
+	lastUsed time.Duration
+	pid      *actor.PID // the user actor while it runs; nil while passivated
+	sent     uint64     // messages sent to the running actor; see passivate
+	state    userState  // while passivated
 }
 
 // newHubActor starts after the log's record after: the tail hands it
@@ -54,10 +71,9 @@ func newHubActor(h *Hub, after uint64) *hubActor {
 		jobs:        newJobTable(h.cfg.Jobs, h.cfg.JobsBytes),
 		users:       map[string]*userEntry{},
 		backfillsBy: map[string]int{},
-		byAsset:     map[string]map[*userEntry]struct{}{},
-		byScenario:  map[string]map[*userEntry]struct{}{},
-		admins:      map[*userEntry]struct{}{},
+		routes:      newRoutes(),
 	}
+	a.userProps = actor.PropsFromProducer(func() actor.Actor { return a.waking }, actor.WithDispatcher(h.control))
 	return a
 }
 
@@ -68,7 +84,7 @@ func (a *hubActor) Receive(ctx actor.Context) {
 			return // read twice across a consumer reset
 		}
 		if msg.ev != nil {
-			a.ingest(ctx, msg.id, msg.ev)
+			a.ingest(msg.id, msg.ev)
 		}
 		a.routed = msg.id
 		a.h.routed.Store(msg.id)
@@ -78,6 +94,8 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		a.unpark()
 	case *subscribe:
 		a.subscribe(ctx, msg)
+	case *detach:
+		a.detach(msg.s)
 	case *backfilled:
 		sub := msg.sub
 		a.backfills--
@@ -105,32 +123,27 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		}
 		msg.reply <- Snapshot{LastEventID: a.routed, Jobs: list, Truncated: truncated}
 	case *authorize:
-		e := a.user(ctx, msg.user)
-		e.sent++
-		ctx.Send(e.pid, msg)
+		a.authorize(ctx, msg)
 	case *invalidate:
 		a.invalidate(ctx, msg)
 	case *permsChanged:
 		if e := a.users[msg.user]; e != nil && e.pid.Equal(msg.pid) {
-			a.unindex(e)
-			e.perms = msg.perms
-			a.index(e)
-			ctx.Send(e.pid, &setPermissions{perms: msg.perms})
+			a.apply(e, msg.perms)
 		}
-	case *userIdle:
-		if e := a.users[msg.user]; e != nil && e.sent == msg.recv {
-			a.unindex(e)
-			delete(a.users, msg.user)
-			ctx.Stop(e.pid)
-			a.h.m.usersActive.Dec()
+		for _, done := range msg.done {
+			done <- struct{}{}
 		}
+	case *passivate:
+		a.passivate(ctx, msg)
+	case *tick:
+		a.tick(ctx)
 	}
 }
 
 // ingest encodes the frame of the log's event id once, keeps it in history,
 // takes it into the job table and routes it. Ids only grow: the caller
 // passes each once.
-func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
+func (a *hubActor) ingest(id uint64, ev *jobs.Event) {
 	f := newFrame(id, ev)
 	f.at = time.Now().UnixNano()
 	m := a.h.m
@@ -146,7 +159,7 @@ func (a *hubActor) ingest(ctx actor.Context, id uint64, ev *jobs.Event) {
 	}
 	m.jobsBytes.Set(float64(a.jobs.bytes))
 	m.ingested[ev.Type][ev.Status].Inc()
-	a.route(ctx, f)
+	a.routes.route(f)
 }
 
 // unpark answers the resumes whose id the hub has now read.
@@ -163,42 +176,14 @@ func (a *hubActor) unpark() {
 	a.parked = kept
 }
 
-// route sends f to the user actors whose permissions can cover it: the
-// admins, and the users indexed under every scope the event carries.
-func (a *hubActor) route(ctx actor.Context, f *frame) {
-	for e := range a.admins {
-		ctx.Send(e.pid, f)
-	}
-	ev := &f.ev
-	switch {
-	case ev.AssetID != "" && ev.ScenarioID != "":
-		small, big := a.byAsset[ev.AssetID], a.byScenario[ev.ScenarioID]
-		if len(big) < len(small) {
-			small, big = big, small
-		}
-		for e := range small {
-			if _, ok := big[e]; ok {
-				ctx.Send(e.pid, f)
-			}
-		}
-	case ev.AssetID != "":
-		for e := range a.byAsset[ev.AssetID] {
-			ctx.Send(e.pid, f)
-		}
-	case ev.ScenarioID != "":
-		for e := range a.byScenario[ev.ScenarioID] {
-			ctx.Send(e.pid, f)
-		}
-	}
-}
-
-// subscribe attaches a new stream to its user's actor, preceded by what the
-// stream missed. Because the hub handles one message at a time and its
-// mailbox to the user actor is FIFO, the replay ends exactly where the live
-// events begin. The transport authorized the user just before, so their
-// permissions are known; if they are not (the user actor went idle in
-// between, or its source failed since), the stream is closed with a retry
-// hint and the client comes back through authorization.
+// subscribe attaches a new stream to its user, preceded by what the stream
+// missed. Because the hub handles one message at a time and posts both the
+// replay and the live events to the stream's mailbox, the replay ends
+// exactly where the live events begin. The transport authorized the user
+// just before, so their permissions are known; if they are not (the user
+// was forgotten in between, or their source failed since), the stream is
+// closed with a retry hint and the client comes back through
+// authorization.
 func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	s := msg.s
 	e := a.users[s.user]
@@ -216,9 +201,17 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	if msg.resume {
 		frames = a.replay(e.perms, s, msg.lastID, msg.prefix, msg.upTo, msg.mark)
 	}
-	e.sent++
-	s.userPID.Store(e.pid)
-	ctx.Send(e.pid, &attach{s: s, replay: frames})
+	// A stream closed meanwhile is not attached: its detach came first or
+	// finds nothing, as it is sent once the stream is closed.
+	if s.reason.Load() != 0 {
+		return
+	}
+	s.mb.postAlways(&replay{frames: frames}) // empty too: it sends the head
+	if len(e.streams) == 0 {
+		a.index(e)
+	}
+	e.streams = append(e.streams, s)
+	e.lastUsed = a.h.clock()
 }
 
 // maxBackfills bounds the log reads for one resume: history moving on faster
@@ -295,38 +288,190 @@ func (a *hubActor) backfill(ctx actor.Context, sub *subscribe) bool {
 	return true
 }
 
-// user returns the entry of user, spawning their actor if there is none.
-func (a *hubActor) user(ctx actor.Context, user string) *userEntry {
+// entry returns the entry of user, making one if there is none.
+func (a *hubActor) entry(user string) *userEntry {
 	e := a.users[user]
 	if e == nil {
 		e = &userEntry{user: user}
-		e.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &userActor{hub: a.h, user: user} },
-			actor.WithDispatcher(a.h.control)))
 		a.users[user] = e
-		a.h.m.usersActive.Inc()
+		a.h.m.usersActive.Set(float64(len(a.users)))
 	}
 	return e
 }
 
-// invalidate forwards an invalidation to one user actor or to all; a user
-// without an actor has nothing cached, and is answered at once.
+// authorize answers from a passivated user's fresh state, or forwards the
+// request to their actor, woken if need be.
+func (a *hubActor) authorize(ctx actor.Context, msg *authorize) {
+	e := a.entry(msg.user)
+	now := a.h.clock()
+	e.lastUsed = now
+	if e.pid == nil && e.state.fresh(now) {
+		a.h.m.authzCache[authzHit].Inc()
+		msg.reply <- authResult{perms: e.state.loaded}
+		return
+	}
+	a.send(ctx, e, msg)
+}
+
+// send sends msg to the user's actor, waking it (a new one, with the
+// user's state) if it is passivated.
+func (a *hubActor) send(ctx actor.Context, e *userEntry, msg any) {
+	if e.pid == nil {
+		a.waking = &userActor{hub: a.h, user: e.user, userState: e.state, applied: e.perms}
+		e.pid = ctx.Spawn(a.userProps)
+		a.waking = nil
+		e.sent, e.state = 0, userState{}
+		a.running++
+		a.h.m.userActorsRunning.Set(float64(a.running))
+	}
+	e.sent++
+	ctx.Send(e.pid, msg)
+}
+
+// passivate takes a user actor's state and stops it, unless something was
+// sent to it since it offered (it offers again once that is done). A user
+// whose permissions allow nothing, without streams, is forgotten at once:
+// an identity without permissions keeps nothing for a TTL.
+func (a *hubActor) passivate(ctx actor.Context, msg *passivate) {
+	e := a.users[msg.user]
+	if e == nil || !e.pid.Equal(msg.pid) || e.sent != msg.recv {
+		return
+	}
+	ctx.Stop(e.pid)
+	e.pid, e.state = nil, msg.state
+	a.running--
+	a.h.m.userActorsRunning.Set(float64(a.running))
+	if len(e.streams) == 0 && e.state.loaded.None() {
+		a.forget(e)
+		return
+	}
+	a.due(e)
+}
+
+// detach stops routing to a closed stream.
+func (a *hubActor) detach(s *stream) {
+	e := a.users[s.user]
+	if e == nil {
+		return
+	}
+	i := slices.Index(e.streams, s)
+	if i < 0 {
+		return // closed before it was attached
+	}
+	last := len(e.streams) - 1
+	e.streams[i], e.streams[last] = e.streams[last], nil
+	e.streams = e.streams[:last]
+	if len(e.streams) == 0 {
+		a.unindex(e)
+		e.streams = nil
+		e.lastUsed = a.h.clock()
+		a.due(e)
+	}
+}
+
+// apply puts a user's new permissions (nil: unknown) in force, at this
+// point of the event sequence: the index moves, the frames already queued
+// for the user's streams that they deny are dropped before any is written,
+// and a stream that may have some in a write in progress (its socket full)
+// or in a replay queued is closed (forbidden): it resumes, and its replay
+// is checked against p. Permissions that allow nothing close every stream.
+func (a *hubActor) apply(e *userEntry, p *authz.Permissions) {
+	narrowed := narrows(e.perms, p)
+	if len(e.streams) > 0 {
+		a.unindex(e)
+		e.perms = p
+		a.index(e)
+	} else {
+		e.perms = p
+	}
+	if narrowed {
+		deny := func(f *frame) bool { return !p.Allows(&f.ev) }
+		for _, s := range e.streams {
+			if s.mb.revoke(deny) || s.mb.congested.Load() {
+				s.close(CloseRevoked)
+			}
+		}
+	}
+	var r CloseReason
+	switch {
+	case p == nil:
+		r = CloseAuthzUnavailable
+	case p.None():
+		r = CloseRevoked
+	default:
+		return
+	}
+	for _, s := range e.streams {
+		s.closeGracefully(r, a.h.retryJitter())
+	}
+}
+
+// due lowers the next tick's time to when e is next due.
+func (a *hubActor) due(e *userEntry) {
+	if e.pid != nil {
+		return // its actor offers its state back when done
+	}
+	at := e.lastUsed + a.h.cfg.PermissionsTTL
+	if len(e.streams) > 0 {
+		at = e.state.due
+	}
+	a.nextTick = min(a.nextTick, at)
+}
+
+// tick wakes the actors of the users with streams whose refresh is due,
+// and forgets the users without streams unused for a TTL. It looks at every
+// passivated user only when one is due.
+func (a *hubActor) tick(ctx actor.Context) {
+	now := a.h.clock()
+	if now < a.nextTick {
+		return
+	}
+	a.nextTick = math.MaxInt64
+	for _, e := range a.users {
+		switch {
+		case e.pid != nil:
+		case len(e.streams) > 0 && now >= e.state.due:
+			a.send(ctx, e, &refreshDue{})
+		case len(e.streams) == 0 && now-e.lastUsed >= a.h.cfg.PermissionsTTL:
+			a.forget(e)
+		default:
+			a.due(e)
+		}
+	}
+}
+
+// forget drops a passivated user without streams.
+func (a *hubActor) forget(e *userEntry) {
+	delete(a.users, e.user)
+	a.h.m.usersActive.Set(float64(len(a.users)))
+}
+
+// invalidate makes one user's actor, or every user's, reload their
+// permissions. A passivated user without streams has their cache dropped
+// instead: their next request loads. Such a user (or one unknown) is
+// answered at once.
 func (a *hubActor) invalidate(ctx actor.Context, msg *invalidate) {
 	if msg.all {
 		for _, e := range a.users {
-			e.sent++
-			ctx.Send(e.pid, &invalidate{user: e.user})
+			if e.pid == nil && len(e.streams) == 0 {
+				e.state = userState{}
+				continue
+			}
+			a.send(ctx, e, &invalidate{user: e.user})
 		}
 		return
 	}
 	e := a.users[msg.user]
-	if e == nil {
+	if e == nil || e.pid == nil && len(e.streams) == 0 {
+		if e != nil {
+			e.state = userState{}
+		}
 		if msg.reply != nil {
 			msg.reply <- struct{}{}
 		}
 		return
 	}
-	e.sent++
-	ctx.Send(e.pid, msg)
+	a.send(ctx, e, msg)
 }
 
 // replay returns the frames a stream resuming after lastID must get first:
@@ -378,53 +523,4 @@ func (a *hubActor) replay(perms *authz.Permissions, s *stream, lastID uint64, pr
 	}
 	a.history.after(from, keep)
 	return frames
-}
-
-func (a *hubActor) index(e *userEntry) {
-	p := e.perms
-	if p == nil {
-		return
-	}
-	if p.Admin {
-		a.admins[e] = struct{}{}
-		return
-	}
-	for asset := range p.Assets {
-		addTo(a.byAsset, asset, e)
-	}
-	for scenario := range p.Scenarios {
-		addTo(a.byScenario, scenario, e)
-	}
-}
-
-func (a *hubActor) unindex(e *userEntry) {
-	p := e.perms
-	if p == nil {
-		return
-	}
-	delete(a.admins, e)
-	for asset := range p.Assets {
-		removeFrom(a.byAsset, asset, e)
-	}
-	for scenario := range p.Scenarios {
-		removeFrom(a.byScenario, scenario, e)
-	}
-}
-
-func addTo(index map[string]map[*userEntry]struct{}, key string, e *userEntry) {
-	set := index[key]
-	if set == nil {
-		set = map[*userEntry]struct{}{}
-		index[key] = set
-	}
-	set[e] = struct{}{}
-}
-
-func removeFrom(index map[string]map[*userEntry]struct{}, key string, e *userEntry) {
-	if set := index[key]; set != nil {
-		delete(set, e)
-		if len(set) == 0 {
-			delete(index, key)
-		}
-	}
 }
