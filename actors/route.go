@@ -212,6 +212,7 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	}
 	e.streams = append(e.streams, s)
 	e.lastUsed = a.h.clock()
+	a.due(e) // now due for a refresh rather than to be forgotten
 }
 
 // maxBackfills bounds the log reads for one resume: history moving on faster
