@@ -35,7 +35,8 @@ fuzz: ## each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventID$$' -fuzztime=$(FUZZTIME) ./transport
 
 # The load harness (bench/, cmd/eventhub-bench) against a hub it starts
-# itself and against the floor server, on loopback. BENCH_ARGS adds flags.
+# itself and against the floor server, on loopback; each stream is a user of
+# its own (--users 0 puts them all on one admin user). BENCH_ARGS adds flags.
 BENCH_ADDR ?= 127.0.0.1:18080
 BENCH_ARGS ?=
 BENCH_HUB  := --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --vs-floor

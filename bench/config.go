@@ -26,8 +26,11 @@ const DefaultFillerBody = `{"type":"probability","jobId":"filler-{seq}","status"
 type Config struct {
 	Scenario string // idle, broadcast, ramp, slow or storm; zero: broadcast
 
-	SubURL     string   // zero: http://127.0.0.1:8080/api/events
-	SubHeaders []string // zero: "Authorization: Bearer dev:bench" (with Users, none)
+	SubURL string // zero: http://127.0.0.1:8080/api/events
+	// SubHeaders are added to each stream request; zero: none, each stream
+	// sending its own user's token (with OneAdmin: "Authorization: Bearer
+	// dev:bench").
+	SubHeaders []string
 	PubURL     string   // zero: /api/events on the stream URL's host
 	PubHeaders []string // zero: "Authorization: Bearer dev-publish-key"
 	PubBody    string   // zero: DefaultPubBody
@@ -36,19 +39,22 @@ type Config struct {
 	// AllowRemote lets the URLs point off loopback.
 	AllowRemote bool
 
-	Streams  int           // zero: 1,000 (with Users > 0: Users × Tabs)
+	Streams  int           // zero: 1,000 (with Users: Users × Tabs)
 	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s)
 	Duration time.Duration // zero: 20 s (ramp: the bound on all its steps, zero: 90 s)
 
-	// Users spreads the streams over that many users, bench-u0, bench-u1,
-	// …, each with its own permissions in the file the harness writes for
-	// {permissions} (userPermissions): its own asset and the broadcast one
-	// (a1), so every stream still receives every published event. Stream i
-	// is user (i / Tabs) mod Users' stream. -1 means one user per Tabs
-	// streams; zero one admin user, bench, for every stream (SubHeaders'
-	// token). The floor has no auth: it ignores users.
+	// Users is how many users the streams belong to, bench-u0, bench-u1,
+	// …, each with its own token and its own permissions in the file the
+	// harness writes for {permissions} (userPermissions); zero: one user per
+	// Tabs streams. Stream i is user (i / Tabs) mod Users'. Each user may
+	// see its own asset and the broadcast asset a1 of DefaultPubBody, so
+	// that every stream receives every event. The floor has no auth: it
+	// ignores users.
 	Users int
 	Tabs  int // streams each user opens in a row; zero: 1
+	// OneAdmin puts every stream on one admin user instead, bench, whose
+	// token is SubHeaders' (the command's --users 0).
+	OneAdmin bool
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
 	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
@@ -123,22 +129,25 @@ func (c *Config) defaults() error {
 	if c.Tabs <= 0 {
 		c.Tabs = 1
 	}
-	if c.Users < -1 {
-		return fmt.Errorf("%w: %d users (want -1, 0 or more)", ErrConfig, c.Users)
+	switch {
+	case c.Users < 0:
+		return fmt.Errorf("%w: %d users (want 0, one per Tabs streams, or more)", ErrConfig, c.Users)
+	case c.OneAdmin && c.Users > 0:
+		return fmt.Errorf("%w: %d users and one admin user for every stream: choose one", ErrConfig, c.Users)
 	}
 	if c.Users > 0 && c.Streams <= 0 {
 		c.Streams = c.Users * c.Tabs
 	}
 	if c.SubHeaders == nil {
-		c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
-		if c.Users != 0 {
-			c.SubHeaders = []string{}
+		c.SubHeaders = []string{}
+		if c.OneAdmin {
+			c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
 		}
 	}
-	if c.Users != 0 {
+	if !c.OneAdmin {
 		for _, h := range c.SubHeaders {
 			if name, _, _ := strings.Cut(h, ":"); strings.EqualFold(strings.TrimSpace(name), "Authorization") {
-				return fmt.Errorf("%w: with users, each stream carries its user's token: drop the Authorization stream header", ErrConfig)
+				return fmt.Errorf("%w: each stream carries its own user's token: drop the Authorization stream header, or put every stream on one admin user (OneAdmin, --users 0)", ErrConfig)
 			}
 		}
 	}
@@ -238,9 +247,13 @@ func (c *Config) defaults() error {
 }
 
 // userCount is the number of distinct users the streams are spread over;
-// zero for the one admin user of every stream.
+// zero for the one admin user of every stream. It needs defaults' Streams
+// and Tabs.
 func (c *Config) userCount() int {
-	if c.Users < 0 {
+	switch {
+	case c.OneAdmin:
+		return 0
+	case c.Users == 0:
 		return (c.Streams + c.Tabs - 1) / c.Tabs
 	}
 	return c.Users

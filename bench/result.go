@@ -134,8 +134,9 @@ type Result struct {
 	Seconds  float64   `json:"seconds"`
 
 	Streams int `json:"streams"`
-	// Users is how many users the streams were spread over (Config.Users),
-	// Tabs the streams each opened in a row; zero users: one admin user.
+	// Users is how many users the streams were spread over, Tabs the
+	// streams each opened in a row; zero users: one admin user for every
+	// stream (Config.OneAdmin).
 	Users int `json:"users"`
 	Tabs  int `json:"tabs"`
 	// UsersActive is the server's eventhub_users_active once the streams

@@ -17,8 +17,9 @@ import (
 )
 
 // DefaultHubArgs are the arguments the harness gives --hub-binary when none
-// are set: {listen} is the stream URL's host:port and {permissions} a file
-// that makes the bench user an admin, written by the harness.
+// are set: {listen} is the stream URL's host:port and {permissions} the
+// permissions file the harness writes (userPermissions): the bench users,
+// and bench as an admin.
 var DefaultHubArgs = []string{"serve", "--listen", "{listen}", "--permissions", "{permissions}",
 	"--max-streams-per-user", "0", "--heartbeat", "30s", "--log-level", "warn"}
 

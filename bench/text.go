@@ -238,12 +238,15 @@ func writeComparison(w io.Writer, c *Comparison) error {
 }
 
 // usersHeader describes the users the streams were spread over, for the
-// header; empty for the one admin user of every stream.
+// header.
 func usersHeader(c *Comparison) string {
-	if len(c.Runs) == 0 || c.Runs[0].Users == 0 {
+	if len(c.Runs) == 0 {
 		return ""
 	}
 	r := c.Runs[0]
+	if r.Users == 0 {
+		return fmt.Sprintf(": %d streams, one admin user", r.Streams)
+	}
 	return fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
 }
 
