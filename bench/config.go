@@ -13,9 +13,15 @@ import (
 // Scenarios are the names Run accepts.
 var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm"}
 
-// DefaultPubBody is a growth JobEvent an admin (and anyone allowed on asset
-// a1) may see, carrying the send time and sequence number in its data.
-const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a1","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+// DefaultPubBody is a growth JobEvent on the asset {asset}, carrying the
+// send time and sequence number in its data. The publisher's {asset} is
+// BroadcastAsset, which an admin and every bench user may see, unless
+// Config.Assets spreads the events over assets.
+const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// BroadcastAsset is the {asset} of every event when Config.Assets is zero:
+// every bench user may see it.
+const BroadcastAsset = "a1"
 
 // DefaultFillerBody is a probability JobEvent: streams that asked for
 // types=growth do not receive it.
@@ -47,9 +53,8 @@ type Config struct {
 	// …, each with its own token and its own permissions in the file the
 	// harness writes for {permissions} (userPermissions); zero: one user per
 	// Tabs streams. Stream i is user (i / Tabs) mod Users'. Each user may
-	// see its own asset and the broadcast asset a1 of DefaultPubBody, so
-	// that every stream receives every event. The floor has no auth: it
-	// ignores users.
+	// see its own asset and BroadcastAsset, so that every stream receives
+	// every event. The floor has no auth: it ignores users.
 	Users int
 	Tabs  int // streams each user opens in a row; zero: 1
 	// OneAdmin puts every stream on one admin user instead, bench, whose

@@ -60,7 +60,7 @@ func (pb *publisher) publishOne(ctx context.Context) int64 {
 	pb.seq++
 	ts := time.Now().UnixNano()
 	pb.sent[pb.seq] = ts
-	pb.body = pb.tmpl.Append(pb.body[:0], ts, uint64(pb.seq))
+	pb.body = pb.tmpl.Append(pb.body[:0], ts, uint64(pb.seq), BroadcastAsset)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pb.url, bytes.NewReader(pb.body))
 	if err != nil {
 		pb.fail(err)

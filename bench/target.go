@@ -36,8 +36,8 @@ const benchAssets = 100
 
 // userPermissions is the permissions file for n users (benchPermissions
 // for none): bench stays an admin; user i may see its own asset
-// a<i mod benchAssets>, the broadcast asset a1 of DefaultPubBody and the
-// scenario s1 of DefaultFillerBody.
+// a<i mod benchAssets>, BroadcastAsset and the scenario s1 of
+// DefaultFillerBody.
 func userPermissions(n int) []byte {
 	if n <= 0 {
 		return []byte(benchPermissions)
@@ -46,9 +46,9 @@ func userPermissions(n int) []byte {
 	b.WriteString(`{"users": {"bench": {"admin": true}`)
 	for i := range n {
 		own := "a" + strconv.Itoa(i%benchAssets)
-		assets := `["` + own + `", "a1"]`
-		if own == "a1" {
-			assets = `["a1"]`
+		assets := `["` + own + `", "` + BroadcastAsset + `"]`
+		if own == BroadcastAsset {
+			assets = `["` + own + `"]`
 		}
 		fmt.Fprintf(&b, ",\n  %q: {\"assets\": %s, \"scenarios\": [\"s1\"]}", benchUser+strconv.Itoa(i), assets)
 	}

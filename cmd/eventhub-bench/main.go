@@ -149,7 +149,7 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&subH, "sub-header", "header for each stream request, \"Name: value\", repeatable (default with --users 0 \"Authorization: Bearer dev:bench\"; else none, each stream sends its user's token)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "", "publish URL (POST); empty means /api/events on the stream URL's host")
 	fs.Var(&pubH, "pub-header", "header for each publish request, repeatable (default \"Authorization: Bearer dev-publish-key\")")
-	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {pad} --pad bytes of x")
+	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {asset} the event's asset, {pad} --pad bytes of x")
 	fs.IntVar(&cfg.Pad, "pad", 0, "length of {pad} in the publish body")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "Prometheus metrics of the server (slow scenario); empty means /metrics on the stream URL's host")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow URLs that are not loopback addresses")
