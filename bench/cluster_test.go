@@ -204,7 +204,7 @@ func TestClusterStartStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := startCluster(ctx, os.Args[0], DefaultClusterHubArgs, 3, addr, t.TempDir(), 0)
+	cl, err := startCluster(ctx, os.Args[0], DefaultClusterHubArgs, 3, addr, t.TempDir(), userPermissions(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestClusterHubFails(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			args := append(append([]string{}, DefaultClusterHubArgs...), c.flag)
-			_, err = startCluster(ctx, os.Args[0], args, 3, addr, t.TempDir(), 0)
+			_, err = startCluster(ctx, os.Args[0], args, 3, addr, t.TempDir(), userPermissions(0, 0))
 			if err == nil || !strings.Contains(err.Error(), "asked to fail") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %s failing, with its log", err, c.want)
 			}

@@ -60,6 +60,16 @@ type Config struct {
 	// OneAdmin puts every stream on one admin user instead, bench, whose
 	// token is SubHeaders' (the command's --users 0).
 	OneAdmin bool
+	// Assets, when set, makes the events selective: user u may see only
+	// asset a<u mod Assets> (not BroadcastAsset), and the publisher puts
+	// each event on one of a0 … a<Assets-1> at random ({asset} in
+	// PubBody), so it reaches the streams of about one user in Assets.
+	// Each event's expected deliveries are the streams of its asset, which
+	// loss, fan-out completion and CPU per delivery are counted against. It
+	// needs users (not OneAdmin), at least as many as assets. The floor
+	// cannot filter: Run skips the floor comparison. Zero: every user may
+	// see BroadcastAsset too, and every event is on it.
+	Assets int
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
 	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
@@ -143,6 +153,9 @@ func (c *Config) defaults() error {
 	if c.Users > 0 && c.Streams <= 0 {
 		c.Streams = c.Users * c.Tabs
 	}
+	if c.Streams <= 0 {
+		c.Streams = 1000
+	}
 	if c.SubHeaders == nil {
 		c.SubHeaders = []string{}
 		if c.OneAdmin {
@@ -168,8 +181,8 @@ func (c *Config) defaults() error {
 	if c.MetricsURL == "" {
 		c.MetricsURL = withPath(c.SubURL, "/metrics")
 	}
-	if c.Streams <= 0 {
-		c.Streams = 1000
+	if err := c.checkAssets(); err != nil {
+		return err
 	}
 	if c.Rate <= 0 {
 		c.Rate = 1
@@ -247,6 +260,33 @@ func (c *Config) defaults() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkAssets checks that Assets can be honoured.
+func (c *Config) checkAssets() error {
+	switch {
+	case c.Assets < 0:
+		return fmt.Errorf("%w: %d assets", ErrConfig, c.Assets)
+	case c.Assets == 0:
+		return nil
+	case c.OneAdmin:
+		return fmt.Errorf("%w: %d assets need users: the admin sees every asset", ErrConfig, c.Assets)
+	case c.Assets > c.userCount():
+		return fmt.Errorf("%w: %d assets for %d users: some events would be for no one", ErrConfig, c.Assets, c.userCount())
+	case c.Floor:
+		return fmt.Errorf("%w: the floor cannot filter: it cannot run with %d assets", ErrConfig, c.Assets)
+	}
+	if c.Scenario == "idle" {
+		return nil
+	}
+	t, err := ParseTemplate(c.PubBody, c.Pad)
+	if err != nil {
+		return err
+	}
+	if !t.HasAsset() {
+		return fmt.Errorf("%w: with %d assets the publish body needs {asset}", ErrConfig, c.Assets)
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ type Result struct {
 	// stream (Config.OneAdmin).
 	Users int `json:"users"`
 	Tabs  int `json:"tabs"`
+	// Assets is how many assets the users and events were spread over
+	// (Config.Assets); zero: every event to every stream.
+	Assets int `json:"assets,omitempty"`
 	// UsersActive is the server's eventhub_users_active once the streams
 	// were connected (summed over a cluster's hubs); zero if unknown.
 	UsersActive int64          `json:"users_active,omitempty"`
@@ -165,17 +168,22 @@ type Result struct {
 
 	Delivered        int64   `json:"delivered"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
-	// Lost is deliveries expected (counted streams × events published) but
-	// not received; Duplicates those received twice.
+	// Lost is deliveries expected (each event to every counted stream, or
+	// with Assets to the counted streams of its asset) but not received;
+	// Duplicates those received twice.
 	Lost           int64 `json:"lost"`
 	Duplicates     int64 `json:"duplicates"`
 	ClosedByServer int64 `json:"closed_by_server"`
 	Reconnects     int64 `json:"reconnects"`
 	NoTimestamp    int64 `json:"events_without_ts"`
+	// Audience is the deliveries expected per event published, on
+	// average: the counted streams, or with Assets those of an asset.
+	Audience float64 `json:"audience_mean,omitempty"`
 
 	// Latency is receive time − ts over every delivery; FanOut the
 	// completion (last delivery − send time) over every event that reached
-	// every counted stream, FanOutIncomplete the events that did not.
+	// every counted stream it was for, FanOutIncomplete the events that did
+	// not.
 	Latency          *Latency `json:"latency,omitempty"`
 	FanOut           *Latency `json:"fan_out,omitempty"`
 	FanOutIncomplete int      `json:"fan_out_incomplete"`

@@ -21,7 +21,8 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 		return nil, err
 	}
 	cmp.Runs = append(cmp.Runs, first)
-	if cfg.CompareFloor && !cfg.Floor && !(cfg.Scenario == "slow" && cfg.FillerRate > 0) {
+	// The floor cannot filter: it cannot run what needs it.
+	if cfg.CompareFloor && !cfg.Floor && !(cfg.Scenario == "slow" && cfg.FillerRate > 0) && cfg.Assets == 0 {
 		fc := cfg
 		fc.Floor, fc.HubBinary, fc.HubPID = true, "", 0
 		floor, err := runOne(ctx, fc)
@@ -57,7 +58,7 @@ type runner struct {
 func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, start: time.Now()}
 	r.res = &Result{Scenario: cfg.Scenario, Target: "server", Began: r.start, Streams: cfg.Streams,
-		Users: cfg.userCount(), Tabs: cfg.Tabs}
+		Users: cfg.userCount(), Tabs: cfg.Tabs, Assets: cfg.Assets}
 	dir := cfg.WorkDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "eventhub-bench-")
@@ -83,7 +84,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		r.progressf("%s: starting %d hubs on %s", cfg.Scenario, cfg.Hubs, addr)
-		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, cfg.userCount())
+		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +96,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir, cfg.userCount())
+		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +177,7 @@ func (r *runner) body(ctx context.Context) error {
 			return fmt.Errorf("%w: the publish body has no {ts}: latency cannot be measured", ErrConfig)
 		}
 		r.maxSeq = r.plannedEvents()
-		r.pub, err = newPublisher(c.PubURL, c.PubHeaders, tmpl, r.maxSeq)
+		r.pub, err = newPublisher(c.PubURL, c.PubHeaders, tmpl, r.maxSeq, c.Assets)
 		if err != nil {
 			return err
 		}
@@ -318,15 +319,13 @@ func (r *runner) publish(ctx context.Context, name string, rate float64, d time.
 	if err := ctx.Err(); err != nil {
 		return first, last, 0, err
 	}
-	want := int64(0)
 	deadline := time.Now().Add(r.cfg.Drain)
 	for {
 		st, err := r.stats()
 		if err != nil {
 			return first, last, 0, err
 		}
-		counted := r.counted()
-		want = counted * (last - first + 1)
+		want := r.expected(st, first, last)
 		got := st.Delivered - st0.Delivered
 		if got >= want || time.Now().After(deadline) {
 			took := time.Since(t0)
@@ -338,6 +337,21 @@ func (r *runner) publish(ctx context.Context, name string, rate float64, d time.
 			return first, last, 0, err
 		}
 	}
+}
+
+// expected is how many deliveries the events first to last are to make:
+// each to every counted stream or, with Assets, to the streams of its
+// asset that count (from the pools' stats st: not slow, and connected at
+// least once).
+func (r *runner) expected(st poolStats, first, last int64) int64 {
+	if r.cfg.Assets == 0 {
+		return r.counted() * max(last-first+1, 0)
+	}
+	n := int64(0)
+	for seq := first; seq <= last; seq++ {
+		n += r.pub.audience(st.Audience, seq)
+	}
+	return n
 }
 
 // counted is the number of streams deliveries are expected on: connected

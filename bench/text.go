@@ -69,6 +69,9 @@ func summaryRows(c *Comparison) [][]string {
 			return s
 		})
 		row("deliveries", func(r *Result) string { return fmt.Sprintf("%d (%.0f/s)", r.Delivered, r.DeliveriesPerSec) })
+		if maxAssets(c) > 0 {
+			row("streams per event (mean)", func(r *Result) string { return fmt.Sprintf("%.1f", r.Audience) })
+		}
 		row("lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) })
 		row("closed by server", func(r *Result) string { return fmt.Sprintf("%d", r.ClosedByServer) })
 		row("server CPU per delivery", func(r *Result) string {
@@ -247,7 +250,21 @@ func usersHeader(c *Comparison) string {
 	if r.Users == 0 {
 		return fmt.Sprintf(": %d streams, one admin user", r.Streams)
 	}
-	return fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
+	s := fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
+	if n := maxAssets(c); n > 0 {
+		s += fmt.Sprintf(", %d assets", n)
+	}
+	return s
+}
+
+// maxAssets is the most assets a run of the comparison spread its events
+// over; zero if every event went to every stream.
+func maxAssets(c *Comparison) int {
+	n := 0
+	for _, r := range c.Runs {
+		n = max(n, r.Assets)
+	}
+	return n
 }
 
 func fmtMs(v float64) string {

@@ -156,6 +156,7 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold (with --users N > 0 and no --streams: N × --tabs)")
 	fs.IntVar(&users, "users", -1, "users the streams belong to, bench-u0, bench-u1, …, each with its own token and permissions: -1 one per --tabs streams, N > 0 N users, 0 every stream on one admin user, bench")
 	fs.IntVar(&cfg.Tabs, "tabs", 1, "streams each user opens")
+	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, and each event is on one of the K at random ({asset}), so it reaches ~1/K of the streams (no floor run); 0: every user also sees a1, and every event is on it")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
