@@ -11,13 +11,17 @@ import (
 )
 
 // Scenarios are the names Run accepts.
-var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm"}
+var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selective"}
 
 // DefaultPubBody is a growth JobEvent on the asset {asset}, carrying the
 // send time and sequence number in its data. The publisher's {asset} is
 // BroadcastAsset, which an admin and every bench user may see, unless
 // Config.Assets spreads the events over assets.
 const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// SelectiveAssets is how many assets the selective scenario spreads the
+// users and events over when Config.Assets is zero.
+const SelectiveAssets = 200
 
 // BroadcastAsset is the {asset} of every event when Config.Assets is zero:
 // every bench user may see it.
@@ -30,7 +34,7 @@ const DefaultFillerBody = `{"type":"probability","jobId":"filler-{seq}","status"
 // Config is one scenario run. Every zero value means the default in its
 // comment, which aims at a local eventhub with development auth.
 type Config struct {
-	Scenario string // idle, broadcast, ramp, slow or storm; zero: broadcast
+	Scenario string // one of Scenarios; zero: broadcast
 
 	SubURL string // zero: http://127.0.0.1:8080/api/events
 	// SubHeaders are added to each stream request; zero: none, each stream
@@ -46,7 +50,7 @@ type Config struct {
 	AllowRemote bool
 
 	Streams  int           // zero: 1,000 (with Users: Users × Tabs)
-	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s)
+	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s; selective: the broadcast's, see Assets)
 	Duration time.Duration // zero: 20 s (ramp: the bound on all its steps, zero: 90 s)
 
 	// Users is how many users the streams belong to, bench-u0, bench-u1,
@@ -69,6 +73,12 @@ type Config struct {
 	// needs users (not OneAdmin), at least as many as assets. The floor
 	// cannot filter: Run skips the floor comparison. Zero: every user may
 	// see BroadcastAsset too, and every event is on it.
+	//
+	// The selective scenario runs a broadcast with Assets zero, then the
+	// same with Assets (zero: SelectiveAssets, or one per user when there
+	// are fewer users) at Rate × Assets events/s, so that both offer about
+	// the same deliveries a second, each with a hub of its own started from
+	// HubBinary; its Comparison.Selective compares the two.
 	Assets int
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
@@ -180,6 +190,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MetricsURL == "" {
 		c.MetricsURL = withPath(c.SubURL, "/metrics")
+	}
+	if c.Scenario == "selective" && c.Assets == 0 {
+		c.Assets = min(SelectiveAssets, max(c.userCount(), 1))
 	}
 	if err := c.checkAssets(); err != nil {
 		return err

@@ -245,11 +245,46 @@ type Ratio struct {
 	Ratio  float64 `json:"ratio"`
 }
 
-// Comparison is one scenario against the target and, when asked, the floor.
+// Comparison is one scenario against the target and, when asked, the floor;
+// or, for the selective scenario, its broadcast and selective runs.
 type Comparison struct {
-	Scenario string    `json:"scenario"`
-	Runs     []*Result `json:"runs"`
-	Ratios   []Ratio   `json:"ratios,omitempty"`
+	Scenario  string     `json:"scenario"`
+	Runs      []*Result  `json:"runs"`
+	Ratios    []Ratio    `json:"ratios,omitempty"`
+	Selective *Selective `json:"selective,omitempty"`
+}
+
+// SelectiveCPUTarget is the most the selective scenario's server CPU per
+// delivery may be, as a multiple of the broadcast's: routing should cost in
+// proportion to an event's audience, not to the users connected.
+const SelectiveCPUTarget = 1.15
+
+// Selective compares the two runs of the selective scenario: the same
+// streams and users on the same hub binary, first with every event for
+// every stream, then with each event for the streams of one of Assets
+// assets, published Assets times as often.
+type Selective struct {
+	Assets                  int     `json:"assets"`
+	BroadcastCPUPerDelivery float64 `json:"broadcast_cpu_per_delivery_us"`
+	SelectiveCPUPerDelivery float64 `json:"selective_cpu_per_delivery_us"`
+	// CPURatio is selective / broadcast server CPU per delivery; zero if
+	// either was not measured. Its target is at most Target
+	// (SelectiveCPUTarget).
+	CPURatio float64 `json:"cpu_per_delivery_ratio"`
+	Target   float64 `json:"cpu_per_delivery_ratio_target"`
+}
+
+// compareSelective compares the selective scenario's broadcast run b with
+// its selective run s.
+func compareSelective(b, s *Result) *Selective {
+	c := &Selective{Assets: s.Assets, Target: SelectiveCPUTarget}
+	if b.Server != nil && s.Server != nil {
+		c.BroadcastCPUPerDelivery, c.SelectiveCPUPerDelivery = b.Server.CPUPerDelivery, s.Server.CPUPerDelivery
+		if c.BroadcastCPUPerDelivery > 0 && c.SelectiveCPUPerDelivery > 0 {
+			c.CPURatio = c.SelectiveCPUPerDelivery / c.BroadcastCPUPerDelivery
+		}
+	}
+	return c
 }
 
 // Machine describes where a report was measured.

@@ -15,6 +15,9 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if cfg.Scenario == "selective" {
+		return runSelective(ctx, cfg)
+	}
 	cmp := &Comparison{Scenario: cfg.Scenario}
 	first, err := runOne(ctx, cfg)
 	if err != nil {
@@ -32,6 +35,30 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 		cmp.Runs = append(cmp.Runs, floor)
 		cmp.Ratios = ratios(first, floor)
 	}
+	return cmp, nil
+}
+
+// runSelective runs the selective scenario: a broadcast, then the same
+// streams and users with each event for the streams of one of cfg.Assets
+// assets, published cfg.Assets times as often, each against a hub of its
+// own; it compares their server CPU per delivery.
+func runSelective(ctx context.Context, cfg Config) (*Comparison, error) {
+	cmp := &Comparison{Scenario: cfg.Scenario}
+	bc := cfg
+	bc.Scenario, bc.Assets = "broadcast", 0
+	broadcast, err := runOne(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	cmp.Runs = append(cmp.Runs, broadcast)
+	sel := cfg
+	sel.Rate = cfg.Rate * float64(cfg.Assets)
+	selective, err := runOne(ctx, sel)
+	if err != nil {
+		return cmp, fmt.Errorf("selective: %w", err)
+	}
+	cmp.Runs = append(cmp.Runs, selective)
+	cmp.Selective = compareSelective(broadcast, selective)
 	return cmp, nil
 }
 
@@ -229,7 +256,7 @@ func (r *runner) body(ctx context.Context) error {
 	switch c.Scenario {
 	case "idle":
 		err = r.idle(ctx)
-	case "broadcast":
+	case "broadcast", "selective":
 		err = r.broadcast(ctx)
 	case "ramp":
 		err = r.ramp(ctx)

@@ -88,6 +88,75 @@ func TestSelectiveAgainstHub(t *testing.T) {
 	}
 }
 
+// TestSelectiveScenarioAgainstHub runs the selective scenario against a
+// real hub: a broadcast of 5 events/s to 100 streams of a user each, then
+// 10 assets at 50 events/s, each event for the 10 streams of its asset.
+// Both count every delivery, and the CPU per delivery is compared.
+func TestSelectiveScenarioAgainstHub(t *testing.T) {
+	t.Parallel()
+	hub := hubtest.Binary(t)
+	cmp, err := Run(context.Background(), Config{
+		Scenario:     "selective",
+		SubURL:       fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
+		HubBinary:    hub,
+		CompareFloor: true,
+		WorkDir:      t.TempDir(),
+		Streams:      100,
+		Assets:       10,
+		Rate:         5,
+		Duration:     2 * time.Second,
+		Settle:       200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Runs) != 2 || len(cmp.Ratios) != 0 || cmp.Selective == nil {
+		t.Fatalf("%d runs, %d ratios, selective %+v: want broadcast and selective, no floor", len(cmp.Runs), len(cmp.Ratios), cmp.Selective)
+	}
+	for i, c := range []struct {
+		scenario string
+		assets   int
+		rate     float64
+		audience float64
+	}{{"broadcast", 0, 5, 100}, {"selective", 10, 50, 10}} {
+		r := cmp.Runs[i]
+		if r.Scenario != c.scenario || r.Assets != c.assets || r.Target != "eventhub" || len(r.Phases) != 1 || r.Phases[0].Rate != c.rate {
+			t.Errorf("run %d: %s against %s, %d assets, phases %+v; want %s, %d assets at %.0f events/s",
+				i, r.Scenario, r.Target, r.Assets, r.Phases, c.scenario, c.assets, c.rate)
+		}
+		if r.Connected != 100 || r.Published < 8*int64(c.rate/5) || r.Lost != 0 || r.FanOutIncomplete != 0 ||
+			r.Audience != c.audience || r.Delivered != int64(c.audience)*r.Published {
+			t.Errorf("%s: connected %d, published %d, delivered %d, lost %d, %d incomplete, %.1f streams per event; want every event to its %.0f streams",
+				r.Scenario, r.Connected, r.Published, r.Delivered, r.Lost, r.FanOutIncomplete, r.Audience, c.audience)
+		}
+	}
+	s := cmp.Selective
+	b, sel := cmp.Runs[0].Server, cmp.Runs[1].Server
+	if s.Assets != 10 || b == nil || sel == nil || s.BroadcastCPUPerDelivery != b.CPUPerDelivery ||
+		s.SelectiveCPUPerDelivery != sel.CPUPerDelivery || s.CPURatio <= 0 ||
+		s.CPURatio != sel.CPUPerDelivery/b.CPUPerDelivery || s.Target != SelectiveCPUTarget {
+		t.Errorf("selective %+v; servers %+v, %+v", s, b, sel)
+	}
+	var text strings.Builder
+	if err := WriteText(&text, &Report{Comparisons: []*Comparison{cmp}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"== selective: 100 streams, 100 users × 1 tabs, 10 assets ==",
+		"eventhub broadcast", "eventhub selective",
+		"selective: selective / broadcast, same hub binary",
+		fmt.Sprintf("%.2f× (target ≤ 1.15×)", s.CPURatio),
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var page strings.Builder
+	if err := WriteHTML(&page, &Report{Comparisons: []*Comparison{cmp}}); err != nil || !strings.Contains(page.String(), "selective / broadcast") {
+		t.Errorf("html report: %v", err)
+	}
+}
+
 func TestUserPermissionsAssets(t *testing.T) {
 	t.Parallel()
 	var broadcast, selective struct {
@@ -194,12 +263,19 @@ func TestConfigAssets(t *testing.T) {
 	if err := ok.defaults(); err != nil {
 		t.Errorf("100 assets for 100 users: %v", err)
 	}
+	for _, c := range []struct{ streams, tabs, assets int }{{1000, 1, SelectiveAssets}, {100, 1, 100}, {100, 4, 25}} {
+		cfg := Config{Scenario: "selective", Streams: c.streams, Tabs: c.tabs}
+		if err := cfg.defaults(); err != nil || cfg.Assets != c.assets {
+			t.Errorf("selective, %d streams × %d tabs: %d assets, %v; want %d", c.streams, c.tabs, cfg.Assets, err, c.assets)
+		}
+	}
 	for name, cfg := range map[string]Config{
-		"negative":               {Assets: -1},
-		"one admin user":         {OneAdmin: true, Assets: 2},
-		"more assets":            {Streams: 100, Tabs: 2, Assets: 51},
-		"the floor":              {Floor: true, Assets: 2},
-		"a body with no {asset}": {Assets: 2, PubBody: `{"ts":{ts},"seq":{seq}}`},
+		"negative":                  {Assets: -1},
+		"one admin user":            {OneAdmin: true, Assets: 2},
+		"more assets":               {Streams: 100, Tabs: 2, Assets: 51},
+		"the floor":                 {Floor: true, Assets: 2},
+		"selective, one admin user": {Scenario: "selective", OneAdmin: true},
+		"a body with no {asset}":    {Assets: 2, PubBody: `{"ts":{ts},"seq":{seq}}`},
 	} {
 		if err := cfg.defaults(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err %v, want ErrConfig", name, err)

@@ -3,9 +3,9 @@
 // timestamped events and reports latency, fan-out completion, throughput and
 // the server's memory and CPU, side by side with a lean floor server.
 //
-//	eventhub-bench idle|broadcast|ramp|slow|storm [flags]   one scenario
-//	eventhub-bench suite [flags]                            several scenarios
-//	eventhub-bench floor --listen ADDR                      the floor server
+//	eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   one scenario
+//	eventhub-bench suite [flags]                                      several scenarios
+//	eventhub-bench floor --listen ADDR                                the floor server
 //
 // Run "eventhub-bench help" for the flags.
 package main
@@ -41,9 +41,9 @@ func main() {
 }
 
 const usage = `usage:
-  eventhub-bench idle|broadcast|ramp|slow|storm [flags]   run one scenario
-  eventhub-bench suite [--scenarios a,b,…] [flags]        run several, one report
-  eventhub-bench floor [--listen ADDR]                    serve the floor SSE server
+  eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   run one scenario
+  eventhub-bench suite [--scenarios a,b,…] [flags]                  run several, one report
+  eventhub-bench floor [--listen ADDR]                              serve the floor SSE server
 
 Scenarios (each bounded in time; it ends by itself):
   idle       hold N streams for D: server RSS per stream, idle CPU, connect rate
@@ -54,6 +54,9 @@ Scenarios (each bounded in time; it ends by itself):
              before and after, overflow and slow closes from /metrics
   storm      every client drops and reconnects at once with Last-Event-ID a third
              of the way in: time until all are back, events lost
+  selective  broadcast, then each event only for the users of one of --assets
+             assets (default 200) at R × assets events/s, on a hub of the same
+             binary: server CPU per delivery selective / broadcast (target ≤ 1.15)
 
 With --hubs H (and --hub-binary) any scenario runs against a cluster: H hubs on
 one address (--reuse-port) sharing NATS JetStream embedded in the first, e.g.
@@ -156,8 +159,8 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold (with --users N > 0 and no --streams: N × --tabs)")
 	fs.IntVar(&users, "users", -1, "users the streams belong to, bench-u0, bench-u1, …, each with its own token and permissions: -1 one per --tabs streams, N > 0 N users, 0 every stream on one admin user, bench")
 	fs.IntVar(&cfg.Tabs, "tabs", 1, "streams each user opens")
-	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, and each event is on one of the K at random ({asset}), so it reaches ~1/K of the streams (no floor run); 0: every user also sees a1, and every event is on it")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
+	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, each event is on one of the K at random ({asset}), so ~1/K of the streams get it (no floor run); 0: every event for every stream (selective scenario: 0 means 200)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate; selective: the broadcast's, then × --assets); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
 	fs.DurationVar(&o.rampDuration, "ramp-duration", 90*time.Second, "ramp: bound on the ramp scenario (its steps, a repeat of a step over the bound, then up to two steps between the last rate that held and the first that did not)")
@@ -267,7 +270,7 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 		}
 		// A safety net: the scenario bounds itself well within this.
 		runs := 1
-		if c.CompareFloor {
+		if c.CompareFloor || c.Scenario == "selective" {
 			runs = 2
 		}
 		bound := time.Duration(runs) * (2*c.Duration + 3*time.Minute + time.Duration(c.Streams)*2*time.Millisecond)

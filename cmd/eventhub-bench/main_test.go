@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"testing"
 )
 
@@ -35,5 +36,21 @@ func TestUsersFlag(t *testing.T) {
 	}
 	if _, err := parseFlags("broadcast", []string{"--users", "-2"}, io.Discard); err == nil {
 		t.Error("--users -2 accepted")
+	}
+}
+
+// TestAssetsFlag: --assets makes the events selective; the suite runs the
+// selective scenario too.
+func TestAssetsFlag(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags("broadcast", nil, io.Discard)
+	if err != nil || o.cfg.Assets != 0 {
+		t.Fatalf("default: %+v, %v; want 0 assets", o, err)
+	}
+	if o, err = parseFlags("broadcast", []string{"--assets", "20"}, io.Discard); err != nil || o.cfg.Assets != 20 {
+		t.Fatalf("--assets 20: %+v, %v", o, err)
+	}
+	if o, err = parseFlags("suite", nil, io.Discard); err != nil || !slices.Contains(o.scenarios, "selective") {
+		t.Fatalf("suite: %+v, %v; want selective among its scenarios", o, err)
 	}
 }
