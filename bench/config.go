@@ -19,13 +19,13 @@ var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selectiv
 // Config.Assets spreads the events over assets.
 const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
 
-// SelectiveAssets is how many assets the selective scenario spreads the
-// users and events over when Config.Assets is zero.
-const SelectiveAssets = 200
-
 // BroadcastAsset is the {asset} of every event when Config.Assets is zero:
 // every bench user may see it.
 const BroadcastAsset = "a1"
+
+// SelectiveAssets is how many assets the selective scenario spreads the
+// users and events over when Config.Assets is zero.
+const SelectiveAssets = 200
 
 // DefaultFillerBody is a probability JobEvent: streams that asked for
 // types=growth do not receive it.
@@ -68,11 +68,12 @@ type Config struct {
 	// asset a<u mod Assets> (not BroadcastAsset), and the publisher puts
 	// each event on one of a0 … a<Assets-1> at random ({asset} in
 	// PubBody), so it reaches the streams of about one user in Assets.
-	// Each event's expected deliveries are the streams of its asset, which
-	// loss, fan-out completion and CPU per delivery are counted against. It
-	// needs users (not OneAdmin), at least as many as assets. The floor
-	// cannot filter: Run skips the floor comparison. Zero: every user may
-	// see BroadcastAsset too, and every event is on it.
+	// Each event's expected deliveries are the streams of its asset: loss
+	// and fan-out completion are counted against those (CPU per delivery
+	// divides by the deliveries made). It needs users (not OneAdmin), at
+	// least as many as assets. The floor cannot filter: Run skips the floor
+	// comparison. Zero: every user may see BroadcastAsset too, and every
+	// event is on it.
 	//
 	// The selective scenario runs a broadcast with Assets zero, then the
 	// same with Assets (zero: SelectiveAssets, or one per user when there
