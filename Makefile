@@ -35,7 +35,8 @@ fuzz: ## each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventID$$' -fuzztime=$(FUZZTIME) ./transport
 
 # The load harness (bench/, cmd/eventhub-bench) against a hub it starts
-# itself and against the floor server, on loopback. BENCH_ARGS adds flags.
+# itself and against the floor server, on loopback; each stream is a user of
+# its own (--users 0 puts them all on one admin user). BENCH_ARGS adds flags.
 BENCH_ADDR ?= 127.0.0.1:18080
 BENCH_ARGS ?=
 BENCH_HUB  := --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --vs-floor
@@ -47,7 +48,7 @@ bench: build-bench ## quick standard scenario: 10,000 streams, 1 event/s, 20 s, 
 	$(BIN)/eventhub-bench broadcast $(BENCH_HUB) --streams 10000 --rate 1 --duration 20s \
 		--json $(BIN)/bench.json --report $(BIN)/bench.html $(BENCH_ARGS)
 
-bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor (~15 min)
+bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor; selective over 200 assets, against broadcast (~16 min)
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
 

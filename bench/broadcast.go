@@ -21,7 +21,7 @@ func (r *runner) broadcast(ctx context.Context) error {
 	}
 	r.cpuPerDelivery(u0, u1, st1.Delivered-st0.Delivered)
 	r.res.DeliveriesPerSec = float64(st1.Delivered-st0.Delivered) / took.Seconds()
-	r.res.Phases = append(r.res.Phases, Phase{Name: "broadcast", Rate: r.cfg.Rate, Seconds: took.Seconds(),
+	r.res.Phases = append(r.res.Phases, Phase{Name: r.cfg.Scenario, Rate: r.cfg.Rate, Seconds: took.Seconds(),
 		Published: last - first + 1, Delivered: st1.Delivered - st0.Delivered, DeliveriesPerSec: r.res.DeliveriesPerSec})
 	return nil
 }

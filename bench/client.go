@@ -56,6 +56,10 @@ type poolSpec struct {
 	// bench-u<(i / Tabs) mod Users> (Config.Users).
 	Users int `json:"users,omitempty"`
 	Tabs  int `json:"tabs,omitempty"`
+	// Assets, when set (with Users), is how many assets the users are
+	// spread over, user u on asset u mod Assets (Config.Assets): the pool
+	// counts its streams by asset (poolStats.Audience).
+	Assets int `json:"assets,omitempty"`
 	// Epoll reads the live streams (but the slow ones) from one epoll loop
 	// instead of a goroutine each (Linux; see poller).
 	Epoll bool `json:"epoll,omitempty"`
@@ -74,6 +78,9 @@ type poolStats struct {
 	NoTS           int64          `json:"noTS"` // events with no "ts" in their data
 	StormBack      int64          `json:"stormBack"`
 	FailReasons    map[string]int `json:"failReasons,omitempty"`
+	// Audience is, with poolSpec.Assets, the streams that count toward
+	// loss (not slow, connected at least once) on each asset.
+	Audience []int64 `json:"audience,omitempty"`
 }
 
 func (s *poolStats) add(o poolStats) {
@@ -92,6 +99,12 @@ func (s *poolStats) add(o poolStats) {
 			s.FailReasons = map[string]int{}
 		}
 		s.FailReasons[k] += v
+	}
+	if len(s.Audience) < len(o.Audience) {
+		s.Audience = append(s.Audience, make([]int64, len(o.Audience)-len(s.Audience))...)
+	}
+	for i, n := range o.Audience {
+		s.Audience[i] += n
 	}
 }
 
@@ -149,6 +162,7 @@ type pool struct {
 	series    []*Histogram
 	seqMax    []atomic.Int64
 	seqCount  []atomic.Int32
+	audience  []atomic.Int64 // with spec.Assets: counted streams by asset
 	stormHist *Histogram
 	stormAt   atomic.Int64 // unix ns of the last storm
 	stormGen  atomic.Int64
@@ -213,6 +227,12 @@ func streamUser(i, users, tabs int) int {
 	return i / max(tabs, 1) % users
 }
 
+// streamAsset is the asset of the stream of global index i: its user's,
+// user u on asset u mod assets.
+func streamAsset(i, users, tabs, assets int) int {
+	return streamUser(i, users, tabs) % assets
+}
+
 // newPool checks spec and prepares a pool; start opens its streams.
 func newPool(spec poolSpec) (*pool, error) {
 	u, err := url.Parse(spec.URL)
@@ -225,6 +245,9 @@ func newPool(spec poolSpec) (*pool, error) {
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if spec.Assets > 0 && spec.Users <= 0 {
+		return nil, fmt.Errorf("%w: %d assets need users", ErrConfig, spec.Assets)
 	}
 	if spec.DialConcurrency <= 0 {
 		spec.DialConcurrency = 128
@@ -255,6 +278,7 @@ func newPool(spec poolSpec) (*pool, error) {
 		series:      make([]*Histogram, spec.SeriesLen),
 		seqMax:      make([]atomic.Int64, spec.MaxSeq+1),
 		seqCount:    make([]atomic.Int32, spec.MaxSeq+1),
+		audience:    make([]atomic.Int64, spec.Assets),
 		stormHist:   NewHistogram(),
 		failReasons: map[string]int{},
 	}
@@ -338,7 +362,9 @@ func (p *pool) run(s *stream) {
 			}
 			return
 		}
-		s.everUp.Store(true)
+		if !s.everUp.Swap(true) && !s.slow && len(p.audience) > 0 {
+			p.audience[streamAsset(s.idx, p.spec.Users, p.spec.Tabs, p.spec.Assets)].Add(1)
+		}
 		if len(p.polls) > 0 && !s.slow && s.rd.br == s.raw {
 			err = p.polls[s.idx%len(p.polls)].wait(s, conn)
 		} else {
@@ -670,6 +696,12 @@ func (p *pool) stats() poolStats {
 		Duplicates:     p.duplicates.Load(),
 		NoTS:           p.noTS.Load(),
 		StormBack:      p.stormBack.Load(),
+	}
+	if len(p.audience) > 0 {
+		st.Audience = make([]int64, len(p.audience))
+		for i := range p.audience {
+			st.Audience[i] = p.audience[i].Load()
+		}
 	}
 	p.failMu.Lock()
 	if len(p.failReasons) > 0 {

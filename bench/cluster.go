@@ -67,9 +67,10 @@ func freePort() (string, error) {
 // startCluster starts n hubs of binary on addr: hub 0 first, with NATS
 // embedded, and once it is ready the others at once, and waits until every
 // one is ready (its /readyz answers 200: listening and connected to NATS).
-// On error every hub it started is stopped.
-func startCluster(ctx context.Context, binary string, base []string, n int, addr, dir string, users int) (*cluster, error) {
-	perms, err := writePermissions(dir, users)
+// Every hub reads the same permissions, perms (from userPermissions). On
+// error every hub it started is stopped.
+func startCluster(ctx context.Context, binary string, base []string, n int, addr, dir string, perms []byte) (*cluster, error) {
+	permsFile, err := writePermissions(dir, perms)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func startCluster(ctx context.Context, binary string, base []string, n int, addr
 		if err != nil {
 			return err
 		}
-		args := clusterArgs(base, i, addr, perms, admin, c.nats, store)
+		args := clusterArgs(base, i, addr, permsFile, admin, c.nats, store)
 		p, err := startProcess(binary, args, filepath.Join(dir, "hub"+strconv.Itoa(i+1)+".log"))
 		if err != nil {
 			return err
@@ -181,14 +182,14 @@ func (c *cluster) stop() {
 	}
 }
 
-// writePermissions writes the bench permissions file for users
-// (userPermissions) into dir.
-func writePermissions(dir string, users int) (string, error) {
-	perms := filepath.Join(dir, "permissions.json")
-	if err := os.WriteFile(perms, userPermissions(users), 0o600); err != nil {
+// writePermissions writes the bench permissions file, perms, into dir
+// and returns its path.
+func writePermissions(dir string, perms []byte) (string, error) {
+	path := filepath.Join(dir, "permissions.json")
+	if err := os.WriteFile(path, perms, 0o600); err != nil {
 		return "", fmt.Errorf("writing bench permissions: %w", err)
 	}
-	return perms, nil
+	return path, nil
 }
 
 // hubsConnected records each hub's streams (from its /metrics) and RSS

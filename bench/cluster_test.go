@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -37,8 +38,9 @@ func TestMain(m *testing.M) {
 // listens on --listen with SO_REUSEPORT (a Floor serves it), answers
 // /readyz and /metrics on --admin-listen, runs "NATS" (a bare listener)
 // on --nats-embed or, with --nats, refuses to start unless that is
-// reachable, and exits on SIGTERM. --fail makes it exit at once, and
-// --fail-joiner too unless it runs NATS.
+// reachable, and exits on SIGTERM. It says on stderr (its log) how many
+// bench users the --permissions file lists. --fail makes it exit at once,
+// and --fail-joiner too unless it runs NATS.
 func fakeHub(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "", "")
@@ -49,7 +51,7 @@ func fakeHub(args []string) error {
 	natsURL := fs.String("nats", "", "")
 	fail := fs.Bool("fail", false, "")
 	failJoiner := fs.Bool("fail-joiner", false, "")
-	fs.String("permissions", "", "")
+	perms := fs.String("permissions", "", "")
 	fs.Int("max-streams-per-user", 16, "")
 	fs.Int("max-streams", 0, "")
 	fs.Duration("heartbeat", 0, "")
@@ -65,6 +67,11 @@ func fakeHub(args []string) error {
 	case (*natsEmbed == "") == (*natsURL == ""):
 		return errors.New("want one of --nats-embed and --nats")
 	}
+	table, err := os.ReadFile(*perms)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "permissions %s: %d bench users\n", *perms, strings.Count(string(table), `"`+benchUser))
 	if *natsEmbed != "" {
 		ln, err := net.Listen("tcp", *natsEmbed)
 		if err != nil {
@@ -197,7 +204,7 @@ func TestClusterStartStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := startCluster(ctx, os.Args[0], DefaultClusterHubArgs, 3, addr, t.TempDir(), 0)
+	cl, err := startCluster(ctx, os.Args[0], DefaultClusterHubArgs, 3, addr, t.TempDir(), userPermissions(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +259,7 @@ func TestClusterHubFails(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			args := append(append([]string{}, DefaultClusterHubArgs...), c.flag)
-			_, err = startCluster(ctx, os.Args[0], args, 3, addr, t.TempDir(), 0)
+			_, err = startCluster(ctx, os.Args[0], args, 3, addr, t.TempDir(), userPermissions(0, 0))
 			if err == nil || !strings.Contains(err.Error(), "asked to fail") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %s failing, with its log", err, c.want)
 			}
@@ -273,6 +280,7 @@ func TestIdleAgainstFakeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	cmp, err := Run(context.Background(), Config{
 		Scenario:  "idle",
 		SubURL:    "http://" + addr + "/api/events",
@@ -281,7 +289,7 @@ func TestIdleAgainstFakeCluster(t *testing.T) {
 		Streams:   60,
 		Duration:  200 * time.Millisecond,
 		Settle:    50 * time.Millisecond,
-		WorkDir:   t.TempDir(),
+		WorkDir:   dir,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -304,5 +312,12 @@ func TestIdleAgainstFakeCluster(t *testing.T) {
 	// Read a moment apart, the sum and the parts differ a little.
 	if r.Server == nil || r.Server.RSSConnected < rss/2 || r.Server.RSSConnected > 2*rss {
 		t.Errorf("server usage %+v, want the hubs' RSS summed (%d)", r.Server, rss)
+	}
+	// Every hub was given the permissions of the 60 users, one a stream.
+	want := fmt.Sprintf("permissions %s: 60 bench users", filepath.Join(dir, "permissions.json"))
+	for i := 1; i <= 2; i++ {
+		if log := tail(filepath.Join(dir, fmt.Sprintf("hub%d.log", i)), 4096); !strings.Contains(log, want) {
+			t.Errorf("hub %d's log %q, want %q", i, log, want)
+		}
 	}
 }

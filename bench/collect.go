@@ -95,14 +95,28 @@ func (r *runner) collect() error {
 		res.PublishErrors, res.PublishError = pb.errors, pb.lastErr
 		res.PublishLagMax = ms(pb.lagMax)
 		res.PublishLatency = summarize(pb.post)
-		res.Lost = max(counted*pb.seq-st.Delivered, 0)
+		// Each event is for every counted stream or, with Assets, for the
+		// counted streams of its asset.
+		want := int64(0)
 		fan := NewHistogram()
-		for seq := int64(1); seq <= pb.seq && seq < int64(len(seqMax)); seq++ {
-			if seqCount[seq] >= counted && counted > 0 && seqMax[seq] > 0 {
+		for seq := int64(1); seq <= pb.seq; seq++ {
+			audience := counted
+			if r.cfg.Assets > 0 {
+				audience = pb.audience(st.Audience, seq)
+			}
+			want += audience
+			if seq >= int64(len(seqMax)) {
+				continue
+			}
+			if seqCount[seq] >= audience && audience > 0 && seqMax[seq] > 0 {
 				fan.Record(time.Duration(seqMax[seq] - pb.sent[seq]))
 			} else {
 				res.FanOutIncomplete++
 			}
+		}
+		res.Lost = max(want-st.Delivered, 0)
+		if pb.seq > 0 {
+			res.Audience = float64(want) / float64(pb.seq)
 		}
 		res.FanOut = summarize(fan)
 	}

@@ -11,11 +11,21 @@ import (
 )
 
 // Scenarios are the names Run accepts.
-var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm"}
+var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selective"}
 
-// DefaultPubBody is a growth JobEvent an admin (and anyone allowed on asset
-// a1) may see, carrying the send time and sequence number in its data.
-const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a1","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+// DefaultPubBody is a growth JobEvent on the asset {asset}, carrying the
+// send time and sequence number in its data. The publisher's {asset} is
+// BroadcastAsset, which an admin and every bench user may see, unless
+// Config.Assets spreads the events over assets.
+const DefaultPubBody = `{"type":"growth","jobId":"bench-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// BroadcastAsset is the {asset} of every event when Config.Assets is zero:
+// every bench user may see it.
+const BroadcastAsset = "a1"
+
+// SelectiveAssets is how many assets the selective scenario spreads the
+// users and events over when Config.Assets is zero.
+const SelectiveAssets = 200
 
 // DefaultFillerBody is a probability JobEvent: streams that asked for
 // types=growth do not receive it.
@@ -24,10 +34,13 @@ const DefaultFillerBody = `{"type":"probability","jobId":"filler-{seq}","status"
 // Config is one scenario run. Every zero value means the default in its
 // comment, which aims at a local eventhub with development auth.
 type Config struct {
-	Scenario string // idle, broadcast, ramp, slow or storm; zero: broadcast
+	Scenario string // one of Scenarios; zero: broadcast
 
-	SubURL     string   // zero: http://127.0.0.1:8080/api/events
-	SubHeaders []string // zero: "Authorization: Bearer dev:bench" (with Users, none)
+	SubURL string // zero: http://127.0.0.1:8080/api/events
+	// SubHeaders are added to each stream request; zero: none, each stream
+	// sending its own user's token (with OneAdmin: "Authorization: Bearer
+	// dev:bench").
+	SubHeaders []string
 	PubURL     string   // zero: /api/events on the stream URL's host
 	PubHeaders []string // zero: "Authorization: Bearer dev-publish-key"
 	PubBody    string   // zero: DefaultPubBody
@@ -36,19 +49,38 @@ type Config struct {
 	// AllowRemote lets the URLs point off loopback.
 	AllowRemote bool
 
-	Streams  int           // zero: 1,000 (with Users > 0: Users × Tabs)
-	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s)
+	Streams  int           // zero: 1,000 (with Users: Users × Tabs)
+	Rate     float64       // events/s; zero: 1 (ramp: the first step's rate, zero: 20,000 deliveries/s; selective: the broadcast's, see Assets)
 	Duration time.Duration // zero: 20 s (ramp: the bound on all its steps, zero: 90 s)
 
-	// Users spreads the streams over that many users, bench-u0, bench-u1,
-	// …, each with its own permissions in the file the harness writes for
-	// {permissions} (userPermissions): its own asset and the broadcast one
-	// (a1), so every stream still receives every published event. Stream i
-	// is user (i / Tabs) mod Users' stream. -1 means one user per Tabs
-	// streams; zero one admin user, bench, for every stream (SubHeaders'
-	// token). The floor has no auth: it ignores users.
+	// Users is how many users the streams belong to, bench-u0, bench-u1,
+	// …, each with its own token and its own permissions in the file the
+	// harness writes for {permissions} (userPermissions); zero: one user per
+	// Tabs streams. Stream i is user (i / Tabs) mod Users'. Each user may
+	// see its own asset and BroadcastAsset, so that every stream receives
+	// every event. The floor has no auth: it ignores users.
 	Users int
 	Tabs  int // streams each user opens in a row; zero: 1
+	// OneAdmin puts every stream on one admin user instead, bench, whose
+	// token is SubHeaders' (the command's --users 0).
+	OneAdmin bool
+	// Assets, when set, makes the events selective: user u may see only
+	// asset a<u mod Assets> (not BroadcastAsset), and the publisher puts
+	// each event on one of a0 … a<Assets-1> at random ({asset} in
+	// PubBody), so it reaches the streams of about one user in Assets.
+	// Each event's expected deliveries are the streams of its asset: loss
+	// and fan-out completion are counted against those (CPU per delivery
+	// divides by the deliveries made). It needs users (not OneAdmin), at
+	// least as many as assets. The floor cannot filter: Run skips the floor
+	// comparison. Zero: every user may see BroadcastAsset too, and every
+	// event is on it.
+	//
+	// The selective scenario runs a broadcast with Assets zero, then the
+	// same with Assets (zero: SelectiveAssets, or one per user when there
+	// are fewer users) at Rate × Assets events/s, so that both offer about
+	// the same deliveries a second, each with a hub of its own started from
+	// HubBinary; its Comparison.Selective compares the two.
+	Assets int
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
 	// DefaultHubArgs) and stopped after it; its RSS and CPU are measured.
@@ -123,22 +155,28 @@ func (c *Config) defaults() error {
 	if c.Tabs <= 0 {
 		c.Tabs = 1
 	}
-	if c.Users < -1 {
-		return fmt.Errorf("%w: %d users (want -1, 0 or more)", ErrConfig, c.Users)
+	switch {
+	case c.Users < 0:
+		return fmt.Errorf("%w: %d users (want 0, one per Tabs streams, or more)", ErrConfig, c.Users)
+	case c.OneAdmin && c.Users > 0:
+		return fmt.Errorf("%w: %d users and one admin user for every stream: choose one", ErrConfig, c.Users)
 	}
 	if c.Users > 0 && c.Streams <= 0 {
 		c.Streams = c.Users * c.Tabs
 	}
+	if c.Streams <= 0 {
+		c.Streams = 1000
+	}
 	if c.SubHeaders == nil {
-		c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
-		if c.Users != 0 {
-			c.SubHeaders = []string{}
+		c.SubHeaders = []string{}
+		if c.OneAdmin {
+			c.SubHeaders = []string{"Authorization: Bearer dev:bench"}
 		}
 	}
-	if c.Users != 0 {
+	if !c.OneAdmin {
 		for _, h := range c.SubHeaders {
 			if name, _, _ := strings.Cut(h, ":"); strings.EqualFold(strings.TrimSpace(name), "Authorization") {
-				return fmt.Errorf("%w: with users, each stream carries its user's token: drop the Authorization stream header", ErrConfig)
+				return fmt.Errorf("%w: each stream carries its own user's token: drop the Authorization stream header, or put every stream on one admin user (OneAdmin, --users 0)", ErrConfig)
 			}
 		}
 	}
@@ -154,8 +192,11 @@ func (c *Config) defaults() error {
 	if c.MetricsURL == "" {
 		c.MetricsURL = withPath(c.SubURL, "/metrics")
 	}
-	if c.Streams <= 0 {
-		c.Streams = 1000
+	if c.Scenario == "selective" && c.Assets == 0 {
+		c.Assets = min(SelectiveAssets, max(c.userCount(), 1))
+	}
+	if err := c.checkAssets(); err != nil {
+		return err
 	}
 	if c.Rate <= 0 {
 		c.Rate = 1
@@ -237,10 +278,41 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// checkAssets checks that Assets can be honoured.
+func (c *Config) checkAssets() error {
+	switch {
+	case c.Assets < 0:
+		return fmt.Errorf("%w: %d assets", ErrConfig, c.Assets)
+	case c.Assets == 0:
+		return nil
+	case c.OneAdmin:
+		return fmt.Errorf("%w: %d assets need users: the admin sees every asset", ErrConfig, c.Assets)
+	case c.Assets > c.userCount():
+		return fmt.Errorf("%w: %d assets for %d users: some events would be for no one", ErrConfig, c.Assets, c.userCount())
+	case c.Floor:
+		return fmt.Errorf("%w: the floor cannot filter: it cannot run with %d assets", ErrConfig, c.Assets)
+	}
+	if c.Scenario == "idle" {
+		return nil
+	}
+	t, err := ParseTemplate(c.PubBody, c.Pad)
+	if err != nil {
+		return err
+	}
+	if !t.HasAsset() {
+		return fmt.Errorf("%w: with %d assets the publish body needs {asset}", ErrConfig, c.Assets)
+	}
+	return nil
+}
+
 // userCount is the number of distinct users the streams are spread over;
-// zero for the one admin user of every stream.
+// zero for the one admin user of every stream. It needs defaults' Streams
+// and Tabs.
 func (c *Config) userCount() int {
-	if c.Users < 0 {
+	switch {
+	case c.OneAdmin:
+		return 0
+	case c.Users == 0:
 		return (c.Streams + c.Tabs - 1) / c.Tabs
 	}
 	return c.Users

@@ -35,9 +35,13 @@ code{background:#f6f8fa;padding:.1em .3em}small{color:#57606a}
 			b.WriteString("<h3>eventhub / floor, measured in the same run</h3>")
 			htmlTable(&b, rows)
 		}
+		if rows := selectiveRows(c); rows != nil {
+			b.WriteString("<h3>selective / broadcast, same hub binary, measured in the same run</h3>")
+			htmlTable(&b, rows)
+		}
 		for _, r := range c.Runs {
 			if rows := phaseRows(r); rows != nil {
-				fmt.Fprintf(&b, "<h3>phases: %s</h3>", html.EscapeString(r.Target))
+				fmt.Fprintf(&b, "<h3>phases: %s</h3>", html.EscapeString(runName(c, r)))
 				htmlTable(&b, rows)
 			}
 		}
@@ -221,7 +225,7 @@ func distributionChart(c *Comparison) string {
 		if h == nil || h.Count() == 0 {
 			continue
 		}
-		l := line{name: r.Target, color: runColors[i%len(runColors)]}
+		l := line{name: runName(c, r), color: runColors[i%len(runColors)]}
 		n := float64(h.Count())
 		seen := 0.0
 		for _, bk := range h.Buckets() {
@@ -248,8 +252,8 @@ func distributionChart(c *Comparison) string {
 func overTimeChart(c *Comparison) string {
 	ch := &chart{title: "latency over time (p50 solid, p99 dashed)", xLabel: "seconds since the run began", yLabel: "latency (ms)", logY: true}
 	for i, r := range c.Runs {
-		p50 := line{name: r.Target + " p50", color: runColors[i%len(runColors)]}
-		p99 := line{name: r.Target + " p99", color: runColors[i%len(runColors)], dashed: true}
+		p50 := line{name: runName(c, r) + " p50", color: runColors[i%len(runColors)]}
+		p99 := line{name: runName(c, r) + " p99", color: runColors[i%len(runColors)], dashed: true}
 		for _, p := range r.Series {
 			if p.Latency != nil {
 				p50.pts = append(p50.pts, [2]float64{float64(p.T), p.Latency.P50})
@@ -267,8 +271,8 @@ func overTimeChart(c *Comparison) string {
 func usageChart(c *Comparison) string {
 	ch := &chart{title: "server RSS (MiB, solid) and CPU (% of a core, dashed)", xLabel: "seconds since the run began", yLabel: "MiB / %"}
 	for i, r := range c.Runs {
-		rss := line{name: r.Target + " RSS", color: runColors[i%len(runColors)]}
-		cpu := line{name: r.Target + " CPU", color: runColors[i%len(runColors)], dashed: true}
+		rss := line{name: runName(c, r) + " RSS", color: runColors[i%len(runColors)]}
+		cpu := line{name: runName(c, r) + " CPU", color: runColors[i%len(runColors)], dashed: true}
 		for _, p := range r.Series {
 			if p.RSS > 0 {
 				rss.pts = append(rss.pts, [2]float64{float64(p.T), float64(p.RSS) / (1 << 20)})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -25,9 +26,17 @@ type publisher struct {
 	lagMax  time.Duration // how far behind its schedule it fell
 	post    *Histogram    // request durations
 	body    []byte
+
+	// assets are what {asset} may be: each event is on one at random.
+	// asset is the index in assets of each seq's, by seq; nil with one.
+	assets []string
+	asset  []int32
+	rng    *rand.Rand
 }
 
-func newPublisher(url string, headers []string, tmpl *Template, maxSeq int) (*publisher, error) {
+// newPublisher prepares a publisher of up to maxSeq events, each on one of
+// assets assets a0, a1, … (Config.Assets) or, with zero, on BroadcastAsset.
+func newPublisher(url string, headers []string, tmpl *Template, maxSeq, assets int) (*publisher, error) {
 	pb := &publisher{
 		url:  url,
 		tmpl: tmpl,
@@ -35,8 +44,18 @@ func newPublisher(url string, headers []string, tmpl *Template, maxSeq int) (*pu
 			Timeout:   10 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true},
 		},
-		sent: make([]int64, maxSeq+1),
-		post: NewHistogram(),
+		sent:   make([]int64, maxSeq+1),
+		post:   NewHistogram(),
+		assets: []string{BroadcastAsset},
+	}
+	if assets > 0 {
+		pb.assets = make([]string, assets)
+		for i := range pb.assets {
+			pb.assets[i] = assetName(i)
+		}
+		pb.asset = make([]int32, maxSeq+1)
+		// A fixed seed: every run publishes the same sequence of assets.
+		pb.rng = rand.New(rand.NewPCG(1, uint64(assets)))
 	}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
@@ -60,7 +79,12 @@ func (pb *publisher) publishOne(ctx context.Context) int64 {
 	pb.seq++
 	ts := time.Now().UnixNano()
 	pb.sent[pb.seq] = ts
-	pb.body = pb.tmpl.Append(pb.body[:0], ts, uint64(pb.seq))
+	a := 0
+	if pb.asset != nil {
+		a = pb.rng.IntN(len(pb.assets))
+		pb.asset[pb.seq] = int32(a)
+	}
+	pb.body = pb.tmpl.Append(pb.body[:0], ts, uint64(pb.seq), pb.assets[a])
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pb.url, bytes.NewReader(pb.body))
 	if err != nil {
 		pb.fail(err)
@@ -82,6 +106,18 @@ func (pb *publisher) publishOne(ctx context.Context) int64 {
 		pb.fail(fmt.Errorf("publish: status %s", resp.Status))
 	}
 	return pb.seq
+}
+
+// audience is how many streams event seq is for, given the streams that
+// count on each asset (poolStats.Audience); zero when it was not sent.
+func (pb *publisher) audience(byAsset []int64, seq int64) int64 {
+	if seq < 1 || seq > pb.seq || pb.asset == nil {
+		return 0
+	}
+	if a := pb.asset[seq]; int(a) < len(byAsset) {
+		return byAsset[a]
+	}
+	return 0
 }
 
 func (pb *publisher) fail(err error) {

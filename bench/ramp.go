@@ -109,7 +109,7 @@ func (r *runner) rampStep(ctx context.Context, name string, rate float64) (held 
 	ph := Phase{Name: name, Rate: rate, Seconds: took.Seconds(), Published: last - first + 1,
 		Delivered: delivered, DeliveriesPerSec: float64(delivered) / c.RampStep.Seconds(), Latency: summarize(h)}
 	r.res.Phases = append(r.res.Phases, ph)
-	lost = r.counted()*ph.Published - delivered
+	lost = r.expected(st1, first, last) - delivered
 	p99 = h.Quantile(0.99)
 	held = p99 <= c.RampMaxP99 && lost <= 0
 	if held && ph.DeliveriesPerSec > ramp.Best {

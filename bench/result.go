@@ -134,10 +134,14 @@ type Result struct {
 	Seconds  float64   `json:"seconds"`
 
 	Streams int `json:"streams"`
-	// Users is how many users the streams were spread over (Config.Users),
-	// Tabs the streams each opened in a row; zero users: one admin user.
+	// Users is how many users the streams were spread over, Tabs the
+	// streams each opened in a row; zero users: one admin user for every
+	// stream (Config.OneAdmin).
 	Users int `json:"users"`
 	Tabs  int `json:"tabs"`
+	// Assets is how many assets the users and events were spread over
+	// (Config.Assets); zero: every event to every stream.
+	Assets int `json:"assets,omitempty"`
 	// UsersActive is the server's eventhub_users_active once the streams
 	// were connected (summed over a cluster's hubs); zero if unknown.
 	UsersActive int64          `json:"users_active,omitempty"`
@@ -164,17 +168,22 @@ type Result struct {
 
 	Delivered        int64   `json:"delivered"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
-	// Lost is deliveries expected (counted streams × events published) but
-	// not received; Duplicates those received twice.
+	// Lost is deliveries expected (each event to every counted stream, or
+	// with Assets to the counted streams of its asset) but not received;
+	// Duplicates those received twice.
 	Lost           int64 `json:"lost"`
 	Duplicates     int64 `json:"duplicates"`
 	ClosedByServer int64 `json:"closed_by_server"`
 	Reconnects     int64 `json:"reconnects"`
 	NoTimestamp    int64 `json:"events_without_ts"`
+	// Audience is the deliveries expected per event published, on
+	// average: the counted streams, or with Assets those of an asset.
+	Audience float64 `json:"audience_mean,omitempty"`
 
 	// Latency is receive time − ts over every delivery; FanOut the
 	// completion (last delivery − send time) over every event that reached
-	// every counted stream, FanOutIncomplete the events that did not.
+	// every counted stream it was for, FanOutIncomplete the events that did
+	// not.
 	Latency          *Latency `json:"latency,omitempty"`
 	FanOut           *Latency `json:"fan_out,omitempty"`
 	FanOutIncomplete int      `json:"fan_out_incomplete"`
@@ -236,11 +245,46 @@ type Ratio struct {
 	Ratio  float64 `json:"ratio"`
 }
 
-// Comparison is one scenario against the target and, when asked, the floor.
+// Comparison is one scenario against the target and, when asked, the floor;
+// or, for the selective scenario, its broadcast and selective runs.
 type Comparison struct {
-	Scenario string    `json:"scenario"`
-	Runs     []*Result `json:"runs"`
-	Ratios   []Ratio   `json:"ratios,omitempty"`
+	Scenario  string     `json:"scenario"`
+	Runs      []*Result  `json:"runs"`
+	Ratios    []Ratio    `json:"ratios,omitempty"`
+	Selective *Selective `json:"selective,omitempty"`
+}
+
+// SelectiveCPUTarget is the most the selective scenario's server CPU per
+// delivery may be, as a multiple of the broadcast's: routing should cost in
+// proportion to an event's audience, not to the users connected.
+const SelectiveCPUTarget = 1.15
+
+// Selective compares the two runs of the selective scenario: the same
+// streams and users on the same hub binary, first with every event for
+// every stream, then with each event for the streams of one of Assets
+// assets, published Assets times as often.
+type Selective struct {
+	Assets                  int     `json:"assets"`
+	BroadcastCPUPerDelivery float64 `json:"broadcast_cpu_per_delivery_us"`
+	SelectiveCPUPerDelivery float64 `json:"selective_cpu_per_delivery_us"`
+	// CPURatio is selective / broadcast server CPU per delivery; zero if
+	// either was not measured. Its target is at most Target
+	// (SelectiveCPUTarget).
+	CPURatio float64 `json:"cpu_per_delivery_ratio"`
+	Target   float64 `json:"cpu_per_delivery_ratio_target"`
+}
+
+// compareSelective compares the selective scenario's broadcast run b with
+// its selective run s.
+func compareSelective(b, s *Result) *Selective {
+	c := &Selective{Assets: s.Assets, Target: SelectiveCPUTarget}
+	if b.Server != nil && s.Server != nil {
+		c.BroadcastCPUPerDelivery, c.SelectiveCPUPerDelivery = b.Server.CPUPerDelivery, s.Server.CPUPerDelivery
+		if c.BroadcastCPUPerDelivery > 0 && c.SelectiveCPUPerDelivery > 0 {
+			c.CPURatio = c.SelectiveCPUPerDelivery / c.BroadcastCPUPerDelivery
+		}
+	}
+	return c
 }
 
 // Machine describes where a report was measured.

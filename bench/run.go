@@ -15,13 +15,17 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if cfg.Scenario == "selective" {
+		return runSelective(ctx, cfg)
+	}
 	cmp := &Comparison{Scenario: cfg.Scenario}
 	first, err := runOne(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	cmp.Runs = append(cmp.Runs, first)
-	if cfg.CompareFloor && !cfg.Floor && !(cfg.Scenario == "slow" && cfg.FillerRate > 0) {
+	// The floor cannot filter: it cannot run what needs it.
+	if cfg.CompareFloor && !cfg.Floor && !(cfg.Scenario == "slow" && cfg.FillerRate > 0) && cfg.Assets == 0 {
 		fc := cfg
 		fc.Floor, fc.HubBinary, fc.HubPID = true, "", 0
 		floor, err := runOne(ctx, fc)
@@ -31,6 +35,30 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 		cmp.Runs = append(cmp.Runs, floor)
 		cmp.Ratios = ratios(first, floor)
 	}
+	return cmp, nil
+}
+
+// runSelective runs the selective scenario: a broadcast, then the same
+// streams and users with each event for the streams of one of cfg.Assets
+// assets, published cfg.Assets times as often, each against a hub of its
+// own; it compares their server CPU per delivery.
+func runSelective(ctx context.Context, cfg Config) (*Comparison, error) {
+	cmp := &Comparison{Scenario: cfg.Scenario}
+	bc := cfg
+	bc.Scenario, bc.Assets = "broadcast", 0
+	broadcast, err := runOne(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	cmp.Runs = append(cmp.Runs, broadcast)
+	sel := cfg
+	sel.Rate = cfg.Rate * float64(cfg.Assets)
+	selective, err := runOne(ctx, sel)
+	if err != nil {
+		return cmp, fmt.Errorf("selective: %w", err)
+	}
+	cmp.Runs = append(cmp.Runs, selective)
+	cmp.Selective = compareSelective(broadcast, selective)
 	return cmp, nil
 }
 
@@ -57,7 +85,7 @@ type runner struct {
 func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, start: time.Now()}
 	r.res = &Result{Scenario: cfg.Scenario, Target: "server", Began: r.start, Streams: cfg.Streams,
-		Users: cfg.userCount(), Tabs: cfg.Tabs}
+		Users: cfg.userCount(), Tabs: cfg.Tabs, Assets: cfg.Assets}
 	dir := cfg.WorkDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "eventhub-bench-")
@@ -83,7 +111,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		r.progressf("%s: starting %d hubs on %s", cfg.Scenario, cfg.Hubs, addr)
-		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, cfg.userCount())
+		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +123,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir, cfg.userCount())
+		p, err := startHub(ctx, cfg.HubBinary, cfg.HubArgs, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +204,7 @@ func (r *runner) body(ctx context.Context) error {
 			return fmt.Errorf("%w: the publish body has no {ts}: latency cannot be measured", ErrConfig)
 		}
 		r.maxSeq = r.plannedEvents()
-		r.pub, err = newPublisher(c.PubURL, c.PubHeaders, tmpl, r.maxSeq)
+		r.pub, err = newPublisher(c.PubURL, c.PubHeaders, tmpl, r.maxSeq, c.Assets)
 		if err != nil {
 			return err
 		}
@@ -228,7 +256,7 @@ func (r *runner) body(ctx context.Context) error {
 	switch c.Scenario {
 	case "idle":
 		err = r.idle(ctx)
-	case "broadcast":
+	case "broadcast", "selective":
 		err = r.broadcast(ctx)
 	case "ramp":
 		err = r.ramp(ctx)
@@ -318,15 +346,13 @@ func (r *runner) publish(ctx context.Context, name string, rate float64, d time.
 	if err := ctx.Err(); err != nil {
 		return first, last, 0, err
 	}
-	want := int64(0)
 	deadline := time.Now().Add(r.cfg.Drain)
 	for {
 		st, err := r.stats()
 		if err != nil {
 			return first, last, 0, err
 		}
-		counted := r.counted()
-		want = counted * (last - first + 1)
+		want := r.expected(st, first, last)
 		got := st.Delivered - st0.Delivered
 		if got >= want || time.Now().After(deadline) {
 			took := time.Since(t0)
@@ -338,6 +364,21 @@ func (r *runner) publish(ctx context.Context, name string, rate float64, d time.
 			return first, last, 0, err
 		}
 	}
+}
+
+// expected is how many deliveries the events first to last are to make:
+// each to every counted stream or, with Assets, to the streams of its
+// asset that count (from the pools' stats st: not slow, and connected at
+// least once).
+func (r *runner) expected(st poolStats, first, last int64) int64 {
+	if r.cfg.Assets == 0 {
+		return r.counted() * max(last-first+1, 0)
+	}
+	n := int64(0)
+	for seq := first; seq <= last; seq++ {
+		n += r.pub.audience(st.Audience, seq)
+	}
+	return n
 }
 
 // counted is the number of streams deliveries are expected on: connected

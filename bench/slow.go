@@ -21,7 +21,7 @@ func (r *runner) slow(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fill, err := newPublisher(c.PubURL, c.PubHeaders, tmpl, int(c.FillerRate*c.Duration.Seconds())+16)
+		fill, err := newPublisher(c.PubURL, c.PubHeaders, tmpl, int(c.FillerRate*c.Duration.Seconds())+16, 0)
 		if err != nil {
 			return err
 		}

@@ -17,8 +17,9 @@ import (
 )
 
 // DefaultHubArgs are the arguments the harness gives --hub-binary when none
-// are set: {listen} is the stream URL's host:port and {permissions} a file
-// that makes the bench user an admin, written by the harness.
+// are set: {listen} is the stream URL's host:port and {permissions} the
+// permissions file the harness writes (userPermissions): the bench users,
+// and bench as an admin.
 var DefaultHubArgs = []string{"serve", "--listen", "{listen}", "--permissions", "{permissions}",
 	"--max-streams-per-user", "0", "--heartbeat", "30s", "--log-level", "warn"}
 
@@ -34,22 +35,25 @@ const benchUser = "bench-u"
 const benchAssets = 100
 
 // userPermissions is the permissions file for n users (benchPermissions
-// for none): bench stays an admin; user i may see its own asset
-// a<i mod benchAssets>, the broadcast asset a1 of DefaultPubBody and the
-// scenario s1 of DefaultFillerBody.
-func userPermissions(n int) []byte {
+// for none): bench stays an admin, and user i may see the scenario s1 of
+// DefaultFillerBody and its own asset: with assets zero a<i mod benchAssets>
+// and BroadcastAsset, else only assetName(i mod assets) (Config.Assets).
+func userPermissions(n, assets int) []byte {
 	if n <= 0 {
 		return []byte(benchPermissions)
 	}
 	var b strings.Builder
 	b.WriteString(`{"users": {"bench": {"admin": true}`)
 	for i := range n {
-		own := "a" + strconv.Itoa(i%benchAssets)
-		assets := `["` + own + `", "a1"]`
-		if own == "a1" {
-			assets = `["a1"]`
+		own := assetName(i % benchAssets)
+		list := `["` + own + `", "` + BroadcastAsset + `"]`
+		switch {
+		case assets > 0:
+			list = `["` + assetName(i%assets) + `"]`
+		case own == BroadcastAsset:
+			list = `["` + own + `"]`
 		}
-		fmt.Fprintf(&b, ",\n  %q: {\"assets\": %s, \"scenarios\": [\"s1\"]}", benchUser+strconv.Itoa(i), assets)
+		fmt.Fprintf(&b, ",\n  %q: {\"assets\": %s, \"scenarios\": [\"s1\"]}", benchUser+strconv.Itoa(i), list)
 	}
 	b.WriteString("}}\n")
 	return []byte(b.String())
@@ -64,15 +68,18 @@ type process struct {
 	err  error // Wait's result, set before done is closed
 }
 
-// startHub starts binary with args (placeholders filled in; the
-// permissions for users, as userPermissions) and waits until it accepts
+// assetName is the name of the harness's asset i: a<i>.
+func assetName(i int) string { return "a" + strconv.Itoa(i) }
+
+// startHub starts binary with args (placeholders filled in; perms, from
+// userPermissions, in dir for {permissions}) and waits until it accepts
 // connections on addr.
-func startHub(ctx context.Context, binary string, args []string, addr, dir string, users int) (*process, error) {
-	perms, err := writePermissions(dir, users)
+func startHub(ctx context.Context, binary string, args []string, addr, dir string, perms []byte) (*process, error) {
+	permsFile, err := writePermissions(dir, perms)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(binary, fillArgs(args, addr, perms), filepath.Join(dir, "hub.log"))
+	p, err := startProcess(binary, fillArgs(args, addr, permsFile), filepath.Join(dir, "hub.log"))
 	if err != nil {
 		return nil, err
 	}

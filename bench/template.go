@@ -8,8 +8,9 @@ import (
 
 // Template is a publish body with placeholders filled in per event:
 // {ts} the send time in unix nanoseconds, {seq} the event's sequence number,
-// {pad} a run of 'x' of the configured length (to grow the frame). A
-// Template is immutable and safe for concurrent use.
+// {asset} the event's asset (the publisher's choice), {pad} a run of 'x' of
+// the configured length (to grow the frame). A Template is immutable and
+// safe for concurrent use.
 type Template struct {
 	parts []tmplPart
 }
@@ -21,6 +22,7 @@ const (
 	tmplTS
 	tmplSeq
 	tmplPad
+	tmplAsset
 )
 
 type tmplPart struct {
@@ -54,6 +56,8 @@ func ParseTemplate(s string, pad int) (*Template, error) {
 			k = tmplSeq
 		case "pad":
 			k = tmplPad
+		case "asset":
+			k = tmplAsset
 		default:
 			// A brace that opens no placeholder (JSON) is literal text.
 			if j > 0 && isIdent(name) {
@@ -104,13 +108,15 @@ func isIdent(s string) bool {
 }
 
 // Append appends the body for one event to dst.
-func (t *Template) Append(dst []byte, ts int64, seq uint64) []byte {
+func (t *Template) Append(dst []byte, ts int64, seq uint64, asset string) []byte {
 	for _, p := range t.parts {
 		switch p.kind {
 		case tmplTS:
 			dst = strconv.AppendInt(dst, ts, 10)
 		case tmplSeq:
 			dst = strconv.AppendUint(dst, seq, 10)
+		case tmplAsset:
+			dst = append(dst, asset...)
 		default:
 			dst = append(dst, p.text...)
 		}
@@ -126,4 +132,15 @@ func (t *Template) Has() (ts, seq bool) {
 		seq = seq || p.kind == tmplSeq
 	}
 	return ts, seq
+}
+
+// HasAsset reports whether the template carries {asset}: without it, the
+// publisher cannot choose who an event is for.
+func (t *Template) HasAsset() bool {
+	for _, p := range t.parts {
+		if p.kind == tmplAsset {
+			return true
+		}
+	}
+	return false
 }

@@ -13,9 +13,9 @@ func TestTemplate(t *testing.T) {
 		want       string
 	}{
 		{"default body", DefaultPubBody, 3,
-			`{"type":"growth","jobId":"bench-42","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a1","ts":1700000000123456789,"seq":42,"pad":"xxx"}}`},
+			`{"type":"growth","jobId":"bench-42","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a17","ts":1700000000123456789,"seq":42,"pad":"xxx"}}`},
 		{"no placeholders", `{"a":1}`, 0, `{"a":1}`},
-		{"adjacent", "{seq}{ts}{seq}", 0, "421700000000123456789" + "42"},
+		{"adjacent", "{seq}{ts}{seq}{asset}", 0, "421700000000123456789" + "42" + "a17"},
 		{"braces that are not placeholders", `{"x":{}} {1} {`, 0, `{"x":{}} {1} {`},
 		{"empty pad", `p={pad}.`, 0, `p=.`},
 	}
@@ -26,7 +26,7 @@ func TestTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := string(tm.Append([]byte("keep:"), 1700000000123456789, 42))
+			got := string(tm.Append([]byte("keep:"), 1700000000123456789, 42, "a17"))
 			if got != "keep:"+tc.want {
 				t.Errorf("got  %s\nwant keep:%s", got, tc.want)
 			}
@@ -51,5 +51,11 @@ func TestTemplateHas(t *testing.T) {
 	tm, _ := ParseTemplate(`{"ts":{ts}}`, 0)
 	if ts, seq := tm.Has(); !ts || seq {
 		t.Errorf("Has() = %v, %v; want true, false", ts, seq)
+	}
+	if tm.HasAsset() {
+		t.Errorf("HasAsset() of %q", `{"ts":{ts}}`)
+	}
+	if tm, _ := ParseTemplate(DefaultPubBody, 0); !tm.HasAsset() {
+		t.Errorf("the default body has no {asset}")
 	}
 }

@@ -32,7 +32,7 @@ func summaryRows(c *Comparison) [][]string {
 		}
 		rows = append(rows, cells)
 	}
-	row("", func(r *Result) string { return r.Target })
+	row("", func(r *Result) string { return runName(c, r) })
 	row("streams connected", func(r *Result) string {
 		s := fmt.Sprintf("%d/%d", r.Connected, r.Streams)
 		if r.Failed > 0 {
@@ -69,6 +69,9 @@ func summaryRows(c *Comparison) [][]string {
 			return s
 		})
 		row("deliveries", func(r *Result) string { return fmt.Sprintf("%d (%.0f/s)", r.Delivered, r.DeliveriesPerSec) })
+		if maxAssets(c) > 0 {
+			row("streams per event (mean)", func(r *Result) string { return fmt.Sprintf("%.1f", r.Audience) })
+		}
 		row("lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) })
 		row("closed by server", func(r *Result) string { return fmt.Sprintf("%d", r.ClosedByServer) })
 		row("server CPU per delivery", func(r *Result) string {
@@ -224,7 +227,7 @@ func writeComparison(w io.Writer, c *Comparison) error {
 	}
 	for _, r := range c.Runs {
 		if rows := phaseRows(r); rows != nil {
-			fmt.Fprintf(w, "\n%s phases (%s):\n", c.Scenario, r.Target)
+			fmt.Fprintf(w, "\n%s phases (%s):\n", c.Scenario, runName(c, r))
 			if err := writeTable(w, rows); err != nil {
 				return err
 			}
@@ -234,17 +237,78 @@ func writeComparison(w io.Writer, c *Comparison) error {
 		fmt.Fprintf(w, "\n%s: eventhub / floor, measured in the same run:\n", c.Scenario)
 		return writeTable(w, rows)
 	}
+	if rows := selectiveRows(c); rows != nil {
+		fmt.Fprintf(w, "\n%s: selective / broadcast, same hub binary, measured in the same run:\n", c.Scenario)
+		return writeTable(w, rows)
+	}
 	return nil
 }
 
+// selectiveRows returns the selective / broadcast table of the selective
+// scenario, header first; nil for any other comparison.
+func selectiveRows(c *Comparison) [][]string {
+	s := c.Selective
+	if s == nil || len(c.Runs) != 2 {
+		return nil
+	}
+	b, sel := c.Runs[0], c.Runs[1]
+	rows := [][]string{{"figure", "broadcast", "selective", "ratio"}}
+	add := func(name, unit string, bv, sv float64, note string) {
+		ratio := "-"
+		if bv != 0 && sv != 0 {
+			ratio = fmt.Sprintf("%.2f×", sv/bv) + note
+		}
+		rows = append(rows, []string{name, fmtNum(bv, unit), fmtNum(sv, unit), ratio})
+	}
+	add("server CPU per delivery", "µs", s.BroadcastCPUPerDelivery, s.SelectiveCPUPerDelivery,
+		fmt.Sprintf(" (target ≤ %.2f×)", s.Target))
+	if len(b.Phases) > 0 && len(sel.Phases) > 0 {
+		add("events/s published", "", b.Phases[0].Rate, sel.Phases[0].Rate, "")
+	}
+	add("streams per event", "", b.Audience, sel.Audience, "")
+	add("deliveries/s", "", b.DeliveriesPerSec, sel.DeliveriesPerSec, "")
+	if b.Latency != nil && sel.Latency != nil {
+		add("latency p99", "ms", b.Latency.P99, sel.Latency.P99, "")
+	}
+	return rows
+}
+
+// runName names a run in a comparison's tables: its target, and its
+// scenario when the comparison's runs differ by scenario (selective).
+func runName(c *Comparison, r *Result) string {
+	for _, o := range c.Runs {
+		if o.Scenario != r.Scenario {
+			return r.Target + " " + r.Scenario
+		}
+	}
+	return r.Target
+}
+
 // usersHeader describes the users the streams were spread over, for the
-// header; empty for the one admin user of every stream.
+// header.
 func usersHeader(c *Comparison) string {
-	if len(c.Runs) == 0 || c.Runs[0].Users == 0 {
+	if len(c.Runs) == 0 {
 		return ""
 	}
 	r := c.Runs[0]
-	return fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
+	if r.Users == 0 {
+		return fmt.Sprintf(": %d streams, one admin user", r.Streams)
+	}
+	s := fmt.Sprintf(": %d streams, %d users × %d tabs", r.Streams, r.Users, r.Tabs)
+	if n := maxAssets(c); n > 0 {
+		s += fmt.Sprintf(", %d assets", n)
+	}
+	return s
+}
+
+// maxAssets is the most assets a run of the comparison spread its events
+// over; zero if every event went to every stream.
+func maxAssets(c *Comparison) int {
+	n := 0
+	for _, r := range c.Runs {
+		n = max(n, r.Assets)
+	}
+	return n
 }
 
 func fmtMs(v float64) string {

@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +65,43 @@ func TestBroadcastUsersAgainstHub(t *testing.T) {
 	}
 }
 
+// TestBroadcastOneAdminAgainstHub: with OneAdmin every stream is the admin
+// user bench, with the token of the default stream header.
+func TestBroadcastOneAdminAgainstHub(t *testing.T) {
+	t.Parallel()
+	hub := hubtest.Binary(t)
+	dir := t.TempDir()
+	cmp, err := Run(context.Background(), Config{
+		Scenario:  "broadcast",
+		SubURL:    fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
+		HubBinary: hub,
+		WorkDir:   dir,
+		Streams:   100,
+		OneAdmin:  true,
+		Rate:      10,
+		Duration:  2 * time.Second,
+		Settle:    200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cmp.Runs[0]
+	checkEveryDelivery(t, r, 100)
+	if r.Users != 0 || r.UsersActive != 1 {
+		t.Errorf("%d users, eventhub_users_active = %d; want 0 (one admin) and 1", r.Users, r.UsersActive)
+	}
+	if perms, err := os.ReadFile(filepath.Join(dir, "permissions.json")); err != nil || string(perms) != benchPermissions {
+		t.Errorf("permissions %q, %v; want only bench as an admin", perms, err)
+	}
+	var text strings.Builder
+	if err := WriteText(&text, &Report{Comparisons: []*Comparison{cmp}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "== broadcast: 100 streams, one admin user ==") {
+		t.Errorf("header does not name the one admin user:\n%s", text.String())
+	}
+}
+
 func TestStreamUser(t *testing.T) {
 	for _, c := range []struct{ i, users, tabs, want int }{
 		{0, 50, 2, 0}, {1, 50, 2, 0}, {2, 50, 2, 1}, {99, 50, 2, 49}, {100, 50, 2, 0},
@@ -72,8 +111,47 @@ func TestStreamUser(t *testing.T) {
 			t.Errorf("streamUser(%d, %d, %d) = %d, want %d", c.i, c.users, c.tabs, got, c.want)
 		}
 	}
-	c := Config{Users: -1, Tabs: 3, Streams: 10}
-	if n := c.userCount(); n != 4 {
-		t.Errorf("-1 users, 3 tabs, 10 streams: %d users, want 4", n)
+}
+
+// TestConfigUsers: the zero Config gives each stream a user of its own
+// and no Authorization header; OneAdmin puts every stream on bench with
+// its token; a header that would override the users' tokens is refused.
+func TestConfigUsers(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		users   int
+		streams int
+		headers []string
+	}{
+		{"zero: one user per stream", Config{}, 1000, 1000, []string{}},
+		{"one user per 3 tabs", Config{Tabs: 3, Streams: 10}, 4, 10, []string{}},
+		{"50 users × 2 tabs", Config{Users: 50, Tabs: 2}, 50, 100, []string{}},
+		{"one admin user", Config{OneAdmin: true, Streams: 10}, 0, 10, []string{"Authorization: Bearer dev:bench"}},
+		{"one admin user, its own token", Config{OneAdmin: true, SubHeaders: []string{"Authorization: Bearer x"}}, 0, 1000,
+			[]string{"Authorization: Bearer x"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			if err := cfg.defaults(); err != nil {
+				t.Fatal(err)
+			}
+			if n := cfg.userCount(); n != c.users || cfg.Streams != c.streams {
+				t.Errorf("%d users, %d streams; want %d, %d", n, cfg.Streams, c.users, c.streams)
+			}
+			if !slices.Equal(cfg.SubHeaders, c.headers) {
+				t.Errorf("stream headers %q, want %q", cfg.SubHeaders, c.headers)
+			}
+		})
+	}
+	for _, cfg := range []Config{
+		{Users: -1},
+		{Users: 5, OneAdmin: true},
+		{SubHeaders: []string{"authorization: Bearer dev:x"}},
+	} {
+		if err := cfg.defaults(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: err %v, want ErrConfig", cfg, err)
+		}
 	}
 }

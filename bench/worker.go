@@ -273,7 +273,7 @@ func (r *runner) startWorkers() error {
 			ReconnectDelay: 500 * time.Millisecond, Epoll: c.Epoll,
 		}
 		if n := c.userCount(); n > 0 {
-			spec.Users, spec.Tabs = n, c.Tabs
+			spec.Users, spec.Tabs, spec.Assets = n, c.Tabs, c.Assets
 		}
 		if c.Scenario == "slow" {
 			spec.SlowFraction, spec.SlowRcvBuf = c.SlowFraction, c.SlowRcvBuf

@@ -3,9 +3,9 @@
 // timestamped events and reports latency, fan-out completion, throughput and
 // the server's memory and CPU, side by side with a lean floor server.
 //
-//	eventhub-bench idle|broadcast|ramp|slow|storm [flags]   one scenario
-//	eventhub-bench suite [flags]                            several scenarios
-//	eventhub-bench floor --listen ADDR                      the floor server
+//	eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   one scenario
+//	eventhub-bench suite [flags]                                      several scenarios
+//	eventhub-bench floor --listen ADDR                                the floor server
 //
 // Run "eventhub-bench help" for the flags.
 package main
@@ -41,9 +41,9 @@ func main() {
 }
 
 const usage = `usage:
-  eventhub-bench idle|broadcast|ramp|slow|storm [flags]   run one scenario
-  eventhub-bench suite [--scenarios a,b,…] [flags]        run several, one report
-  eventhub-bench floor [--listen ADDR]                    serve the floor SSE server
+  eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   run one scenario
+  eventhub-bench suite [--scenarios a,b,…] [flags]                  run several, one report
+  eventhub-bench floor [--listen ADDR]                              serve the floor SSE server
 
 Scenarios (each bounded in time; it ends by itself):
   idle       hold N streams for D: server RSS per stream, idle CPU, connect rate
@@ -54,6 +54,9 @@ Scenarios (each bounded in time; it ends by itself):
              before and after, overflow and slow closes from /metrics
   storm      every client drops and reconnects at once with Last-Event-ID a third
              of the way in: time until all are back, events lost
+  selective  broadcast, then each event only for the users of one of --assets
+             assets (default 200) at R × assets events/s, on a hub of the same
+             binary: server CPU per delivery selective / broadcast (target ≤ 1.15)
 
 With --hubs H (and --hub-binary) any scenario runs against a cluster: H hubs on
 one address (--reuse-port) sharing NATS JetStream embedded in the first, e.g.
@@ -118,40 +121,52 @@ func (h *headers) list() []string {
 	return h.values
 }
 
-func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+// options are a scenario command's flags.
+type options struct {
+	cfg          bench.Config
+	scenarios    []string // suite: in order; else the command's one
+	jsonOut      string
+	htmlOut      string
+	quiet        bool
+	idleDuration time.Duration
+	rampDuration time.Duration
+	rampStreams  int
+	cpuProfile   string
+	set          map[string]bool // the flags given
+}
+
+// parseFlags reads a scenario command's flags (cmd is the scenario, or
+// suite) into a Config and the command's own options.
+func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	var (
-		cfg          bench.Config
-		subH, pubH   headers
-		hubArgs      string
-		jsonOut      string
-		htmlOut      string
-		quiet        bool
-		scenarios    string
-		idleDuration time.Duration
-		rampDuration time.Duration
-		cpuProfile   string
-		rampStreams  int
+		o          options
+		cfg        = &o.cfg
+		subH, pubH headers
+		hubArgs    string
+		users      int
+		scenarios  string
 	)
 	fs := flag.NewFlagSet("eventhub-bench "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.SubURL, "sub-url", "http://127.0.0.1:8080/api/events", "stream URL (GET)")
-	fs.Var(&subH, "sub-header", "header for each stream request, \"Name: value\", repeatable (default \"Authorization: Bearer dev:bench\")")
+	fs.Var(&subH, "sub-header", "header for each stream request, \"Name: value\", repeatable (default with --users 0 \"Authorization: Bearer dev:bench\"; else none, each stream sends its user's token)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "", "publish URL (POST); empty means /api/events on the stream URL's host")
 	fs.Var(&pubH, "pub-header", "header for each publish request, repeatable (default \"Authorization: Bearer dev-publish-key\")")
-	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {pad} --pad bytes of x")
+	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {asset} the event's asset, {pad} --pad bytes of x")
 	fs.IntVar(&cfg.Pad, "pad", 0, "length of {pad} in the publish body")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "Prometheus metrics of the server (slow scenario); empty means /metrics on the stream URL's host")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow URLs that are not loopback addresses")
 	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold (with --users N > 0 and no --streams: N × --tabs)")
-	fs.IntVar(&cfg.Users, "users", 0, "spread the streams over this many users bench-u0, bench-u1, …, each with its own asset and the broadcast one in the permissions file the harness writes (the stream token is theirs, so no Authorization --sub-header); -1 means one user per --tabs streams; 0 one admin user, bench, for every stream")
-	fs.IntVar(&cfg.Tabs, "tabs", 1, "with --users: streams each user opens")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate); 0 means 1 (ramp: 20,000 deliveries/s)")
+	fs.IntVar(&users, "users", -1, "users the streams belong to, bench-u0, bench-u1, …, each with its own token and permissions: -1 one per --tabs streams, N > 0 N users, 0 every stream on one admin user, bench")
+	fs.IntVar(&cfg.Tabs, "tabs", 1, "streams each user opens")
+	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, each event is on one of the K at random ({asset}), so ~1/K of the streams get it (no floor run); 0: every event for every stream (selective scenario: 0 means 200)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate; selective: the broadcast's, then × --assets); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
-	fs.DurationVar(&idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
-	fs.DurationVar(&rampDuration, "ramp-duration", 90*time.Second, "ramp: bound on the ramp scenario (its steps, a repeat of a step over the bound, then up to two steps between the last rate that held and the first that did not)")
-	fs.IntVar(&rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
+	fs.DurationVar(&o.idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
+	fs.DurationVar(&o.rampDuration, "ramp-duration", 90*time.Second, "ramp: bound on the ramp scenario (its steps, a repeat of a step over the bound, then up to two steps between the last rate that held and the first that did not)")
+	fs.IntVar(&o.rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
 	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
-	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} a file making user bench an admin (and, with --users, listing the users); with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
+	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} the permissions file the harness writes (the users, and bench as an admin); with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
 	fs.IntVar(&cfg.Hubs, "hubs", 1, "with --hub-binary: hub processes sharing the stream URL's address (--reuse-port), the first with NATS JetStream embedded, the others joined to it; -1 means one per 15,000 streams")
 	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "measure the RSS and CPU of this already running server")
 	fs.BoolVar(&cfg.Floor, "floor", false, "run against the floor server (started by the harness) instead")
@@ -171,40 +186,57 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	fs.IntVar(&cfg.FillerPad, "filler-pad", 16384, "slow: length of {pad} in the filler body")
 	fs.StringVar(&cfg.FillerBody, "filler-body", bench.DefaultFillerBody, "slow: filler body template")
 	fs.StringVar(&cfg.OthersQuery, "others-query", "types=growth", "slow: query the other streams add to --sub-url so that the filler misses them")
-	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file")
-	fs.StringVar(&htmlOut, "report", "", "write a self-contained HTML report to this file")
-	fs.BoolVar(&quiet, "quiet", false, "no progress line")
-	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not of its workers) to this file")
+	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&o.htmlOut, "report", "", "write a self-contained HTML report to this file")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not of its workers) to this file")
 	if cmd == "suite" {
 		fs.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "scenarios to run, in order")
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	cfg.SubHeaders, cfg.PubHeaders = subH.list(), pubH.list()
-	if cfg.Users > 0 && !set["streams"] {
-		cfg.Streams = cfg.Users * max(cfg.Tabs, 1)
+	switch {
+	case users < -1:
+		return nil, fmt.Errorf("--users %d: want -1 (one per --tabs streams), 0 (one admin user) or more", users)
+	case users == 0:
+		cfg.OneAdmin = true
+	case users > 0:
+		cfg.Users = users
+		if !o.set["streams"] {
+			cfg.Streams = users * max(cfg.Tabs, 1)
+		}
 	}
-	if set["hub-args"] {
+	if o.set["hub-args"] {
 		cfg.HubArgs = strings.Fields(hubArgs)
 	}
-	if !quiet {
+	o.scenarios = []string{cmd}
+	if cmd == "suite" {
+		o.scenarios = strings.Split(scenarios, ",")
+	}
+	return &o, nil
+}
+
+func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(cmd, args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, set := o.cfg, o.set
+	if !o.quiet {
 		cfg.Progress = stderr
 		f, ok := stderr.(*os.File)
 		st, err := os.Stderr.Stat()
 		cfg.ProgressLines = !ok || f != os.Stderr || err != nil || st.Mode()&os.ModeCharDevice == 0
 	}
-	list := []string{cmd}
-	if cmd == "suite" {
-		list = strings.Split(scenarios, ",")
-	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
@@ -217,28 +249,28 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 
 	rep := &bench.Report{Command: "eventhub-bench " + strings.Join(append([]string{cmd}, args...), " "), Machine: bench.ThisMachine()}
 	var runErr error
-	for _, s := range list {
+	for _, s := range o.scenarios {
 		c := cfg
 		c.Scenario = strings.TrimSpace(s)
 		switch c.Scenario {
 		case "idle":
 			if cmd == "suite" {
-				c.Duration = idleDuration
+				c.Duration = o.idleDuration
 			}
 		case "ramp":
 			if cmd == "suite" || !set["duration"] {
-				c.Duration = rampDuration
+				c.Duration = o.rampDuration
 			}
 			if cmd == "suite" {
 				c.Rate = 0 // the ramp's own first step
-				if rampStreams > 0 {
-					c.Streams = rampStreams
+				if o.rampStreams > 0 {
+					c.Streams = o.rampStreams
 				}
 			}
 		}
 		// A safety net: the scenario bounds itself well within this.
 		runs := 1
-		if c.CompareFloor {
+		if c.CompareFloor || c.Scenario == "selective" {
 			runs = 2
 		}
 		bound := time.Duration(runs) * (2*c.Duration + 3*time.Minute + time.Duration(c.Streams)*2*time.Millisecond)
@@ -256,17 +288,17 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 	if err := bench.WriteText(stdout, rep); err != nil {
 		return err
 	}
-	if jsonOut != "" {
+	if o.jsonOut != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return fmt.Errorf("encoding results: %w", err)
 		}
-		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("writing results: %w", err)
 		}
 	}
-	if htmlOut != "" {
-		f, err := os.Create(htmlOut)
+	if o.htmlOut != "" {
+		f, err := os.Create(o.htmlOut)
 		if err != nil {
 			return fmt.Errorf("writing report: %w", err)
 		}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"testing"
+)
+
+// TestUsersFlag: by default each stream has a user of its own; --users 0
+// puts every stream on the one admin user; --users N spreads them over N.
+func TestUsersFlag(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		args     []string
+		users    int
+		oneAdmin bool
+		streams  int
+	}{
+		{"default: one user per stream", []string{"--streams", "300"}, 0, false, 300},
+		{"-1: one user per --tabs streams", []string{"--users", "-1", "--tabs", "3"}, 0, false, 1000},
+		{"0: one admin user", []string{"--users", "0", "--streams", "300"}, 0, true, 300},
+		{"N users, N × tabs streams", []string{"--users", "50", "--tabs", "2"}, 50, false, 100},
+		{"N users over the streams given", []string{"--users", "50", "--streams", "300"}, 50, false, 300},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := parseFlags("broadcast", c.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.cfg.Users != c.users || o.cfg.OneAdmin != c.oneAdmin || o.cfg.Streams != c.streams {
+				t.Errorf("Users %d, OneAdmin %v, Streams %d; want %d, %v, %d",
+					o.cfg.Users, o.cfg.OneAdmin, o.cfg.Streams, c.users, c.oneAdmin, c.streams)
+			}
+		})
+	}
+	if _, err := parseFlags("broadcast", []string{"--users", "-2"}, io.Discard); err == nil {
+		t.Error("--users -2 accepted")
+	}
+}
+
+// TestAssetsFlag: --assets makes the events selective; the suite runs the
+// selective scenario too.
+func TestAssetsFlag(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags("broadcast", nil, io.Discard)
+	if err != nil || o.cfg.Assets != 0 {
+		t.Fatalf("default: %+v, %v; want 0 assets", o, err)
+	}
+	if o, err = parseFlags("broadcast", []string{"--assets", "20"}, io.Discard); err != nil || o.cfg.Assets != 20 {
+		t.Fatalf("--assets 20: %+v, %v", o, err)
+	}
+	if o, err = parseFlags("suite", nil, io.Discard); err != nil || !slices.Contains(o.scenarios, "selective") {
+		t.Fatalf("suite: %+v, %v; want selective among its scenarios", o, err)
+	}
+}
