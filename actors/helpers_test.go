@@ -364,14 +364,7 @@ func mkEvent(t testing.TB, typ jobs.Type, job string, st jobs.Status, asset, sce
 }
 
 func permsFor(assets, scenarios []string) *authz.Permissions {
-	p := &authz.Permissions{Assets: map[string]struct{}{}, Scenarios: map[string]struct{}{}}
-	for _, a := range assets {
-		p.Assets[a] = struct{}{}
-	}
-	for _, s := range scenarios {
-		p.Scenarios[s] = struct{}{}
-	}
-	return p
+	return &authz.Permissions{Assets: authz.NewSet(assets...), Scenarios: authz.NewSet(scenarios...)}
 }
 
 var adminPerms = &authz.Permissions{Admin: true}

@@ -61,10 +61,10 @@ func (r *routes) index(e *userEntry) {
 		r.admins.add(e)
 		return
 	}
-	for asset := range p.Assets {
+	for asset := range p.Assets.All() {
 		addTo(r.byAsset, asset, e)
 	}
-	for scenario := range p.Scenarios {
+	for scenario := range p.Scenarios.All() {
 		addTo(r.byScenario, scenario, e)
 	}
 }
@@ -79,10 +79,10 @@ func (r *routes) unindex(e *userEntry) {
 		r.admins.remove(e)
 		return
 	}
-	for asset := range p.Assets {
+	for asset := range p.Assets.All() {
 		removeFrom(r.byAsset, asset, e)
 	}
-	for scenario := range p.Scenarios {
+	for scenario := range p.Scenarios.All() {
 		removeFrom(r.byScenario, scenario, e)
 	}
 }

@@ -185,13 +185,13 @@ func narrows(prev, next *authz.Permissions) bool {
 	case prev.Admin:
 		return true
 	}
-	for a := range prev.Assets {
-		if _, ok := next.Assets[a]; !ok {
+	for a := range prev.Assets.All() {
+		if !next.Assets.Has(a) {
 			return true
 		}
 	}
-	for s := range prev.Scenarios {
-		if _, ok := next.Scenarios[s]; !ok {
+	for s := range prev.Scenarios.All() {
+		if !next.Scenarios.Has(s) {
 			return true
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 
 	"github.com/finexbot/eventhub/jobs"
@@ -15,8 +14,8 @@ import (
 // Immutable once built: share it freely.
 type Permissions struct {
 	Admin     bool
-	Assets    map[string]struct{}
-	Scenarios map[string]struct{}
+	Assets    Set
+	Scenarios Set
 }
 
 // Allows is eventhub's one RBAC rule: an admin sees everything; anyone else
@@ -40,12 +39,12 @@ func (p *Permissions) AllowsScope(assetID, scenarioID string) bool {
 		return false // an unscoped event is for admins only
 	}
 	if assetID != "" {
-		if _, ok := p.Assets[assetID]; !ok {
+		if !p.Assets.Has(assetID) {
 			return false
 		}
 	}
 	if scenarioID != "" {
-		if _, ok := p.Scenarios[scenarioID]; !ok {
+		if !p.Scenarios.Has(scenarioID) {
 			return false
 		}
 	}
@@ -54,7 +53,7 @@ func (p *Permissions) AllowsScope(assetID, scenarioID string) bool {
 
 // None reports whether p can see no event at all.
 func (p *Permissions) None() bool {
-	return p == nil || !p.Admin && len(p.Assets) == 0 && len(p.Scenarios) == 0
+	return p == nil || !p.Admin && p.Assets.Len() == 0 && p.Scenarios.Len() == 0
 }
 
 // Table maps user ids to their permissions. Immutable once built.
@@ -97,6 +96,7 @@ func ParseTable(data []byte) (*Table, error) {
 		return nil, fmt.Errorf("%w: no \"users\" object", ErrBadPermissions)
 	}
 	t := &Table{users: make(map[string]*Permissions, len(doc.Users))}
+	var sh sharer
 	for user, u := range doc.Users {
 		if err := CheckUserID(user); err != nil {
 			return nil, fmt.Errorf("%w: user %q: %v", ErrBadPermissions, user, err)
@@ -105,27 +105,65 @@ func ParseTable(data []byte) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: user %q: %v", ErrBadPermissions, user, err)
 		}
-		t.users[user] = p
+		t.users[user] = sh.share(p)
 	}
 	return t, nil
 }
 
+// sharer makes a table's users share what they have in common: one
+// Permissions for the users granted the same, and one string for an id that
+// many are granted. A table of tens of thousands of users then costs little
+// more than their names.
+type sharer struct {
+	perms map[string]*Permissions // by key
+	ids   map[string]string
+	key   []byte
+}
+
+func (sh *sharer) share(p *Permissions) *Permissions {
+	if sh.perms == nil {
+		sh.perms, sh.ids = map[string]*Permissions{}, map[string]string{}
+	}
+	k := append(sh.key[:0], '0')
+	if p.Admin {
+		k[0] = '1'
+	}
+	for _, set := range []Set{p.Assets, p.Scenarios} {
+		for _, id := range set.ids {
+			k = append(append(k, id...), 0) // ids hold no NUL (jobs.CheckID)
+		}
+		k = append(k, 1)
+	}
+	sh.key = k
+	if q, ok := sh.perms[string(k)]; ok {
+		return q
+	}
+	for _, set := range []Set{p.Assets, p.Scenarios} {
+		for i, id := range set.ids {
+			if s, ok := sh.ids[id]; ok {
+				set.ids[i] = s
+			} else {
+				sh.ids[id] = id
+			}
+		}
+	}
+	sh.perms[string(k)] = p
+	return p
+}
+
 // permissions checks one user's document and builds their Permissions.
 func (u userDoc) permissions() (*Permissions, error) {
-	p := &Permissions{Admin: u.Admin, Assets: make(map[string]struct{}, len(u.Assets)), Scenarios: make(map[string]struct{}, len(u.Scenarios))}
 	for _, a := range u.Assets {
 		if err := jobs.CheckID(a); err != nil {
 			return nil, fmt.Errorf("asset %q: %v", a, err)
 		}
-		p.Assets[a] = struct{}{}
 	}
 	for _, s := range u.Scenarios {
 		if err := jobs.CheckID(s); err != nil {
 			return nil, fmt.Errorf("scenario %q: %v", s, err)
 		}
-		p.Scenarios[s] = struct{}{}
 	}
-	return p, nil
+	return &Permissions{Admin: u.Admin, Assets: NewSet(u.Assets...), Scenarios: NewSet(u.Scenarios...)}, nil
 }
 
 // parseUser decodes one user's permissions: {"assets":[…],"scenarios":[…],"admin":…}.
@@ -148,7 +186,7 @@ func (p *Permissions) Equal(q *Permissions) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	return p.Admin == q.Admin && maps.Equal(p.Assets, q.Assets) && maps.Equal(p.Scenarios, q.Scenarios)
+	return p.Admin == q.Admin && p.Assets.Equal(q.Assets) && p.Scenarios.Equal(q.Scenarios)
 }
 
 // LoadTable reads and parses a permissions file.
