@@ -1,8 +1,8 @@
 package authz
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,8 +48,8 @@ type FileSource struct {
 	path  string // empty for the built-in demo table
 	table atomic.Pointer[Table]
 
-	mu   sync.Mutex // guards last; serializes reloads
-	last []byte     // the contents the table was built from
+	mu   sync.Mutex        // guards last; serializes reloads
+	last [sha256.Size]byte // digest of the contents the table was built from
 }
 
 // NewFileSource loads path. An empty path means the built-in demo table.
@@ -88,7 +88,8 @@ func (s *FileSource) Reload() (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read permissions: %w", err)
 	}
-	if s.last != nil && bytes.Equal(data, s.last) {
+	sum := sha256.Sum256(data)
+	if sum == s.last {
 		return false, nil
 	}
 	t, err := ParseTable(data)
@@ -96,7 +97,7 @@ func (s *FileSource) Reload() (changed bool, err error) {
 		return false, fmt.Errorf("%s: %w", s.path, err)
 	}
 	s.table.Store(t)
-	s.last = data
+	s.last = sum
 	return true, nil
 }
 
