@@ -480,7 +480,7 @@ type admission struct {
 
 	mu    sync.Mutex // guards total and users
 	total int
-	users map[string]int
+	users map[string]int // streams by user, kept only when perUser bounds them
 }
 
 func (a *admission) admit(user string) error {
@@ -493,7 +493,9 @@ func (a *admission) admit(user string) error {
 		return ErrTooManyUserStreams
 	}
 	a.total++
-	a.users[user]++
+	if a.perUser > 0 {
+		a.users[user]++
+	}
 	return nil
 }
 
@@ -501,8 +503,10 @@ func (a *admission) release(user string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.total--
-	if a.users[user]--; a.users[user] <= 0 {
-		delete(a.users, user)
+	if a.perUser > 0 {
+		if a.users[user]--; a.users[user] <= 0 {
+			delete(a.users, user)
+		}
 	}
 }
 
