@@ -48,8 +48,15 @@ type FileSource struct {
 	path  string // empty for the built-in demo table
 	table atomic.Pointer[Table]
 
-	mu   sync.Mutex        // guards last; serializes reloads
+	mu   sync.Mutex        // guards last and seen; serializes reloads
 	last [sha256.Size]byte // digest of the contents the table was built from
+	// seen is the size and modification time of the file last read: a
+	// reload that finds both unchanged does not read it again (see
+	// remember).
+	seen struct {
+		size int64
+		mod  time.Time
+	}
 }
 
 // NewFileSource loads path. An empty path means the built-in demo table.
@@ -84,12 +91,20 @@ func (s *FileSource) Reload() (changed bool, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return false, fmt.Errorf("read permissions: %w", err)
+	}
+	if fi.Size() == s.seen.size && fi.ModTime().Equal(s.seen.mod) {
+		return false, nil
+	}
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return false, fmt.Errorf("read permissions: %w", err)
 	}
 	sum := sha256.Sum256(data)
 	if sum == s.last {
+		s.remember(fi)
 		return false, nil
 	}
 	t, err := ParseTable(data)
@@ -98,7 +113,20 @@ func (s *FileSource) Reload() (changed bool, err error) {
 	}
 	s.table.Store(t)
 	s.last = sum
+	s.remember(fi)
 	return true, nil
+}
+
+// remember keeps the size and modification time of the file just read, so
+// that the next reloads skip reading it while they stay the same; unless it
+// changed in the last two seconds: a file system may keep modification
+// times coarser than that, and a file written twice within one tick, at the
+// same size, would look unchanged.
+func (s *FileSource) remember(fi os.FileInfo) {
+	s.seen.size, s.seen.mod = -1, time.Time{}
+	if time.Since(fi.ModTime()) > 2*time.Second {
+		s.seen.size, s.seen.mod = fi.Size(), fi.ModTime()
+	}
 }
 
 // Watch reloads the file every interval until ctx is done, calling

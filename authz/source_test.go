@@ -208,3 +208,44 @@ func TestClerkSource(t *testing.T) {
 		t.Errorf("wrong secret key: %v", err)
 	}
 }
+
+// TestFileSourceSameSizeRewrite: a file rewritten at once with a document
+// of the same size (within one tick of the file system's clock, so maybe
+// with the same modification time) is still seen to change; one untouched
+// for longer is not read again, and a change to it still is.
+func TestFileSourceSameSizeRewrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "perms.json")
+	write := func(doc string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"users": {"alice": {"assets": ["a1"]}}}`)
+	src, err := NewFileSource(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(`{"users": {"alice": {"assets": ["a2"]}}}`)
+	if changed, err := src.Reload(); !changed || err != nil {
+		t.Fatalf("reload after a same-size rewrite: %v, %v", changed, err)
+	}
+	if p, _ := src.Permissions(context.Background(), "alice"); !p.AllowsScope("a2", "") || p.AllowsScope("a1", "") {
+		t.Fatalf("alice after the rewrite: %+v", p)
+	}
+	// An old file: remembered, then a rewrite (which moves its time) is seen.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := src.Reload(); changed || err != nil {
+		t.Fatalf("reload of an unchanged old file: %v, %v", changed, err)
+	}
+	if src.seen.size <= 0 || !src.seen.mod.Equal(old) {
+		t.Fatalf("an old unchanged file is not remembered: %+v", src.seen)
+	}
+	write(`{"users": {"alice": {"assets": ["a3"]}}}`)
+	if changed, err := src.Reload(); !changed || err != nil {
+		t.Fatalf("reload after rewriting an old file: %v, %v", changed, err)
+	}
+}
