@@ -127,7 +127,7 @@ func (a *hubActor) Receive(ctx actor.Context) {
 	case *invalidate:
 		a.invalidate(ctx, msg)
 	case *permsChanged:
-		if e := a.users[msg.user]; e != nil && e.pid.Equal(msg.pid) {
+		if e := a.users[msg.user]; e != nil && e.pid != nil && e.pid.Equal(msg.pid) {
 			a.apply(e, msg.perms)
 		}
 		for _, done := range msg.done {
@@ -335,7 +335,7 @@ func (a *hubActor) send(ctx actor.Context, e *userEntry, msg any) {
 // an identity without permissions keeps nothing for a TTL.
 func (a *hubActor) passivate(ctx actor.Context, msg *passivate) {
 	e := a.users[msg.user]
-	if e == nil || !e.pid.Equal(msg.pid) || e.sent != msg.recv {
+	if e == nil || e.pid == nil || !e.pid.Equal(msg.pid) || e.sent != msg.recv {
 		return
 	}
 	ctx.Stop(e.pid)
