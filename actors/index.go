@@ -52,38 +52,27 @@ func (e *userEntry) deliver(f *frame) {
 }
 
 // index adds e under its permissions in force.
-func (r *routes) index(e *userEntry) {
-	p := e.perms
-	if p == nil {
-		return
-	}
-	if p.Admin {
-		r.admins.add(e)
-		return
-	}
-	for asset := range p.Assets.All() {
-		addTo(r.byAsset, asset, e)
-	}
-	for scenario := range p.Scenarios.All() {
-		addTo(r.byScenario, scenario, e)
-	}
-}
+func (r *routes) index(e *userEntry) { r.scopes(e, addTo, (*userSet).add) }
 
 // unindex removes e, indexed under its permissions in force.
-func (r *routes) unindex(e *userEntry) {
+func (r *routes) unindex(e *userEntry) { r.scopes(e, removeFrom, (*userSet).remove) }
+
+// scopes makes one change (add or remove) to every set e belongs in under
+// its permissions in force: admins, or each asset's and scenario's.
+func (r *routes) scopes(e *userEntry, keyed func(map[string]*userSet, string, *userEntry), admin func(*userSet, *userEntry)) {
 	p := e.perms
 	if p == nil {
 		return
 	}
 	if p.Admin {
-		r.admins.remove(e)
+		admin(&r.admins, e)
 		return
 	}
 	for asset := range p.Assets.All() {
-		removeFrom(r.byAsset, asset, e)
+		keyed(r.byAsset, asset, e)
 	}
 	for scenario := range p.Scenarios.All() {
-		removeFrom(r.byScenario, scenario, e)
+		keyed(r.byScenario, scenario, e)
 	}
 }
 
