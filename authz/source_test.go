@@ -14,13 +14,7 @@ import (
 )
 
 func TestFileSourceReloads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "perms.json")
-	write := func(doc string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	path, write := permissionsFile(t)
 	write(`{"users": {"alice": {"assets": ["a1"]}}}`)
 	src, err := NewFileSource(path)
 	if err != nil {
@@ -214,13 +208,7 @@ func TestClerkSource(t *testing.T) {
 // with the same modification time) is still seen to change; one untouched
 // for longer is not read again, and a change to it still is.
 func TestFileSourceSameSizeRewrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "perms.json")
-	write := func(doc string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	path, write := permissionsFile(t)
 	write(`{"users": {"alice": {"assets": ["a1"]}}}`)
 	src, err := NewFileSource(path)
 	if err != nil {
@@ -247,5 +235,17 @@ func TestFileSourceSameSizeRewrite(t *testing.T) {
 	write(`{"users": {"alice": {"assets": ["a3"]}}}`)
 	if changed, err := src.Reload(); !changed || err != nil {
 		t.Fatalf("reload after rewriting an old file: %v, %v", changed, err)
+	}
+}
+
+// permissionsFile is a path for a permissions file in a temporary folder,
+// and a function that writes doc there.
+func permissionsFile(t *testing.T) (string, func(doc string)) {
+	path := filepath.Join(t.TempDir(), "perms.json")
+	return path, func(doc string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
