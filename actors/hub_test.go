@@ -586,6 +586,29 @@ func TestHubUserActorsPassivate(t *testing.T) {
 	h.waitMetric(t, 0, "eventhub_user_actors_running")
 }
 
+// TestHubStreamAfterRevocation: a stream opened on an authorization from
+// before its user lost every permission ends at once (forbidden), like the
+// streams the user had.
+func TestHubStreamAfterRevocation(t *testing.T) {
+	t.Parallel()
+	cfg := quiet
+	cfg.PermissionsTTL = time.Hour
+	h := newTestHub(t, cfg)
+	req := h.authorized(t, permsFor([]string{"a1"}, nil), StreamRequest{User: "alice"})
+	c1 := h.open(t, req)
+	h.src.set("alice", permsFor(nil, nil))
+	if err := h.Invalidate(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	c1.waitClosed(t)
+	c2 := h.open(t, req) // authorized before the revocation
+	c2.waitClosed(t)
+	h.waitMetric(t, 2, "eventhub_streams_closed_total", "reason", "forbidden")
+	if got := c2.written(); strings.Contains(got, "data:") {
+		t.Errorf("the late stream got events: %q", got)
+	}
+}
+
 // TestHubSlowStream: a client that stops reading has its stream closed as
 // slow once its mailbox overflows, counted once, and the other streams get
 // every event.

@@ -191,6 +191,11 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 		s.closeGracefully(CloseAuthzUnavailable, a.h.retryJitter())
 		return
 	}
+	if e.perms.None() {
+		// Lost every permission since it was authorized: it would get nothing.
+		s.closeGracefully(CloseRevoked, a.h.retryJitter())
+		return
+	}
 	if msg.attempts == 0 {
 		msg.mark = a.routed
 	}
