@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
 // TestSelectiveAgainstHub runs a selective broadcast against a real hub:
@@ -26,14 +24,9 @@ import (
 // floor cannot filter: it is not run.
 func TestSelectiveAgainstHub(t *testing.T) {
 	t.Parallel()
-	hub := hubtest.Binary(t)
-	dir := t.TempDir()
-	cmp, err := Run(context.Background(), Config{
+	cmp, dir := runAgainstHub(t, Config{
 		Scenario:     "broadcast",
-		SubURL:       fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
-		HubBinary:    hub,
 		CompareFloor: true,
-		WorkDir:      dir,
 		Streams:      150,
 		Tabs:         2,
 		Assets:       4,
@@ -41,9 +34,6 @@ func TestSelectiveAgainstHub(t *testing.T) {
 		Duration:     2 * time.Second,
 		Settle:       200 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(cmp.Runs) != 1 || len(cmp.Ratios) != 0 {
 		t.Fatalf("%d runs, %d ratios: want eventhub alone, without the floor", len(cmp.Runs), len(cmp.Ratios))
 	}
@@ -94,22 +84,15 @@ func TestSelectiveAgainstHub(t *testing.T) {
 // Both count every delivery, and the CPU per delivery is compared.
 func TestSelectiveScenarioAgainstHub(t *testing.T) {
 	t.Parallel()
-	hub := hubtest.Binary(t)
-	cmp, err := Run(context.Background(), Config{
+	cmp, _ := runAgainstHub(t, Config{
 		Scenario:     "selective",
-		SubURL:       fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
-		HubBinary:    hub,
 		CompareFloor: true,
-		WorkDir:      t.TempDir(),
 		Streams:      100,
 		Assets:       10,
 		Rate:         5,
 		Duration:     2 * time.Second,
 		Settle:       200 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(cmp.Runs) != 2 || len(cmp.Ratios) != 0 || cmp.Selective == nil {
 		t.Fatalf("%d runs, %d ratios, selective %+v: want broadcast and selective, no floor", len(cmp.Runs), len(cmp.Ratios), cmp.Selective)
 	}

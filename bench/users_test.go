@@ -20,24 +20,16 @@ import (
 // one, yet every stream gets every event, and the hub sees 50 users.
 func TestBroadcastUsersAgainstHub(t *testing.T) {
 	t.Parallel()
-	hub := hubtest.Binary(t)
-	dir := t.TempDir()
-	cmp, err := Run(context.Background(), Config{
-		Scenario:  "broadcast",
-		SubURL:    fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
-		HubBinary: hub,
-		WorkDir:   dir,
-		Streams:   300,
-		Users:     50,
-		Tabs:      2,
-		Rate:      10,
-		Duration:  2 * time.Second,
-		Settle:    200 * time.Millisecond,
-		PerAddr:   100,
+	cmp, dir := runAgainstHub(t, Config{
+		Scenario: "broadcast",
+		Streams:  300,
+		Users:    50,
+		Tabs:     2,
+		Rate:     10,
+		Duration: 2 * time.Second,
+		Settle:   200 * time.Millisecond,
+		PerAddr:  100,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := cmp.Runs[0]
 	if r.Target != "eventhub" || r.Users != 50 || r.Tabs != 2 || r.Streams != 300 {
 		t.Fatalf("target %s, %d users × %d tabs, %d streams", r.Target, r.Users, r.Tabs, r.Streams)
@@ -69,22 +61,14 @@ func TestBroadcastUsersAgainstHub(t *testing.T) {
 // user bench, with the token of the default stream header.
 func TestBroadcastOneAdminAgainstHub(t *testing.T) {
 	t.Parallel()
-	hub := hubtest.Binary(t)
-	dir := t.TempDir()
-	cmp, err := Run(context.Background(), Config{
-		Scenario:  "broadcast",
-		SubURL:    fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t)),
-		HubBinary: hub,
-		WorkDir:   dir,
-		Streams:   100,
-		OneAdmin:  true,
-		Rate:      10,
-		Duration:  2 * time.Second,
-		Settle:    200 * time.Millisecond,
+	cmp, dir := runAgainstHub(t, Config{
+		Scenario: "broadcast",
+		Streams:  100,
+		OneAdmin: true,
+		Rate:     10,
+		Duration: 2 * time.Second,
+		Settle:   200 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := cmp.Runs[0]
 	checkEveryDelivery(t, r, 100)
 	if r.Users != 0 || r.UsersActive != 1 {
@@ -154,4 +138,19 @@ func TestConfigUsers(t *testing.T) {
 			t.Errorf("%+v: err %v, want ErrConfig", cfg, err)
 		}
 	}
+}
+
+// runAgainstHub runs cfg against the hub binary on a free port, with a
+// working folder of its own (returned: the harness writes the permissions
+// file there), and fails the test if the run fails.
+func runAgainstHub(t *testing.T, cfg Config) (*Comparison, string) {
+	t.Helper()
+	cfg.SubURL = fmt.Sprintf("http://127.0.0.1:%d/api/events", hubtest.FreePort(t))
+	cfg.HubBinary = hubtest.Binary(t)
+	cfg.WorkDir = t.TempDir()
+	cmp, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmp, cfg.WorkDir
 }
