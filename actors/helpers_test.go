@@ -219,7 +219,7 @@ func (h *testHub) authorized(t testing.TB, perms *authz.Permissions, req StreamR
 }
 
 func quietSystem() *actor.ActorSystem {
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+	return NewSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}))
 }

@@ -81,7 +81,7 @@ func newTestServerWith(t *testing.T, cfg actors.Config, permissions string, auth
 		cfg.Permissions = source
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	system := actors.NewSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	// A test that gives the hub a log of its own registers the log's
 	// metrics in the registry it passes here.
 	reg, _ := cfg.Registerer.(*prometheus.Registry)

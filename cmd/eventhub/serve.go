@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	// protoactor logs through our handler, quietly: its Info lines (dead
 	// letters, system start) are noise at our scale.
 	actorLog := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("lib", "protoactor")
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
+	system := actors.NewSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
 	defer system.Shutdown()
 
 	hub, err := actors.NewHub(system, actors.Config{

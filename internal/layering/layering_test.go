@@ -50,7 +50,7 @@ var allowed = map[string]rule{
 	"internal/sock":     {outside: []string{"golang.org/x/sys"}},
 	"internal/ratelog":  {},
 	"actors": {ours: []string{"authz", "internal/eventlog", "internal/ratelog", "internal/sock", "jobs"},
-		outside: []string{"github.com/asynkron/protoactor-go", "github.com/prometheus"}},
+		outside: []string{"github.com/asynkron/protoactor-go", "github.com/orcaman/concurrent-map", "github.com/prometheus"}},
 	"transport": {ours: []string{"actors", "authz", "internal/ratelog", "jobs"},
 		outside: []string{"github.com/fasthttp/router", "github.com/prometheus", "github.com/valyala/fasthttp"}},
 	"cmd/eventhub": {ours: []string{"actors", "authz", "internal/eventlog", "internal/natsjs", "internal/sock", "jobs", "transport"},
