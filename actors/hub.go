@@ -71,8 +71,9 @@ type Hub struct {
 	loads sync.WaitGroup
 }
 
-// NewHub starts a hub actor on system. The caller owns system and shuts it
-// down after Hub.Shutdown.
+// NewHub starts a hub actor on system, best made with NewSystem (any
+// protoactor system works). The caller owns system and shuts it down after
+// Hub.Shutdown.
 func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 	cfg = cfg.withDefaults()
 	m, err := newMetrics(cfg.Registerer)
