@@ -35,14 +35,12 @@ type hubActor struct {
 
 	// users holds every user with streams, a user actor, or permissions
 	// cached; the index only those with streams, under the permissions in
-	// force (userEntry.perms). A user is in byAsset[x] exactly when those
-	// allow asset x, and likewise byScenario: routing needs no other check.
+	// force (userEntry.perms; see routes).
 	users map[string]*userEntry
 	routes
-	running  int           // user actors running
 	nextTick time.Duration // no user is due before then (Hub.clock)
 	// userProps spawns every user actor; its producer takes the actor from
-	// waking, which wake sets for the length of one synchronous Spawn.
+	// waking, which send sets for the length of one synchronous Spawn.
 	userProps *actor.Props
 	waking    *userActor
 }
@@ -327,8 +325,7 @@ func (a *hubActor) send(ctx actor.Context, e *userEntry, msg any) {
 		e.pid = ctx.Spawn(a.userProps)
 		a.waking = nil
 		e.sent, e.state = 0, userState{}
-		a.running++
-		a.h.m.userActorsRunning.Set(float64(a.running))
+		a.h.m.userActorsRunning.Inc()
 	}
 	e.sent++
 	ctx.Send(e.pid, msg)
@@ -345,8 +342,7 @@ func (a *hubActor) passivate(ctx actor.Context, msg *passivate) {
 	}
 	ctx.Stop(e.pid)
 	e.pid, e.state = nil, msg.state
-	a.running--
-	a.h.m.userActorsRunning.Set(float64(a.running))
+	a.h.m.userActorsRunning.Dec()
 	if len(e.streams) == 0 && e.state.loaded.None() {
 		a.forget(e)
 		return
@@ -382,13 +378,13 @@ func (a *hubActor) detach(s *stream) {
 // or in a replay queued is closed (forbidden): it resumes, and its replay
 // is checked against p. Permissions that allow nothing close every stream.
 func (a *hubActor) apply(e *userEntry, p *authz.Permissions) {
-	narrowed := narrows(e.perms, p)
-	if len(e.streams) > 0 {
+	narrowed, indexed := narrows(e.perms, p), len(e.streams) > 0
+	if indexed {
 		a.unindex(e)
-		e.perms = p
+	}
+	e.perms = p
+	if indexed {
 		a.index(e)
-	} else {
-		e.perms = p
 	}
 	if narrowed {
 		deny := func(f *frame) bool { return !p.Allows(&f.ev) }
