@@ -61,10 +61,10 @@ type Hub struct {
 	mu      sync.Mutex // guards closing
 	closing bool
 	// goroutines counts each stream's conn actor and its reader goroutine
-	// or its place among the hangups (two per stream), and the heartbeat
-	// wheel, so Shutdown can wait for all.
+	// or its place among the hangups (two per stream), the heartbeat wheel
+	// and the tick, so Shutdown can wait for all.
 	goroutines sync.WaitGroup
-	stopWheel  chan struct{}
+	stopClocks chan struct{} // closed when shutdown begins: ends the wheel and the tick
 	shutdown   sync.Once
 	// loads counts user actors' permission loads in flight; each ends by
 	// its timeout, or at once when its actor stops.
@@ -81,15 +81,15 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	h := &Hub{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		warn:      ratelog.New(cfg.Logger, time.Minute),
-		m:         m,
-		start:     time.Now(),
-		system:    system,
-		admission: admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},
-		ping:      &heartbeat{},
-		stopWheel: make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		warn:       ratelog.New(cfg.Logger, time.Minute),
+		m:          m,
+		start:      time.Now(),
+		system:     system,
+		admission:  admission{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, users: map[string]int{}},
+		ping:       &heartbeat{},
+		stopClocks: make(chan struct{}),
 	}
 	// A conn actor that panics has a bug, not a state worth keeping: stop it,
 	// which closes its stream; the client resumes. Never restart it: its
@@ -146,7 +146,7 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("tail the event log: %w", err)
 	}
 	if cfg.Heartbeat > 0 {
-		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopWheel) })
+		h.goroutines.Go(func() { h.streams.run(cfg.Heartbeat, h.ping, h.m.mailboxDepth, h.stopClocks) })
 	}
 	h.goroutines.Go(h.tick)
 	return h, nil
@@ -167,7 +167,7 @@ func (h *Hub) tick() {
 		select {
 		case <-t.C:
 			h.system.Root.Send(h.pid, msg)
-		case <-h.stopWheel:
+		case <-h.stopClocks:
 			return
 		}
 	}
@@ -411,7 +411,7 @@ func (h *Hub) doShutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()
-	close(h.stopWheel)
+	close(h.stopClocks)
 
 	// Close the streams spread over the first half of the time we have, in
 	// random order, each with a jittered retry hint: the clients come back
