@@ -16,49 +16,48 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 		return nil, err
 	}
 	if cfg.Scenario == "selective" {
-		return runSelective(ctx, cfg)
-	}
-	cmp := &Comparison{Scenario: cfg.Scenario}
-	first, err := runOne(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	cmp.Runs = append(cmp.Runs, first)
-	// The floor cannot filter: it cannot run what needs it.
-	if cfg.CompareFloor && !cfg.Floor && !(cfg.Scenario == "slow" && cfg.FillerRate > 0) && cfg.Assets == 0 {
-		fc := cfg
-		fc.Floor, fc.HubBinary, fc.HubPID = true, "", 0
-		floor, err := runOne(ctx, fc)
-		if err != nil {
-			return cmp, fmt.Errorf("against the floor: %w", err)
+		// A broadcast, then the same streams and users with each event for
+		// the streams of one of cfg.Assets assets, published cfg.Assets
+		// times as often, each against a hub of its own.
+		bc, sel := cfg, cfg
+		bc.Scenario, bc.Assets = "broadcast", 0
+		sel.Rate = cfg.Rate * float64(cfg.Assets)
+		cmp, err := runEach(ctx, cfg.Scenario, bc, sel)
+		if err == nil {
+			cmp.Selective = compareSelective(cmp.Runs[0], cmp.Runs[1])
 		}
-		cmp.Runs = append(cmp.Runs, floor)
-		cmp.Ratios = ratios(first, floor)
+		return cmp, err
 	}
-	return cmp, nil
+	// The floor cannot filter: it cannot run what needs it.
+	if !cfg.CompareFloor || cfg.Floor || cfg.Scenario == "slow" && cfg.FillerRate > 0 || cfg.Assets > 0 {
+		return runEach(ctx, cfg.Scenario, cfg)
+	}
+	fc := cfg
+	fc.Floor, fc.HubBinary, fc.HubPID = true, "", 0
+	cmp, err := runEach(ctx, cfg.Scenario, cfg, fc)
+	if err == nil {
+		cmp.Ratios = ratios(cmp.Runs[0], cmp.Runs[1])
+	}
+	return cmp, err
 }
 
-// runSelective runs the selective scenario: a broadcast, then the same
-// streams and users with each event for the streams of one of cfg.Assets
-// assets, published cfg.Assets times as often, each against a hub of its
-// own; it compares their server CPU per delivery.
-func runSelective(ctx context.Context, cfg Config) (*Comparison, error) {
-	cmp := &Comparison{Scenario: cfg.Scenario}
-	bc := cfg
-	bc.Scenario, bc.Assets = "broadcast", 0
-	broadcast, err := runOne(ctx, bc)
-	if err != nil {
-		return nil, err
+// runEach runs each config in turn into one comparison. When the first
+// fails there is none; when a later one fails, the comparison keeps the
+// results before it.
+func runEach(ctx context.Context, scenario string, cfgs ...Config) (*Comparison, error) {
+	cmp := &Comparison{Scenario: scenario}
+	for i, c := range cfgs {
+		r, err := runOne(ctx, c)
+		switch {
+		case err != nil && i == 0:
+			return nil, err
+		case err != nil && c.Floor:
+			return cmp, fmt.Errorf("against the floor: %w", err)
+		case err != nil:
+			return cmp, fmt.Errorf("%s: %w", c.Scenario, err)
+		}
+		cmp.Runs = append(cmp.Runs, r)
 	}
-	cmp.Runs = append(cmp.Runs, broadcast)
-	sel := cfg
-	sel.Rate = cfg.Rate * float64(cfg.Assets)
-	selective, err := runOne(ctx, sel)
-	if err != nil {
-		return cmp, fmt.Errorf("selective: %w", err)
-	}
-	cmp.Runs = append(cmp.Runs, selective)
-	cmp.Selective = compareSelective(broadcast, selective)
 	return cmp, nil
 }
 
