@@ -224,6 +224,13 @@ func quietSystem() *actor.ActorSystem {
 	}))
 }
 
+// newTestHubTTL is a quiet test hub that trusts permissions for ttl.
+func newTestHubTTL(t testing.TB, ttl time.Duration) *testHub {
+	cfg := quiet
+	cfg.PermissionsTTL = ttl
+	return newTestHub(t, cfg)
+}
+
 func newTestHub(t testing.TB, cfg Config) *testHub {
 	t.Helper()
 	system := quietSystem()

@@ -491,9 +491,7 @@ func TestHubShutdownDeadline(t *testing.T) {
 // streams that close before the hub has attached them.
 func TestHubUserActors(t *testing.T) {
 	t.Parallel()
-	cfg := quiet
-	cfg.PermissionsTTL = 50 * time.Millisecond
-	h := newTestHub(t, cfg)
+	h := newTestHubTTL(t, 50*time.Millisecond)
 	alice := permsFor([]string{"a1"}, nil)
 	bob := permsFor([]string{"a2"}, nil)
 	a1 := h.open(t, h.authorized(t, alice, StreamRequest{User: "alice"}))
@@ -545,9 +543,7 @@ func TestHubUserActors(t *testing.T) {
 // refresh that takes them away ends the stream.
 func TestHubUserActorsPassivate(t *testing.T) {
 	t.Parallel()
-	cfg := quiet
-	cfg.PermissionsTTL = time.Hour
-	h := newTestHub(t, cfg)
+	h := newTestHubTTL(t, time.Hour)
 	alice := permsFor([]string{"a1"}, nil)
 	h.authorized(t, alice, StreamRequest{User: "alice"})
 	h.waitMetric(t, 0, "eventhub_user_actors_running")
@@ -568,8 +564,7 @@ func TestHubUserActorsPassivate(t *testing.T) {
 	}
 
 	// A short TTL: bob's stream keeps his permissions refreshed.
-	cfg.PermissionsTTL = 20 * time.Millisecond
-	h = newTestHub(t, cfg)
+	h = newTestHubTTL(t, 20*time.Millisecond)
 	bob := permsFor([]string{"a1"}, nil)
 	c := h.open(t, h.authorized(t, bob, StreamRequest{User: "bob"}))
 	calls = h.src.callCount()
@@ -591,9 +586,7 @@ func TestHubUserActorsPassivate(t *testing.T) {
 // streams the user had.
 func TestHubStreamAfterRevocation(t *testing.T) {
 	t.Parallel()
-	cfg := quiet
-	cfg.PermissionsTTL = time.Hour
-	h := newTestHub(t, cfg)
+	h := newTestHubTTL(t, time.Hour)
 	req := h.authorized(t, permsFor([]string{"a1"}, nil), StreamRequest{User: "alice"})
 	c1 := h.open(t, req)
 	h.src.set("alice", permsFor(nil, nil))
