@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/finexbot/eventhub/authz"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -84,12 +86,27 @@ func (c *fanoutConn) SetWriteDeadline(time.Time) error { return nil }
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
 		for _, users := range []int{n, 1} {
-			b.Run("subscribers="+strconv.Itoa(n)+"/users="+strconv.Itoa(users), func(b *testing.B) { benchFanout(b, n, users) })
+			b.Run("subscribers="+strconv.Itoa(n)+"/users="+strconv.Itoa(users), func(b *testing.B) { benchFanout(b, n, users, 1) })
 		}
 	}
 }
 
-func benchFanout(b *testing.B, n, users int) {
+// BenchmarkFanoutSelective is BenchmarkFanout with one user per stream,
+// user i allowed only on asset a<i mod assets>, and each round publishing
+// one event on every asset (in a fixed shuffled order): every stream gets
+// one event a round, as in the broadcast, but each event reaches only the
+// every assets-th user, scattered over memory as a real audience is. Its
+// ns/delivery against BenchmarkFanout's with the same subscribers is what
+// selectivity costs the hub's own code.
+func BenchmarkFanoutSelective(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		for _, assets := range []int{100, 1000} {
+			b.Run("subscribers="+strconv.Itoa(n)+"/assets="+strconv.Itoa(assets), func(b *testing.B) { benchFanout(b, n, n, assets) })
+		}
+	}
+}
+
+func benchFanout(b *testing.B, n, users, assets int) {
 	b.ReportAllocs()
 	before := heapAndStacks()
 	h := newTestHub(b, Config{Heartbeat: time.Hour, History: 1024})
@@ -101,7 +118,15 @@ func benchFanout(b *testing.B, n, users int) {
 		}
 	})
 	sink := &fanoutSink{reached: make(chan struct{}, 1)}
-	perms := permsFor([]string{"a1"}, nil)
+	perms := make([]*authz.Permissions, assets)
+	events := make([]jobs.Event, assets)
+	for a := range assets {
+		asset := "a" + strconv.Itoa(a)
+		perms[a] = permsFor([]string{asset}, nil)
+		events[a] = mkEvent(b, jobs.Growth, "j-"+asset, jobs.Completed, asset, "")
+	}
+	// A fixed order, not the users': each event's audience is scattered.
+	rand.New(rand.NewPCG(1, uint64(assets))).Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 	for i := range n {
 		user := "u" + strconv.Itoa(i%users)
 		tk, err := h.Admit(user)
@@ -109,17 +134,16 @@ func benchFanout(b *testing.B, n, users int) {
 			b.Fatal(err)
 		}
 		c := &fanoutConn{closed: make(chan struct{}), sink: sink}
-		if err := h.Open(c, tk, h.authorized(b, perms, StreamRequest{User: user})); err != nil {
+		if err := h.Open(c, tk, h.authorized(b, perms[(i%users)%assets], StreamRequest{User: user})); err != nil {
 			b.Fatal(err)
 		}
 	}
-	ev := mkEvent(b, jobs.Growth, "j-1", jobs.Completed, "a1", "")
 	timeout := time.NewTimer(time.Minute)
 	defer timeout.Stop()
 	deliver := func() {
 		// Every earlier event has been written everywhere: frames is still.
 		sink.target.Store(sink.frames.Load() + int64(n))
-		if _, err := h.Publish(context.Background(), []jobs.Event{ev}); err != nil {
+		if _, err := h.Publish(context.Background(), events); err != nil {
 			b.Fatal(err)
 		}
 		timeout.Reset(time.Minute)
