@@ -20,25 +20,30 @@ import (
 // any goroutine sees it and never change, except reason, which the first
 // closer sets.
 type stream struct {
-	hub *Hub
+	// The fields a fan-out and a write touch come first, in the order they
+	// are touched, and a stream holds its mailbox and its actor (conn)
+	// rather than pointing to them: delivering to a stream, then writing to
+	// it, misses the cache on one object rather than on four.
+	filter *jobs.Filter // nil: every event; shared, read-only
+	mb     mailbox
+	conn   connActor
 	// sock is the connection. The conn actor writes to it, and closes it
 	// once it has stopped; anyone may shut it down (see close). The hub's
 	// hangups watch it, or a reader goroutine (read) does.
 	sock   sock.Conn
-	user   string
-	filter *jobs.Filter // nil: every event; shared, read-only
-	head   []byte       // the response head, written first; shared and read-only
-	ticket *Ticket
-	mb     *mailbox
-	pid    atomic.Pointer[actor.PID] // set once spawned; see close
-	slot   int                       // in the heartbeat wheel; guarded by the wheel's mutex
-	// lifetime ends the stream at StreamLifetime; nil when unlimited.
-	lifetime *time.Timer
-
 	reason atomic.Int32 // CloseReason; 0 while open
 	// wrote is set by the conn actor after each write and cleared by the
 	// heartbeat wheel: a stream that wrote since the last visit needs no ping.
 	wrote atomic.Bool
+	hub   *Hub
+	head  []byte // the response head, written first; shared and read-only
+
+	user   string
+	ticket *Ticket
+	pid    atomic.Pointer[actor.PID] // set once spawned; see close
+	slot   int                       // in the heartbeat wheel; guarded by the wheel's mutex
+	// lifetime ends the stream at StreamLifetime; nil when unlimited.
+	lifetime *time.Timer
 	// cancelRead cancels the read of the log for the stream's resume while
 	// one runs (see hubActor.backfill): a closed stream stops its read.
 	cancelRead atomic.Pointer[context.CancelFunc]
@@ -46,7 +51,10 @@ type stream struct {
 
 // newStream is a stream on conn for user, not yet open: Hub.Open opens it.
 func newStream(h *Hub, conn net.Conn, user string, head []byte, t *Ticket) *stream {
-	return &stream{hub: h, sock: sock.Wrap(conn), user: user, head: head, ticket: t}
+	s := &stream{hub: h, sock: sock.Wrap(conn), user: user, head: head, ticket: t}
+	s.mb.init(h.cfg.Mailbox, h.cfg.MailboxBytes, s.overflow)
+	s.conn.s = s
+	return s
 }
 
 // close ends the stream for reason r, once: whoever calls first (the
@@ -114,7 +122,7 @@ func newHangups() (*hangups, error) {
 const maxCoalesce = 64
 
 // connActor owns a stream's writing side: what is pending, and the
-// writing half of s.sock.
+// writing half of s.sock. It lives in its stream (stream.conn).
 type connActor struct {
 	s         *stream
 	pending   net.Buffers // frames to write, shared and read-only

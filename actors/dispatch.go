@@ -18,19 +18,36 @@ import (
 //
 // The Hub owns the pool; stop ends its goroutines and waits for them.
 type workerPool struct {
-	work chan func()
+	work chan task
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
 
+// task is one piece of a pool's work: a conn actor's mailbox to run (m),
+// or, for protoactor's mailboxes, a function. A mailbox goes as itself, not
+// as a closure: on a fan-out to a scattered audience every closure is one
+// more cache miss.
+type task struct {
+	m  *mailbox
+	fn func()
+}
+
+func (t task) do() {
+	if t.m != nil {
+		t.m.processMessages(false)
+	} else {
+		t.fn()
+	}
+}
+
 func newWorkerPool(workers, queue int) *workerPool {
-	p := &workerPool{work: make(chan func(), queue), quit: make(chan struct{})}
+	p := &workerPool{work: make(chan task, queue), quit: make(chan struct{})}
 	for range workers {
 		p.wg.Go(func() {
 			for {
 				select {
-				case fn := <-p.work:
-					fn()
+				case t := <-p.work:
+					t.do()
 				case <-p.quit:
 					return
 				}
@@ -42,11 +59,16 @@ func newWorkerPool(workers, queue int) *workerPool {
 
 // Schedule runs fn on a worker, or on a goroutine of its own when they are
 // all busy and the queue is full.
-func (p *workerPool) Schedule(fn func()) {
+func (p *workerPool) Schedule(fn func()) { p.post(task{fn: fn}) }
+
+// run runs m's messages on a worker, as Schedule would.
+func (p *workerPool) run(m *mailbox) { p.post(task{m: m}) }
+
+func (p *workerPool) post(t task) {
 	select {
-	case p.work <- fn:
+	case p.work <- t:
 	default:
-		go fn()
+		go t.do()
 	}
 }
 
@@ -57,7 +79,7 @@ func (p *workerPool) Throughput() int { return 300 }
 // may be scheduled after.
 func (p *workerPool) stop() {
 	for len(p.work) > 0 {
-		(<-p.work)()
+		(<-p.work).do()
 	}
 	close(p.quit)
 	p.wg.Wait()

@@ -106,8 +106,8 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.log.Warn("no epoll for hang-ups: a reader goroutine per stream", "err", err)
 		h.hangups = nil
 	}
-	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{s: h.spawning} },
-		actor.WithMailbox(func() actor.Mailbox { return h.spawning.mb }), actor.WithGuardian(connGuardian),
+	h.connProps = actor.PropsFromProducer(func() actor.Actor { return &h.spawning.conn },
+		actor.WithMailbox(func() actor.Mailbox { return &h.spawning.mb }), actor.WithGuardian(connGuardian),
 		actor.WithDispatcher(h.pool))
 	// The hub and the user actors resume after a panic: restarting them would
 	// lose the id counter, the history or a user's streams. The message that
@@ -325,7 +325,6 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		s.filter = &req.Filter // req is Open's own copy
 	}
 	sub.s = s
-	s.mb = newMailbox(h.cfg.Mailbox, h.cfg.MailboxBytes, s.overflow)
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()

@@ -21,24 +21,24 @@ import (
 //
 // Any goroutine may post; the dispatcher runs one processMessages at a time.
 type mailbox struct {
-	// capacity and maxBytes bound the queue; int32, as bytes and marks,
-	// to keep a stream's mailbox in a smaller allocation class.
-	capacity   int32
-	maxBytes   int32
-	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
-
-	mu    sync.Mutex // guards the fields below it
-	queue []any      // ring buffer; len(queue) is its current size
-	head  int
-	n     int
+	// The fields a post and a run touch come first, together: a fan-out
+	// to a scattered audience pays a cache miss for every line of them.
+	mu sync.Mutex // guards the fields below it, up to userCount
+	// queue is a ring buffer; len(queue) is its current size. It starts
+	// in one, the mailbox's own slot, which most streams never outgrow.
+	queue []any
+	head  int32
+	n     int32
 	bytes int32 // of the queued frames
 	// marks is 1 while revokeMark waits to be the next message: counted
 	// in userCount, so the actor runs, and writes nothing, until it has it.
-	marks  int32
-	sys    []any
-	closed bool // after close, user messages are dropped, not counted
+	marks int32
+	// capacity and maxBytes bound the queue.
+	capacity int32
+	maxBytes int32
+	closed   bool // after close, user messages are dropped, not counted
 
-	userCount atomic.Int32 // = n, written under mu, read without it
+	userCount atomic.Int32 // = n + marks, written under mu, read without it
 	sysCount  atomic.Int32
 	scheduled atomic.Bool
 	suspended atomic.Bool
@@ -48,9 +48,14 @@ type mailbox struct {
 	// timeout without holding up any other stream, until a write completes.
 	congested atomic.Bool
 
+	one        [1]any
+	sys        []any            // guarded by mu
+	onOverflow func(bytes bool) // called once per refused message, bytes when maxBytes refused it; must not block
+
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
-	process    func() // m.processMessages, bound once: a method value allocates each time it is made
+	pool       *workerPool // the dispatcher, when it is a pool: it runs the mailbox without a closure
+	process    func()      // m.processMessages, bound once for another dispatcher: a method value allocates each time it is made
 }
 
 var _ actor.Mailbox = (*mailbox)(nil)
@@ -59,10 +64,18 @@ var _ actor.Mailbox = (*mailbox)(nil)
 // Start: a stream can be posted to (by the heartbeat wheel, say) before its
 // actor is spawned.
 func newMailbox(capacity, maxBytes int, onOverflow func(bytes bool)) *mailbox {
-	m := &mailbox{capacity: int32(min(capacity, math.MaxInt32)), maxBytes: int32(min(maxBytes, math.MaxInt32)), onOverflow: onOverflow}
-	m.process = func() { m.processMessages(false) }
-	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
+	m := &mailbox{}
+	m.init(capacity, maxBytes, onOverflow)
 	return m
+}
+
+// init makes m, the zero mailbox in a stream of its own, what newMailbox
+// returns.
+func (m *mailbox) init(capacity, maxBytes int, onOverflow func(bytes bool)) {
+	m.capacity, m.maxBytes = int32(min(capacity, math.MaxInt32)), int32(min(maxBytes, math.MaxInt32))
+	m.onOverflow = onOverflow
+	m.queue = m.one[:]
+	m.scheduled.Store(true) // held until Start, so nothing runs before RegisterHandlers
 }
 
 // PostUserMessage queues m, or refuses it if the mailbox is full.
@@ -98,31 +111,35 @@ func (m *mailbox) push(msg any, force bool) bool {
 		m.mu.Unlock()
 		return false
 	}
-	if !force && (m.n >= int(m.capacity) || int(m.bytes)+size > int(m.maxBytes)) {
-		bytes := m.n < int(m.capacity)
+	if !force && (m.n >= m.capacity || int(m.bytes)+size > int(m.maxBytes)) {
+		bytes := m.n < m.capacity
 		m.mu.Unlock()
 		m.onOverflow(bytes)
 		return false
 	}
-	if m.n == len(m.queue) {
+	if int(m.n) == len(m.queue) {
 		m.grow()
 	}
-	m.queue[(m.head+m.n)%len(m.queue)] = msg
+	m.queue[m.slot(m.n)] = msg
 	m.n++
 	m.bytes += int32(size)
-	m.userCount.Store(int32(m.n) + m.marks)
+	m.userCount.Store(m.n + m.marks)
 	m.mu.Unlock()
 	return true
 }
 
-// grow doubles the ring (from 1: most streams never hold more than one
-// message at a time), unwrapping it. Caller holds mu.
+// slot is the index in the ring of the i-th queued message. Caller holds mu.
+func (m *mailbox) slot(i int32) int { return int(m.head+i) % len(m.queue) }
+
+// grow doubles the ring (from the one slot of its own: most streams never
+// hold more than one message at a time), unwrapping it. Caller holds mu.
 func (m *mailbox) grow() {
 	size := max(2*len(m.queue), 1)
 	q := make([]any, size)
-	for i := 0; i < m.n; i++ {
-		q[i] = m.queue[(m.head+i)%len(m.queue)]
+	for i := range m.n {
+		q[i] = m.queue[m.slot(i)]
 	}
+	clear(m.one[:])
 	m.queue, m.head = q, 0
 }
 
@@ -131,7 +148,7 @@ func (m *mailbox) popUser() any {
 	defer m.mu.Unlock()
 	if m.marks > 0 {
 		m.marks = 0
-		m.userCount.Store(int32(m.n))
+		m.userCount.Store(m.n)
 		return revokeMark
 	}
 	if m.n == 0 {
@@ -139,12 +156,12 @@ func (m *mailbox) popUser() any {
 	}
 	msg := m.queue[m.head]
 	m.queue[m.head] = nil
-	m.head = (m.head + 1) % len(m.queue)
+	m.head = int32(m.slot(1))
 	m.n--
 	m.bytes -= int32(frameLen(msg))
-	m.userCount.Store(int32(m.n))
+	m.userCount.Store(m.n)
 	if m.n == 0 && len(m.queue) > 16 {
-		m.queue, m.head = nil, 0 // a burst is over: give the memory back
+		m.queue, m.head = m.one[:], 0 // a burst is over: give the memory back
 	}
 	return msg
 }
@@ -161,9 +178,9 @@ func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
 		m.mu.Unlock()
 		return false
 	}
-	kept := 0
+	kept := int32(0)
 	for i := range m.n {
-		msg := m.queue[(m.head+i)%len(m.queue)]
+		msg := m.queue[m.slot(i)]
 		if f, ok := msg.(*frame); ok && deny(f) {
 			m.bytes -= int32(len(f.bytes))
 			continue
@@ -171,14 +188,14 @@ func (m *mailbox) revoke(deny func(*frame) bool) (replayQueued bool) {
 		if _, ok := msg.(*replay); ok {
 			replayQueued = true
 		}
-		m.queue[(m.head+kept)%len(m.queue)] = msg // kept <= i: compacts in place
+		m.queue[m.slot(kept)] = msg // kept <= i: compacts in place
 		kept++
 	}
 	for i := kept; i < m.n; i++ {
-		m.queue[(m.head+i)%len(m.queue)] = nil
+		m.queue[m.slot(i)] = nil
 	}
 	m.n, m.marks = kept, 1
-	m.userCount.Store(int32(m.n) + m.marks)
+	m.userCount.Store(m.n + m.marks)
 	m.mu.Unlock()
 	m.schedule()
 	return replayQueued
@@ -195,6 +212,9 @@ func (m *mailbox) PostSystemMessage(msg any) {
 }
 
 func (m *mailbox) popSys() any {
+	if m.sysCount.Load() == 0 {
+		return nil // posted ones are counted after they are queued
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.sys) == 0 {
@@ -215,6 +235,7 @@ func (m *mailbox) popSys() any {
 func (m *mailbox) close() {
 	m.mu.Lock()
 	m.closed = true
+	clear(m.one[:])
 	m.queue, m.head, m.n, m.bytes, m.marks = nil, 0, 0, 0, 0
 	m.userCount.Store(0)
 	m.mu.Unlock()
@@ -225,6 +246,11 @@ func (m *mailbox) pending() int { return int(m.userCount.Load()) }
 
 func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
+	if p, ok := dispatcher.(*workerPool); ok {
+		m.pool = p
+	} else {
+		m.process = func() { m.processMessages(false) }
+	}
 }
 
 // Start is called by protoactor once the handlers are registered: from here
@@ -242,7 +268,11 @@ func (m *mailbox) schedule() {
 			go m.processMessages(true)
 			return
 		}
-		m.dispatcher.Schedule(m.process)
+		if m.pool != nil {
+			m.pool.run(m)
+		} else {
+			m.dispatcher.Schedule(m.process)
+		}
 	}
 }
 

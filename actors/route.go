@@ -47,9 +47,13 @@ type hubActor struct {
 
 // userEntry is the hub's view of one user.
 type userEntry struct {
+	// streams are attached: the hub routes to them. A user's first stream
+	// is held in one, in the entry itself: most users have one stream, and
+	// a fan-out then misses the cache on the entry, not on a list too.
+	streams []*stream
+	one     [1]*stream
 	user    string
 	perms   *authz.Permissions // in force; nil while unknown
-	streams []*stream          // attached: the hub routes to them
 	// lastUsed is when the user last authorized, attached or detached a
 	// stream: one without streams is forgotten a TTL after.
 	lastUsed time.Duration
@@ -212,8 +216,12 @@ func (a *hubActor) subscribe(ctx actor.Context, msg *subscribe) {
 	s.mb.postAlways(&replay{frames: frames}) // empty too: it sends the head
 	if len(e.streams) == 0 {
 		a.index(e)
+		e.streams = e.one[:0]
 	}
 	e.streams = append(e.streams, s)
+	if len(e.streams) == len(e.one)+1 {
+		clear(e.one[:]) // the list moved out: it holds the first stream now
+	}
 	e.lastUsed = a.h.clock()
 	a.due(e) // now due for a refresh rather than to be forgotten
 }
@@ -365,7 +373,7 @@ func (a *hubActor) detach(s *stream) {
 	e.streams = e.streams[:last]
 	if len(e.streams) == 0 {
 		a.unindex(e)
-		e.streams = nil
+		e.streams = nil // and e.one is clear: the swap above cleared the last
 		e.lastUsed = a.h.clock()
 		a.due(e)
 	}
