@@ -19,7 +19,10 @@ func newRoutes() routes {
 // carries, each through its filter. No user actor is woken, and the cost
 // follows the audience, not the number of users.
 func (r *routes) route(f *frame) {
-	r.admins.deliver(f)
+	var b fanout
+	b.f = f
+	defer b.post()
+	r.admins.deliver(&b)
 	ev := &f.ev
 	switch {
 	case ev.AssetID != "" && ev.ScenarioID != "":
@@ -32,21 +35,53 @@ func (r *routes) route(f *frame) {
 		}
 		for _, e := range small.list {
 			if big.has(e) {
-				e.deliver(f)
+				e.deliver(&b)
 			}
 		}
 	case ev.AssetID != "":
-		r.byAsset[ev.AssetID].deliver(f)
+		r.byAsset[ev.AssetID].deliver(&b)
 	case ev.ScenarioID != "":
-		r.byScenario[ev.ScenarioID].deliver(f)
+		r.byScenario[ev.ScenarioID].deliver(&b)
 	}
 }
 
-// deliver posts f to the user's streams whose filter accepts it.
-func (e *userEntry) deliver(f *frame) {
+// fanoutBatch is how many streams a fan-out finds before it posts to them.
+const fanoutBatch = 32
+
+// fanout posts one frame to streams in batches: it first finds a batch's
+// streams (the users' and streams' memory, all over the heap for a
+// scattered audience), then posts to their mailboxes. Finding does no
+// atomic operation, so the processor runs ahead and waits for many cache
+// misses at once; posting takes a lock per mailbox, which would make it
+// wait for each miss in turn. It lives on the routing goroutine's stack.
+type fanout struct {
+	f   *frame
+	n   int
+	mbs [fanoutBatch]*mailbox
+}
+
+func (b *fanout) add(mb *mailbox) {
+	b.mbs[b.n] = mb
+	b.n++
+	if b.n == len(b.mbs) {
+		b.post()
+	}
+}
+
+// post posts the frame to the batch's mailboxes and empties it.
+func (b *fanout) post() {
+	for i, mb := range b.mbs[:b.n] {
+		mb.PostUserMessage(b.f)
+		b.mbs[i] = nil
+	}
+	b.n = 0
+}
+
+// deliver adds to b the user's streams whose filter accepts its frame.
+func (e *userEntry) deliver(b *fanout) {
 	for _, s := range e.streams {
-		if s.filter.Match(&f.ev) {
-			s.mb.PostUserMessage(f)
+		if s.filter.Match(&b.f.ev) {
+			b.add(&s.mb)
 		}
 	}
 }
@@ -171,12 +206,12 @@ func (s *userSet) remove(e *userEntry) {
 	}
 }
 
-// deliver posts f to every user's streams whose filter accepts it.
-func (s *userSet) deliver(f *frame) {
+// deliver adds to b every user's streams whose filter accepts its frame.
+func (s *userSet) deliver(b *fanout) {
 	if s == nil {
 		return
 	}
 	for _, e := range s.list {
-		e.deliver(f)
+		e.deliver(b)
 	}
 }
