@@ -31,7 +31,42 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "floor" {
+		if err := floorMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	hubtest.Main(m) // removes the hub hubtest.Binary built
+}
+
+// floorMain is "eventhub-bench floor" (startFloor's command) for the runs
+// against the floor that the tests start: it serves a Floor until SIGTERM.
+func floorMain(args []string) error {
+	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
+	listen := fs.String("listen", "", "")
+	assets := fs.Int("assets", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	f := &Floor{Assets: *assets}
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		f.Close()
+		return <-served
+	case err := <-served:
+		return err
+	}
 }
 
 // fakeHub does what the harness relies on from a clustered eventhub: it

@@ -71,15 +71,16 @@ type Config struct {
 	// Each event's expected deliveries are the streams of its asset: loss
 	// and fan-out completion are counted against those (CPU per delivery
 	// divides by the deliveries made). It needs users (not OneAdmin), at
-	// least as many as assets. The floor cannot filter: Run skips the floor
-	// comparison. Zero: every user may see BroadcastAsset too, and every
+	// least as many as assets. The floor routes the events so too (see
+	// Floor.Assets). Zero: every user may see BroadcastAsset too, and every
 	// event is on it.
 	//
 	// The selective scenario runs a broadcast with Assets zero, then the
 	// same with Assets (zero: SelectiveAssets, or one per user when there
 	// are fewer users) at Rate × Assets events/s, so that both offer about
 	// the same deliveries a second, each with a hub of its own started from
-	// HubBinary; its Comparison.Selective compares the two.
+	// HubBinary, and with CompareFloor the same two against the floor; its
+	// Comparison.Selective compares them.
 	Assets int
 
 	// HubBinary, when set, is started for the run with HubArgs (zero:
@@ -289,8 +290,6 @@ func (c *Config) checkAssets() error {
 		return fmt.Errorf("%w: %d assets need users: the admin sees every asset", ErrConfig, c.Assets)
 	case c.Assets > c.userCount():
 		return fmt.Errorf("%w: %d assets for %d users: some events would be for no one", ErrConfig, c.Assets, c.userCount())
-	case c.Floor:
-		return fmt.Errorf("%w: the floor cannot filter: it cannot run with %d assets", ErrConfig, c.Assets)
 	}
 	if c.Scenario == "idle" {
 		return nil

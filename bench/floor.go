@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,23 +25,39 @@ import (
 // goroutine, each write with a deadline. GET /metrics answers a few
 // counters in the Prometheus text format.
 //
+// With Assets set, the floor routes as the harness's users are allowed to
+// see (Config.Assets): a stream whose request carries user bench-u<i>'s
+// token gets only the events whose "assetId" is a<i mod Assets> (any
+// other stream gets none), and the streams of an asset are written in the
+// order they came. It looks up nothing else: it is the least a server that
+// filters must do.
+//
 // Serve may be called once; Close stops it and waits for its goroutines.
 type Floor struct {
 	// WriteTimeout bounds each write of a frame to a stream; a stream that
 	// misses it is closed and counted as slow. Zero means 10 s.
 	WriteTimeout time.Duration
+	// Assets, when set, makes the floor selective (see Floor).
+	Assets int
 
 	mu      sync.Mutex
-	streams map[net.Conn]struct{}
+	streams map[net.Conn]int // a stream's asset; -1 for every event
+	byAsset [][]net.Conn     // with Assets, the streams of each asset in the order they came
 	ln      net.Listener
 	conns   map[net.Conn]struct{} // every open connection, for Close
 	closed  bool
 
-	frames chan []byte
+	frames chan floorFrame
 	done   chan struct{}
 	wg     sync.WaitGroup
 
 	delivered, slow, published atomic.Int64
+}
+
+// floorFrame is a published frame and its asset (-1: for every stream).
+type floorFrame struct {
+	bytes []byte
+	asset int
 }
 
 var floorHead = []byte("HTTP/1.1 200 OK\r\n" +
@@ -61,9 +79,12 @@ func (f *Floor) Serve(ln net.Listener) error {
 		return errors.New("floor: Serve called twice or after Close")
 	}
 	f.ln = ln
-	f.streams = map[net.Conn]struct{}{}
+	f.streams = map[net.Conn]int{}
+	if f.Assets > 0 {
+		f.byAsset = make([][]net.Conn, f.Assets)
+	}
 	f.conns = map[net.Conn]struct{}{}
-	f.frames = make(chan []byte, 1024)
+	f.frames = make(chan floorFrame, 1024)
 	f.done = make(chan struct{})
 	f.wg.Add(1)
 	f.mu.Unlock()
@@ -139,7 +160,7 @@ func (f *Floor) serveConn(c net.Conn) {
 		}
 	}()
 	for {
-		method, path, length, err := readRequestHead(br)
+		method, path, length, user, err := readRequestHead(br)
 		if err != nil {
 			return
 		}
@@ -161,8 +182,12 @@ func (f *Floor) serveConn(c net.Conn) {
 				}
 			}
 			frame = append(frame[:len(frame)+length], "\n\n"...)
+			asset := -1
+			if f.Assets > 0 {
+				asset = eventAsset(body, f.Assets)
+			}
 			select {
-			case f.frames <- frame:
+			case f.frames <- floorFrame{frame, asset}:
 			case <-f.done:
 				return
 			}
@@ -188,8 +213,15 @@ func (f *Floor) serveConn(c net.Conn) {
 			br.Reset(nil)
 			headReaders.Put(br)
 			br = nil
+			asset := -1
+			if f.Assets > 0 {
+				asset = userAsset(user, f.Assets)
+			}
 			f.mu.Lock()
-			f.streams[c] = struct{}{}
+			f.streams[c] = asset
+			if asset >= 0 {
+				f.byAsset[asset] = append(f.byAsset[asset], c)
+			}
 			f.mu.Unlock()
 			// A fresh goroutine watches for EOF: it starts with the smallest
 			// stack, where this one may have grown parsing the request.
@@ -208,6 +240,12 @@ func (f *Floor) serveConn(c net.Conn) {
 func (f *Floor) forget(c net.Conn) {
 	f.mu.Lock()
 	delete(f.conns, c)
+	if asset, ok := f.streams[c]; ok && asset >= 0 {
+		list := f.byAsset[asset]
+		if i := slices.Index(list, c); i >= 0 {
+			f.byAsset[asset] = slices.Delete(list, i, i+1)
+		}
+	}
 	delete(f.streams, c)
 	f.mu.Unlock()
 	c.Close()
@@ -226,8 +264,8 @@ func (f *Floor) watch(c net.Conn) {
 	}
 }
 
-// broadcast writes each published frame to every stream, one after the
-// other, from this one goroutine.
+// broadcast writes each published frame to every stream it is for, one
+// after the other, from this one goroutine.
 func (f *Floor) broadcast() {
 	defer f.wg.Done()
 	timeout := f.WriteTimeout
@@ -236,16 +274,24 @@ func (f *Floor) broadcast() {
 	}
 	var targets []net.Conn
 	for {
-		var frame []byte
+		var fr floorFrame
 		select {
-		case frame = <-f.frames:
+		case fr = <-f.frames:
 		case <-f.done:
 			return
 		}
+		frame := fr.bytes
 		f.mu.Lock()
 		targets = targets[:0]
-		for c := range f.streams {
-			targets = append(targets, c)
+		switch {
+		case fr.asset >= 0:
+			targets = append(targets, f.byAsset[fr.asset]...)
+		case f.Assets > 0:
+			// Not one of the assets: for no stream.
+		default:
+			for c := range f.streams {
+				targets = append(targets, c)
+			}
 		}
 		f.mu.Unlock()
 		for _, c := range targets {
@@ -267,16 +313,17 @@ func (f *Floor) broadcast() {
 }
 
 // readRequestHead reads one HTTP/1.x request head and returns its method,
-// path and Content-Length (-1 if absent or bad).
-func readRequestHead(br *bufio.Reader) (method, path string, length int, err error) {
+// path, Content-Length (-1 if absent or bad) and the user of its
+// "Authorization: Bearer dev:<user>" header (empty without).
+func readRequestHead(br *bufio.Reader) (method, path string, length int, user string, err error) {
 	r := sseReader{br: br}
 	line, err := r.readLine()
 	if err != nil {
-		return "", "", 0, err
+		return "", "", 0, "", err
 	}
 	m, rest, ok := bytes.Cut(line, []byte(" "))
 	if !ok {
-		return "", "", 0, fmt.Errorf("%w: request line %q", ErrBadResponse, line)
+		return "", "", 0, "", fmt.Errorf("%w: request line %q", ErrBadResponse, line)
 	}
 	p, _, _ := bytes.Cut(rest, []byte(" "))
 	if q := bytes.IndexByte(p, '?'); q >= 0 {
@@ -286,17 +333,60 @@ func readRequestHead(br *bufio.Reader) (method, path string, length int, err err
 	for {
 		line, err := r.readLine()
 		if err != nil {
-			return "", "", 0, err
+			return "", "", 0, "", err
 		}
 		if len(line) == 0 {
-			return method, path, length, nil
+			return method, path, length, user, nil
 		}
 		k, v, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte("Content-Length")) {
-			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+		if !ok {
+			continue
+		}
+		k, v = bytes.TrimSpace(k), bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			n, err := strconv.Atoi(string(v))
 			if err == nil && n >= 0 {
 				length = n
 			}
+		case bytes.EqualFold(k, []byte("Authorization")):
+			if u, ok := bytes.CutPrefix(v, []byte("Bearer dev:")); ok {
+				user = string(u)
+			}
 		}
 	}
+}
+
+// userAsset is the asset index of the harness's user bench-u<i> among
+// assets (userPermissions), or -1 for any other user.
+func userAsset(user string, assets int) int {
+	digits, ok := strings.CutPrefix(user, benchUser)
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i < 0 {
+		return -1
+	}
+	return i % assets
+}
+
+// eventAsset is the index of the asset a<n> that an event's body names in
+// its "assetId", or -1 if it names none below assets.
+func eventAsset(body []byte, assets int) int {
+	const key = `"assetId":"a`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	rest := body[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(string(rest[:end]))
+	if err != nil || n < 0 || n >= assets {
+		return -1
+	}
+	return n
 }

@@ -36,7 +36,7 @@ code{background:#f6f8fa;padding:.1em .3em}small{color:#57606a}
 			htmlTable(&b, rows)
 		}
 		if rows := selectiveRows(c); rows != nil {
-			b.WriteString("<h3>selective / broadcast, same hub binary, measured in the same run</h3>")
+			b.WriteString("<h3>selective / broadcast, same hub binary and floor, measured in the same run</h3>")
 			htmlTable(&b, rows)
 		}
 		for _, r := range c.Runs {

@@ -18,18 +18,27 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 	if cfg.Scenario == "selective" {
 		// A broadcast, then the same streams and users with each event for
 		// the streams of one of cfg.Assets assets, published cfg.Assets
-		// times as often, each against a hub of its own.
+		// times as often, each against a hub of its own; with CompareFloor
+		// the same two against the floor.
 		bc, sel := cfg, cfg
 		bc.Scenario, bc.Assets = "broadcast", 0
 		sel.Rate = cfg.Rate * float64(cfg.Assets)
-		cmp, err := runEach(ctx, cfg.Scenario, bc, sel)
+		cfgs := []Config{bc, sel}
+		if cfg.CompareFloor && !cfg.Floor {
+			for _, c := range cfgs[:2] {
+				c.Floor, c.HubBinary, c.HubPID = true, "", 0
+				cfgs = append(cfgs, c)
+			}
+		}
+		cmp, err := runEach(ctx, cfg.Scenario, cfgs...)
 		if err == nil {
-			cmp.Selective = compareSelective(cmp.Runs[0], cmp.Runs[1])
+			cmp.Selective = compareSelective(cmp.Runs)
 		}
 		return cmp, err
 	}
-	// The floor cannot filter: it cannot run what needs it.
-	if !cfg.CompareFloor || cfg.Floor || cfg.Scenario == "slow" && cfg.FillerRate > 0 || cfg.Assets > 0 {
+	// The floor's only filter is the harness's assets: the slow scenario's
+	// filler needs a server that filters on type.
+	if !cfg.CompareFloor || cfg.Floor || cfg.Scenario == "slow" && cfg.FillerRate > 0 {
 		return runEach(ctx, cfg.Scenario, cfg)
 	}
 	fc := cfg
@@ -96,7 +105,7 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	switch {
 	case cfg.Floor:
-		p, err := startFloor(ctx, cfg.Self, dir)
+		p, err := startFloor(ctx, cfg.Self, dir, cfg.Assets)
 		if err != nil {
 			return nil, err
 		}

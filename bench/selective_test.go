@@ -16,12 +16,12 @@ import (
 	"time"
 )
 
-// TestSelectiveAgainstHub runs a selective broadcast against a real hub:
-// 150 streams of 75 users (2 tabs each) over 4 assets, so that the assets
-// hold 38, 38, 38 and 36 streams. Each event must reach exactly the streams
-// of its asset, and the run must count it so: nothing lost, every event's
-// fan-out complete, the deliveries those of the events' audiences. The
-// floor cannot filter: it is not run.
+// TestSelectiveAgainstHub runs a selective broadcast against a real hub,
+// then the floor: 150 streams of 75 users (2 tabs each) over 4 assets, so
+// that the assets hold 38, 38, 38 and 36 streams. Each event must reach
+// exactly the streams of its asset, from either server, and the run must
+// count it so: nothing lost, every event's fan-out complete, the
+// deliveries those of the events' audiences.
 func TestSelectiveAgainstHub(t *testing.T) {
 	t.Parallel()
 	cmp, dir := runAgainstHub(t, Config{
@@ -34,29 +34,34 @@ func TestSelectiveAgainstHub(t *testing.T) {
 		Duration:     2 * time.Second,
 		Settle:       200 * time.Millisecond,
 	})
-	if len(cmp.Runs) != 1 || len(cmp.Ratios) != 0 {
-		t.Fatalf("%d runs, %d ratios: want eventhub alone, without the floor", len(cmp.Runs), len(cmp.Ratios))
+	if len(cmp.Runs) != 2 || len(cmp.Ratios) == 0 {
+		t.Fatalf("%d runs, %d ratios: want eventhub and the floor", len(cmp.Runs), len(cmp.Ratios))
 	}
-	r := cmp.Runs[0]
-	if r.Users != 75 || r.Assets != 4 || r.UsersActive != 75 {
-		t.Errorf("%d users (%d active), %d assets; want 75, 4", r.Users, r.UsersActive, r.Assets)
-	}
-	if r.Connected != 150 || r.Published < 15 || r.PublishErrors != 0 {
-		t.Fatalf("connected %d, published %d, %d errors (%s)", r.Connected, r.Published, r.PublishErrors, r.PublishError)
-	}
-	if r.Lost != 0 || r.Duplicates != 0 || r.FanOutIncomplete != 0 || r.FanOut == nil || r.FanOut.Count != uint64(r.Published) {
-		t.Errorf("lost %d, duplicates %d, fan-out %+v with %d incomplete; want every event complete",
-			r.Lost, r.Duplicates, r.FanOut, r.FanOutIncomplete)
-	}
-	// Every event went to 36 or 38 streams, and the deliveries are theirs.
-	if r.Audience < 36 || r.Audience > 38 {
-		t.Errorf("%.2f streams per event, want 36 to 38", r.Audience)
-	}
-	if want := int64(r.Audience*float64(r.Published) + 0.5); r.Delivered != want {
-		t.Errorf("delivered %d, want the events' audiences, %d", r.Delivered, want)
-	}
-	if r.Server == nil || r.Server.CPUPerDelivery <= 0 {
-		t.Errorf("server usage %+v, want CPU per delivery", r.Server)
+	for i, target := range []string{"eventhub", "floor"} {
+		r := cmp.Runs[i]
+		if r.Target != target {
+			t.Errorf("run %d against %s, want %s", i, r.Target, target)
+		}
+		if target == "eventhub" && (r.Users != 75 || r.Assets != 4 || r.UsersActive != 75) {
+			t.Errorf("%d users (%d active), %d assets; want 75, 4", r.Users, r.UsersActive, r.Assets)
+		}
+		if r.Connected != 150 || r.Published < 15 || r.PublishErrors != 0 {
+			t.Fatalf("%s: connected %d, published %d, %d errors (%s)", target, r.Connected, r.Published, r.PublishErrors, r.PublishError)
+		}
+		if r.Lost != 0 || r.Duplicates != 0 || r.FanOutIncomplete != 0 || r.FanOut == nil || r.FanOut.Count != uint64(r.Published) {
+			t.Errorf("%s: lost %d, duplicates %d, fan-out %+v with %d incomplete; want every event complete",
+				target, r.Lost, r.Duplicates, r.FanOut, r.FanOutIncomplete)
+		}
+		// Every event went to 36 or 38 streams, and the deliveries are theirs.
+		if r.Audience < 36 || r.Audience > 38 {
+			t.Errorf("%s: %.2f streams per event, want 36 to 38", target, r.Audience)
+		}
+		if want := int64(r.Audience*float64(r.Published) + 0.5); r.Delivered != want {
+			t.Errorf("%s: delivered %d, want the events' audiences, %d", target, r.Delivered, want)
+		}
+		if r.Server == nil || r.Server.CPUPerDelivery <= 0 {
+			t.Errorf("%s: server usage %+v, want CPU per delivery", target, r.Server)
+		}
 	}
 	perms, err := os.ReadFile(filepath.Join(dir, "permissions.json"))
 	if err != nil {
@@ -79,9 +84,10 @@ func TestSelectiveAgainstHub(t *testing.T) {
 }
 
 // TestSelectiveScenarioAgainstHub runs the selective scenario against a
-// real hub: a broadcast of 5 events/s to 100 streams of a user each, then
-// 10 assets at 50 events/s, each event for the 10 streams of its asset.
-// Both count every delivery, and the CPU per delivery is compared.
+// real hub, then the floor: a broadcast of 5 events/s to 100 streams of a
+// user each, then 10 assets at 50 events/s, each event for the 10 streams
+// of its asset. Each counts every delivery, and the CPU per delivery is
+// compared, selective against broadcast and against the floor's.
 func TestSelectiveScenarioAgainstHub(t *testing.T) {
 	t.Parallel()
 	cmp, _ := runAgainstHub(t, Config{
@@ -93,32 +99,36 @@ func TestSelectiveScenarioAgainstHub(t *testing.T) {
 		Duration:     2 * time.Second,
 		Settle:       200 * time.Millisecond,
 	})
-	if len(cmp.Runs) != 2 || len(cmp.Ratios) != 0 || cmp.Selective == nil {
-		t.Fatalf("%d runs, %d ratios, selective %+v: want broadcast and selective, no floor", len(cmp.Runs), len(cmp.Ratios), cmp.Selective)
+	if len(cmp.Runs) != 4 || len(cmp.Ratios) != 0 || cmp.Selective == nil {
+		t.Fatalf("%d runs, %d ratios, selective %+v: want broadcast and selective, against eventhub and the floor", len(cmp.Runs), len(cmp.Ratios), cmp.Selective)
 	}
 	for i, c := range []struct {
-		scenario string
-		assets   int
-		rate     float64
-		audience float64
-	}{{"broadcast", 0, 5, 100}, {"selective", 10, 50, 10}} {
+		scenario, target string
+		assets           int
+		rate             float64
+		audience         float64
+	}{{"broadcast", "eventhub", 0, 5, 100}, {"selective", "eventhub", 10, 50, 10}, {"broadcast", "floor", 0, 5, 100}, {"selective", "floor", 10, 50, 10}} {
 		r := cmp.Runs[i]
-		if r.Scenario != c.scenario || r.Assets != c.assets || r.Target != "eventhub" || len(r.Phases) != 1 || r.Phases[0].Rate != c.rate {
-			t.Errorf("run %d: %s against %s, %d assets, phases %+v; want %s, %d assets at %.0f events/s",
-				i, r.Scenario, r.Target, r.Assets, r.Phases, c.scenario, c.assets, c.rate)
+		if r.Scenario != c.scenario || r.Assets != c.assets || r.Target != c.target || len(r.Phases) != 1 || r.Phases[0].Rate != c.rate {
+			t.Errorf("run %d: %s against %s, %d assets, phases %+v; want %s against %s, %d assets at %.0f events/s",
+				i, r.Scenario, r.Target, r.Assets, r.Phases, c.scenario, c.target, c.assets, c.rate)
 		}
 		if r.Connected != 100 || r.Published < 8*int64(c.rate/5) || r.Lost != 0 || r.FanOutIncomplete != 0 ||
 			r.Audience != c.audience || r.Delivered != int64(c.audience)*r.Published {
-			t.Errorf("%s: connected %d, published %d, delivered %d, lost %d, %d incomplete, %.1f streams per event; want every event to its %.0f streams",
-				r.Scenario, r.Connected, r.Published, r.Delivered, r.Lost, r.FanOutIncomplete, r.Audience, c.audience)
+			t.Errorf("%s against %s: connected %d, published %d, delivered %d, lost %d, %d incomplete, %.1f streams per event; want every event to its %.0f streams",
+				r.Scenario, r.Target, r.Connected, r.Published, r.Delivered, r.Lost, r.FanOutIncomplete, r.Audience, c.audience)
+		}
+		if r.Server == nil || r.Server.CPUPerDelivery <= 0 {
+			t.Fatalf("%s against %s: server usage %+v, want CPU per delivery", r.Scenario, r.Target, r.Server)
 		}
 	}
 	s := cmp.Selective
-	b, sel := cmp.Runs[0].Server, cmp.Runs[1].Server
-	if s.Assets != 10 || b == nil || sel == nil || s.BroadcastCPUPerDelivery != b.CPUPerDelivery ||
-		s.SelectiveCPUPerDelivery != sel.CPUPerDelivery || s.CPURatio <= 0 ||
-		s.CPURatio != sel.CPUPerDelivery/b.CPUPerDelivery || s.Target != SelectiveCPUTarget {
-		t.Errorf("selective %+v; servers %+v, %+v", s, b, sel)
+	cpu := func(i int) float64 { return cmp.Runs[i].Server.CPUPerDelivery }
+	if s.Assets != 10 || s.BroadcastCPUPerDelivery != cpu(0) || s.SelectiveCPUPerDelivery != cpu(1) ||
+		s.FloorBroadcastCPUPerDelivery != cpu(2) || s.FloorSelectiveCPUPerDelivery != cpu(3) ||
+		s.CPURatio != cpu(1)/cpu(0) || s.FloorCPURatio != cpu(3)/cpu(2) || s.VsFloor != cpu(1)/cpu(3) ||
+		s.Target != SelectiveCPUTarget {
+		t.Errorf("selective %+v; CPU per delivery %.2f %.2f %.2f %.2f", s, cpu(0), cpu(1), cpu(2), cpu(3))
 	}
 	var text strings.Builder
 	if err := WriteText(&text, &Report{Comparisons: []*Comparison{cmp}}); err != nil {
@@ -126,9 +136,9 @@ func TestSelectiveScenarioAgainstHub(t *testing.T) {
 	}
 	for _, want := range []string{
 		"== selective: 100 streams, 100 users × 1 tabs, 10 assets ==",
-		"eventhub broadcast", "eventhub selective",
-		"selective: selective / broadcast, same hub binary",
-		fmt.Sprintf("%.2f× (target ≤ 1.15×)", s.CPURatio),
+		"eventhub broadcast", "eventhub selective", "floor broadcast", "floor selective",
+		"selective: selective / broadcast, same hub binary and floor",
+		fmt.Sprintf("%.2f× (target ≤ 1.15×)", s.VsFloor),
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
@@ -246,6 +256,10 @@ func TestConfigAssets(t *testing.T) {
 	if err := ok.defaults(); err != nil {
 		t.Errorf("100 assets for 100 users: %v", err)
 	}
+	floor := Config{Floor: true, Streams: 100, Assets: 4}
+	if err := floor.defaults(); err != nil {
+		t.Errorf("the floor, 4 assets: %v", err)
+	}
 	for _, c := range []struct{ streams, tabs, assets int }{{1000, 1, SelectiveAssets}, {100, 1, 100}, {100, 4, 25}} {
 		cfg := Config{Scenario: "selective", Streams: c.streams, Tabs: c.tabs}
 		if err := cfg.defaults(); err != nil || cfg.Assets != c.assets {
@@ -256,12 +270,42 @@ func TestConfigAssets(t *testing.T) {
 		"negative":                  {Assets: -1},
 		"one admin user":            {OneAdmin: true, Assets: 2},
 		"more assets":               {Streams: 100, Tabs: 2, Assets: 51},
-		"the floor":                 {Floor: true, Assets: 2},
 		"selective, one admin user": {Scenario: "selective", OneAdmin: true},
 		"a body with no {asset}":    {Assets: 2, PubBody: `{"ts":{ts},"seq":{seq}}`},
 	} {
 		if err := cfg.defaults(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+// TestFloorAssets: the floor puts a stream on its user's asset and an event
+// on the asset its body names, and on none when either is not the
+// harness's.
+func TestFloorAssets(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		user string
+		want int
+	}{{"bench-u0", 0}, {"bench-u7", 3}, {"bench-u12", 0}, {"bench", -1}, {"bench-u", -1}, {"bench-u-3", -1}, {"alice", -1}} {
+		if got := userAsset(c.user, 4); got != c.want {
+			t.Errorf("userAsset(%q, 4) = %d, want %d", c.user, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"data":{"assetId":"a3","ts":1}}`, 3},
+		{`{"data":{"assetId":"a0"}}`, 0},
+		{`{"data":{"assetId":"a4"}}`, -1},
+		{`{"data":{"assetId":"a-1"}}`, -1},
+		{`{"data":{"assetId":"b1"}}`, -1},
+		{`{"data":{"assetId":"a1`, -1},
+		{`{"data":{}}`, -1},
+	} {
+		if got := eventAsset([]byte(c.body), 4); got != c.want {
+			t.Errorf("eventAsset(%s, 4) = %d, want %d", c.body, got, c.want)
 		}
 	}
 }

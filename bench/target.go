@@ -101,10 +101,10 @@ func fillArgs(args []string, listen, perms string) []string {
 	return filled
 }
 
-// startFloor starts "self floor --listen 127.0.0.1:0" and reads the address
-// it announces on its first line of output.
-func startFloor(ctx context.Context, self []string, dir string) (*process, error) {
-	args := append(append([]string{}, self[1:]...), "floor", "--listen", "127.0.0.1:0")
+// startFloor starts "self floor --listen 127.0.0.1:0 --assets assets" and
+// reads the address it announces on its first line of output.
+func startFloor(ctx context.Context, self []string, dir string, assets int) (*process, error) {
+	args := append(append([]string{}, self[1:]...), "floor", "--listen", "127.0.0.1:0", "--assets", strconv.Itoa(assets))
 	cmd := exec.Command(self[0], args...)
 	cmd.SysProcAttr = childAttr()
 	logPath := filepath.Join(dir, "floor.log")

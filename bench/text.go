@@ -238,37 +238,70 @@ func writeComparison(w io.Writer, c *Comparison) error {
 		return writeTable(w, rows)
 	}
 	if rows := selectiveRows(c); rows != nil {
-		fmt.Fprintf(w, "\n%s: selective / broadcast, same hub binary, measured in the same run:\n", c.Scenario)
+		fmt.Fprintf(w, "\n%s: selective / broadcast, same hub binary and floor, measured in the same run:\n", c.Scenario)
 		return writeTable(w, rows)
 	}
 	return nil
 }
 
 // selectiveRows returns the selective / broadcast table of the selective
-// scenario, header first; nil for any other comparison.
+// scenario, header first, with the floor's columns when it ran; nil for
+// any other comparison.
 func selectiveRows(c *Comparison) [][]string {
 	s := c.Selective
-	if s == nil || len(c.Runs) != 2 {
+	if s == nil || len(c.Runs) != 2 && len(c.Runs) != 4 {
 		return nil
 	}
-	b, sel := c.Runs[0], c.Runs[1]
-	rows := [][]string{{"figure", "broadcast", "selective", "ratio"}}
-	add := func(name, unit string, bv, sv float64, note string) {
-		ratio := "-"
-		if bv != 0 && sv != 0 {
-			ratio = fmt.Sprintf("%.2f×", sv/bv) + note
+	pairs := [][2]*Result{{c.Runs[0], c.Runs[1]}}
+	head := []string{"figure", "broadcast", "selective", "ratio"}
+	if len(c.Runs) == 4 {
+		pairs = append(pairs, [2]*Result{c.Runs[2], c.Runs[3]})
+		head = append(head, "floor broadcast", "floor selective", "floor ratio")
+	}
+	rows := [][]string{head}
+	add := func(name, unit string, v func(*Result) float64) {
+		row := []string{name}
+		for _, p := range pairs {
+			bv, sv := v(p[0]), v(p[1])
+			ratio := "-"
+			if bv != 0 && sv != 0 {
+				ratio = fmt.Sprintf("%.2f×", sv/bv)
+			}
+			row = append(row, fmtNum(bv, unit), fmtNum(sv, unit), ratio)
 		}
-		rows = append(rows, []string{name, fmtNum(bv, unit), fmtNum(sv, unit), ratio})
+		rows = append(rows, row)
 	}
-	add("server CPU per delivery", "µs", s.BroadcastCPUPerDelivery, s.SelectiveCPUPerDelivery,
-		fmt.Sprintf(" (target ≤ %.2f×)", s.Target))
-	if len(b.Phases) > 0 && len(sel.Phases) > 0 {
-		add("events/s published", "", b.Phases[0].Rate, sel.Phases[0].Rate, "")
-	}
-	add("streams per event", "", b.Audience, sel.Audience, "")
-	add("deliveries/s", "", b.DeliveriesPerSec, sel.DeliveriesPerSec, "")
-	if b.Latency != nil && sel.Latency != nil {
-		add("latency p99", "ms", b.Latency.P99, sel.Latency.P99, "")
+	add("server CPU per delivery", "µs", func(r *Result) float64 {
+		if r.Server == nil {
+			return 0
+		}
+		return r.Server.CPUPerDelivery
+	})
+	add("events/s published", "", func(r *Result) float64 {
+		if len(r.Phases) == 0 {
+			return 0
+		}
+		return r.Phases[0].Rate
+	})
+	add("streams per event", "", func(r *Result) float64 { return r.Audience })
+	add("deliveries/s", "", func(r *Result) float64 { return r.DeliveriesPerSec })
+	add("latency p99", "ms", func(r *Result) float64 {
+		if r.Latency == nil {
+			return 0
+		}
+		return r.Latency.P99
+	})
+	if len(c.Runs) == 4 {
+		vs := func(a, b float64) string {
+			if a > 0 && b > 0 {
+				return fmt.Sprintf("%.2f×", a/b)
+			}
+			return "-"
+		}
+		row := []string{"server CPU per delivery / floor's",
+			vs(s.BroadcastCPUPerDelivery, s.FloorBroadcastCPUPerDelivery),
+			vs(s.SelectiveCPUPerDelivery, s.FloorSelectiveCPUPerDelivery) + fmt.Sprintf(" (target ≤ %.2f×)", s.Target), "", "", "", ""}
+		rows = append(rows, row)
 	}
 	return rows
 }

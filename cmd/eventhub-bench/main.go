@@ -159,7 +159,7 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&cfg.Streams, "streams", 1000, "streams to hold (with --users N > 0 and no --streams: N × --tabs)")
 	fs.IntVar(&users, "users", -1, "users the streams belong to, bench-u0, bench-u1, …, each with its own token and permissions: -1 one per --tabs streams, N > 0 N users, 0 every stream on one admin user, bench")
 	fs.IntVar(&cfg.Tabs, "tabs", 1, "streams each user opens")
-	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, each event is on one of the K at random ({asset}), so ~1/K of the streams get it (no floor run); 0: every event for every stream (selective scenario: 0 means 200)")
+	fs.IntVar(&cfg.Assets, "assets", 0, "selective events: user i may see only asset a<i mod K>, each event is on one of the K at random ({asset}), so ~1/K of the streams get it (the floor routes them so too); 0: every event for every stream (selective scenario: 0 means 200)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (ramp: the first step's rate; selective: the broadcast's, then × --assets); 0 means 1 (ramp: 20,000 deliveries/s)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long to hold or publish")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 35*time.Second, "suite: duration of the idle scenario (longer than the heartbeat)")
@@ -270,8 +270,11 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 		}
 		// A safety net: the scenario bounds itself well within this.
 		runs := 1
-		if c.CompareFloor || c.Scenario == "selective" {
+		if c.CompareFloor {
 			runs = 2
+		}
+		if c.Scenario == "selective" {
+			runs *= 2 // a broadcast and a selective run
 		}
 		bound := time.Duration(runs) * (2*c.Duration + 3*time.Minute + time.Duration(c.Streams)*2*time.Millisecond)
 		sctx, cancel := context.WithTimeout(ctx, bound)
@@ -321,6 +324,7 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on (loopback unless --allow-remote)")
 	writeTimeout := fs.Duration("write-timeout", 10*time.Second, "bound on one write to a stream")
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback listen address")
+	assets := fs.Int("assets", 0, "selective: the stream of user bench-u<i> gets only the events whose assetId is a<i mod N> (as the harness's --assets)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -334,7 +338,10 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("floor: %w", err)
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	f := &bench.Floor{WriteTimeout: *writeTimeout}
+	if *assets < 0 {
+		return fmt.Errorf("--assets %d: %w", *assets, bench.ErrConfig)
+	}
+	f := &bench.Floor{WriteTimeout: *writeTimeout, Assets: *assets}
 	served := make(chan error, 1) // capacity 1: Serve's result may go unread
 	go func() { served <- f.Serve(ln) }()
 	select {
