@@ -48,7 +48,7 @@ bench: build-bench ## quick standard scenario: 10,000 streams, 1 event/s, 20 s, 
 	$(BIN)/eventhub-bench broadcast $(BENCH_HUB) --streams 10000 --rate 1 --duration 20s \
 		--json $(BIN)/bench.json --report $(BIN)/bench.html $(BENCH_ARGS)
 
-bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor; selective over 200 assets, against broadcast (~16 min)
+bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the floor; selective over 200 assets, against broadcast and the floor's (~18 min)
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
 
