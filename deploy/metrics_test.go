@@ -1,8 +1,8 @@
 package deploy
 
-// The metric names: every name the alert rules, the dashboard and the
-// runbook use is on a running hub's /metrics, and every eventhub metric
-// there has help text and a panel.
+// The metric names: every name the alert rules, the dashboard, the runbook
+// and the deployment guide use is on a running hub's /metrics, and every
+// eventhub metric there has help text and a panel.
 
 import (
 	"context"
@@ -83,19 +83,20 @@ func (e exposition) has(name string) bool {
 	return false
 }
 
-// TestMetricNamesExist ties the rules, the dashboard and the runbook to the
-// code: every metric name they use is on a running hub's /metrics. Each hub
-// runs with --demo, with a stream open and a refused request, so that the
-// metrics of jobs, deliveries and auth failures have samples.
+// TestMetricNamesExist ties the rules, the dashboard, the runbook and the
+// deployment guide to the code: every metric name they use is on a running
+// hub's /metrics. Each hub runs with --demo, with a stream open and a
+// refused request, so that the metrics of jobs, deliveries and auth
+// failures have samples.
 //
 // The NATS metrics (eventhub_nats_*, and eventhub_events_rejected_total,
 // which counts bad messages read from the NATS log) exist only when the hub
 // runs with NATS: the single-node hub is checked for every other name, and a
 // hub with an embedded NATS (--nats-embed) for all of them.
 func TestMetricNamesExist(t *testing.T) {
-	used := usedMetrics(t, alertsFile, dashboardFile, runbookFile)
+	used := usedMetrics(t, alertsFile, dashboardFile, runbookFile, deploymentDoc)
 	if len(used) < 10 {
-		t.Fatalf("only %d metric names found in the rules, dashboard and runbook: is the pattern wrong?", len(used))
+		t.Fatalf("only %d metric names found in the rules, dashboard, runbook and deployment guide: is the pattern wrong?", len(used))
 	}
 	natsOnly := func(name string) bool {
 		return strings.HasPrefix(name, "eventhub_nats_") || name == "eventhub_events_rejected_total"
