@@ -102,15 +102,17 @@ const stopTimeout = 20 * time.Second
 const logLines = 200
 
 // Process is one run of the eventhub binary. Its fields do not change once
-// StartBinary has returned it.
+// StartBinary or StartBinaries has returned it.
 type Process struct {
 	Addr      string // the address it listens on, as it logged it
 	AdminAddr string // its --admin-listen address, as it logged it; empty without one
 
-	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and err is set
-	err  error         // how it exited
+	t         testing.TB
+	cmd       *exec.Cmd
+	listening <-chan Listening // from its log, once it listens
+	readDone  <-chan struct{}  // closed once its log is read to the end
+	done      chan struct{}    // closed once the process has exited and err is set
+	err       error            // how it exited
 
 	mu  sync.Mutex // guards log, which the stderr reader appends to
 	log []string
@@ -123,6 +125,29 @@ type Process struct {
 // process gets SIGKILL if the test binary dies first (on Linux), so a test
 // that times out leaves no hub behind.
 func StartBinary(t testing.TB, opts Options) *Process {
+	t.Helper()
+	p := launch(t, opts)
+	p.awaitReady()
+	return p
+}
+
+// StartBinaries starts a hub for each of opts at once, then waits until
+// every one is ready, as StartBinary does: hubs that are one NATS cluster
+// become ready only once enough of them run.
+func StartBinaries(t testing.TB, opts ...Options) []*Process {
+	t.Helper()
+	ps := make([]*Process, len(opts))
+	for i, o := range opts {
+		ps[i] = launch(t, o)
+	}
+	for _, p := range ps {
+		p.awaitReady()
+	}
+	return ps
+}
+
+// launch starts the process and its log reader, and returns at once.
+func launch(t testing.TB, opts Options) *Process {
 	t.Helper()
 	listen := opts.Listen
 	if listen == "" {
@@ -144,7 +169,7 @@ func StartBinary(t testing.TB, opts Options) *Process {
 		t.Fatal(err)
 	}
 	p := &Process{t: t, cmd: cmd, done: make(chan struct{})}
-	listening, readDone := ReadLog(stderr, func(line string) {
+	p.listening, p.readDone = ReadLog(stderr, func(line string) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.log = append(p.log, line)
@@ -153,7 +178,7 @@ func StartBinary(t testing.TB, opts Options) *Process {
 		}
 	})
 	go func() { // with StderrPipe, Wait only once the reads are done
-		<-readDone
+		<-p.readDone
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
@@ -163,10 +188,18 @@ func StartBinary(t testing.TB, opts Options) *Process {
 			t.Logf("hub %s log:\n%s", p.Addr, p.Log())
 		}
 	})
+	return p
+}
+
+// awaitReady waits until the hub listens and its /readyz answers 200,
+// failing the test if it exits first or takes over startTimeout.
+func (p *Process) awaitReady() {
+	t := p.t
+	t.Helper()
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	select {
-	case a := <-listening:
+	case a := <-p.listening:
 		p.Addr, p.AdminAddr = a.Main, a.Admin
 	case <-p.done:
 		t.Fatalf("hub exited before listening: %v\n%s", p.err, p.Log())
@@ -191,7 +224,6 @@ func StartBinary(t testing.TB, opts Options) *Process {
 	}) || p.exited() {
 		t.Fatalf("hub not ready within %v (exited: %v)\n%s", startTimeout, p.exited(), p.Log())
 	}
-	return p
 }
 
 // Listening is what a hub logs once it listens.
