@@ -33,8 +33,16 @@ type LogConfig struct {
 	// MaxEvents and MaxAge bound the stream. Zero means 1,000,000 and 24h.
 	MaxEvents int64
 	MaxAge    time.Duration
-	// Replicas is the stream's replication in a NATS cluster. Zero means 1.
+	// Replicas is how many servers of a NATS cluster keep the stream, 1 to
+	// MaxReplicas; an event is acknowledged once most of them have it.
+	// Zero means 1. A stream that exists with another count is updated to
+	// it. More than 1 needs a JetStream cluster of as many servers: else
+	// OpenLog fails with a *ReplicasError.
 	Replicas int
+	// StartTimeout bounds how long OpenLog waits for JetStream to take the
+	// stream, while a cluster forms (its servers starting together, their
+	// leader being elected). Zero means DefaultStartTimeout.
+	StartTimeout time.Duration
 	// MaxBackfill bounds how many events one Read takes from the stream
 	// (a resume that the hub's history no longer covers); beyond it Read
 	// says ErrExpired and the client gets a reset. Zero means 100,000.
@@ -59,8 +67,11 @@ func (c LogConfig) withDefaults() LogConfig {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
 	}
-	if c.Replicas <= 0 {
+	if c.Replicas == 0 {
 		c.Replicas = 1
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = DefaultStartTimeout
 	}
 	if c.MaxBackfill <= 0 {
 		c.MaxBackfill = 100_000
@@ -134,11 +145,15 @@ func newLogMetrics(reg prometheus.Registerer, nc *nats.Conn) (*logMetrics, error
 	return m, nil
 }
 
-// OpenLog makes sure the stream exists, with cfg's limits.
+// OpenLog makes sure the stream exists, with cfg's limits and replicas,
+// waiting up to cfg.StartTimeout for a JetStream cluster to form.
 func OpenLog(cfg LogConfig) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Conn == nil {
 		return nil, errors.New("nats: no connection")
+	}
+	if err := checkReplicas(cfg.Replicas); err != nil {
+		return nil, err
 	}
 	m, err := newLogMetrics(cfg.Registerer, cfg.Conn)
 	if err != nil {
@@ -148,9 +163,7 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := ensureStream(js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "eventhub job events",
 		Subjects:    []string{cfg.Subject + ".>"},
@@ -161,9 +174,9 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Duplicates:  2 * time.Minute, // a retried publish within this is not stored twice
-	})
+	}, startWait{timeout: cfg.StartTimeout, log: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("nats: stream %s: %w", cfg.Stream, err)
+		return nil, err
 	}
 	return &Log{cfg: cfg, js: js, stream: stream, log: cfg.Logger, m: m}, nil
 }

@@ -36,8 +36,15 @@ type QueueConfig struct {
 	// a job.
 	MaxJobs  int
 	MaxBytes int64
-	// Logger receives what went wrong with a job in the queue. Nil means
-	// no logs.
+	// Replicas is how many servers of a NATS cluster keep the queue, as
+	// LogConfig.Replicas. Zero means 1.
+	Replicas int
+	// StartTimeout bounds how long StartQueue waits for JetStream to take
+	// the stream and its consumer, as LogConfig.StartTimeout. Zero means
+	// DefaultStartTimeout.
+	StartTimeout time.Duration
+	// Logger receives what went wrong with a job in the queue, and the
+	// wait for JetStream at start. Nil means no logs.
 	Logger *slog.Logger
 }
 
@@ -115,13 +122,21 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = int64(cfg.MaxJobs) * 16 << 10
 	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if err := checkReplicas(cfg.Replicas); err != nil {
+		return nil, err
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
 	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("nats: job queue: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	wait := startWait{timeout: cfg.StartTimeout, log: cfg.Logger}
+	stream, err := ensureStream(js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "eventhub jobs waiting for a worker",
 		Subjects:    []string{cfg.Subject + ".>"},
@@ -136,18 +151,26 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 		MaxMsgsPerSubject:    int64(max(1, cfg.MaxJobs/len(jobs.Types))),
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
-	})
+		Replicas:             cfg.Replicas,
+	}, wait)
 	if err != nil {
-		return nil, fmt.Errorf("nats: job queue stream %s: %w", cfg.Stream, err)
+		return nil, err
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:    "workers", // one consumer shared by every node: each job goes to one
-		AckPolicy:  jetstream.AckExplicitPolicy,
-		AckWait:    cfg.AckWait,
-		MaxDeliver: cfg.MaxDeliver,
+	// The consumer has the stream's replicas (its own count is zero), and
+	// is placed while the cluster forms too.
+	var cons jetstream.Consumer
+	what := "job queue consumer " + cfg.Stream + "/workers"
+	timedOut, err := wait.retry(what, cfg.Replicas, func(ctx context.Context) error {
+		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:    "workers", // one consumer shared by every node: each job goes to one
+			AckPolicy:  jetstream.AckExplicitPolicy,
+			AckWait:    cfg.AckWait,
+			MaxDeliver: cfg.MaxDeliver,
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("nats: job queue consumer: %w", err)
+		return nil, wait.failed(what, cfg.Replicas, err, timedOut)
 	}
 	q := &Queue{cfg: cfg, w: w, js: js, doneTo: nats.NewInbox(), pending: map[string]*admitted{}}
 	q.doneSub, err = cfg.Conn.Subscribe(q.doneTo, func(m *nats.Msg) { q.ended(string(m.Data)) })
@@ -250,15 +273,8 @@ func (q *Queue) ended(id string) {
 // limits (Discard new: maximum messages, bytes, or messages per subject
 // exceeded).
 func streamFull(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		var jsErr jetstream.JetStreamError
-		if !errors.As(err, &jsErr) || jsErr.APIError() == nil {
-			return false
-		}
-		apiErr = jsErr.APIError()
-	}
-	return apiErr.ErrorCode == errCodeStoreFailed && strings.HasPrefix(apiErr.Description, "maximum ") && strings.HasSuffix(apiErr.Description, " exceeded")
+	apiErr := apiError(err)
+	return apiErr != nil && apiErr.ErrorCode == errCodeStoreFailed && strings.HasPrefix(apiErr.Description, "maximum ") && strings.HasSuffix(apiErr.Description, " exceeded")
 }
 
 // errCodeStoreFailed is JetStream's code for a message the stream did not
