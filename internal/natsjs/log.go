@@ -244,7 +244,7 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 		cancel()
 		return nil, fmt.Errorf("nats: consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(tailHeartbeat))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("nats: consumer: %w", err)
@@ -294,6 +294,13 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 		done.Wait()
 	}, nil
 }
+
+// tailHeartbeat is how often the server of a tail's consumer says it is
+// there while no event comes. After two missed heartbeats the tail makes
+// its consumer anew on a server that is: in a cluster whose server died
+// (the stream's leader, say), events flow again within about two seconds,
+// not the ten of nats.go's default.
+const tailHeartbeat = time.Second
 
 // decode turns a message of the stream into a record: the event, or none
 // for a message that is not one (workers in any language publish to the
