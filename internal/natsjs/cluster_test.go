@@ -1,0 +1,318 @@
+package natsjs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/finexbot/eventhub/internal/eventlog"
+	"github.com/finexbot/eventhub/internal/eventlog/logtest"
+	"github.com/finexbot/eventhub/internal/hubtest"
+	"github.com/finexbot/eventhub/internal/natsjs"
+	"github.com/finexbot/eventhub/jobs"
+)
+
+// clusterWait bounds every wait on the cluster: its forming (electing a
+// leader takes JetStream a few seconds), a failover. A passing test never
+// reaches it.
+const clusterWait = 30 * time.Second
+
+// testCluster is n embedded NATS servers on loopback that form one
+// JetStream cluster, as n hubs started together with the embedded cluster
+// flags do.
+type testCluster struct {
+	servers map[string]*natsjs.Server // by server name
+	urls    []string                  // the client URLs
+}
+
+// startCluster starts n servers on free ports, each routing to all the
+// others with route credentials, and shuts them down at cleanup (a server
+// the test shut down already is skipped).
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	routes := make([]string, n)
+	clusterAddrs := make([]string, n)
+	for i := range n {
+		clusterAddrs[i] = fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
+		routes[i] = "nats-route://" + clusterAddrs[i]
+	}
+	c := &testCluster{servers: map[string]*natsjs.Server{}}
+	for i := range n {
+		srv, err := natsjs.StartServer(natsjs.ServerConfig{
+			Addr: "127.0.0.1:-1", StoreDir: t.TempDir(),
+			Name: fmt.Sprintf("n%d", i+1), ClusterAddr: clusterAddrs[i], ClusterName: "test",
+			Routes:      routes, // its own among them, as every node of a cluster may list them all
+			ClusterAuth: natsjs.Credentials{User: "route", Password: "route-secret"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		c.servers[srv.Name()] = srv
+		c.urls = append(c.urls, srv.ClientURL())
+	}
+	return c
+}
+
+// connect connects to every server of the cluster, as a hub given all
+// their URLs with --nats does, and closes the connection at cleanup.
+func (c *testCluster) connect(t *testing.T) *nats.Conn {
+	t.Helper()
+	nc, err := natsjs.Connect(strings.Join(c.urls, ","), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// streamInfo is the stream's info as JetStream gives it now, or nil.
+func streamInfo(nc *nats.Conn, stream string) *jetstream.StreamInfo {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil
+	}
+	return s.CachedInfo()
+}
+
+// replicated reports whether the stream has a leader and want-1 other
+// replicas, every one of them current.
+func replicated(info *jetstream.StreamInfo, want int) bool {
+	if info == nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != want-1 {
+		return false
+	}
+	for _, r := range info.Cluster.Replicas {
+		if !r.Current || r.Offline {
+			return false
+		}
+	}
+	return true
+}
+
+// syncLog is a log's output, safe to write from the log's goroutines.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// appendRetrying appends evs with key until JetStream acknowledges them,
+// as a publisher does on 503 (the same key: stored once), and returns
+// their ids.
+func appendRetrying(t *testing.T, l *natsjs.Log, key string, evs []jobs.Event) []uint64 {
+	t.Helper()
+	var ids []uint64
+	var last error
+	if !hubtest.Poll(clusterWait, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ids, last = l.Append(ctx, key, evs)
+		return last == nil
+	}) {
+		t.Fatalf("append %s: not acknowledged within %v: %v", key, clusterWait, last)
+	}
+	return ids
+}
+
+// events are n events for jobs prefix0…prefixN-1.
+func events(t *testing.T, prefix string, n int) []jobs.Event {
+	evs := make([]jobs.Event, n)
+	for i := range evs {
+		evs[i] = logtest.Event(t, fmt.Sprintf("%s%d", prefix, i))
+	}
+	return evs
+}
+
+// TestReplicatedLog: three embedded servers form a cluster; a log opened
+// on it with one replica is raised to three (and says so); events
+// published before and after the stream's leader is shut down are all
+// acknowledged, read back and tailed, in order, none lost; the job queue
+// takes three replicas too; and the cluster, two servers left, refuses
+// more replicas than it has once the start timeout has passed, saying why.
+func TestReplicatedLog(t *testing.T) {
+	c := startCluster(t, 3)
+	nc := c.connect(t)
+
+	// Opened while the cluster forms: it waits for the leader.
+	first, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, StartTimeout: clusterWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := appendRetrying(t, first, "before-replicas", events(t, "r1-", 5))
+
+	var logged syncLog
+	l, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := logged.String(); !strings.Contains(out, "stream replicas changed") || !strings.Contains(out, "from=1 to=3") {
+		t.Errorf("raising the replicas logged %q, want the change from 1 to 3", out)
+	}
+	var info *jetstream.StreamInfo
+	hubtest.WaitFor(t, "three current replicas of the stream", clusterWait, func() bool {
+		info = streamInfo(nc, "EVENTHUB")
+		return replicated(info, 3)
+	})
+	if info.Config.Replicas != 3 {
+		t.Fatalf("stream replicas %d, want 3", info.Config.Replicas)
+	}
+
+	// The job queue takes three replicas too.
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	defer system.Shutdown()
+	w, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: func(ctx context.Context, evs []jobs.Event) ([]uint64, error) {
+		return l.Append(ctx, "", evs)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	q, err := natsjs.StartQueue(w, natsjs.QueueConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	hubtest.WaitFor(t, "three current replicas of the job queue", clusterWait, func() bool {
+		return replicated(streamInfo(nc, "EVENTHUB_JOBS"), 3)
+	})
+
+	var mu sync.Mutex
+	var tailed []eventlog.Record
+	stop, err := l.Tail(0, func(r eventlog.Record) { mu.Lock(); tailed = append(tailed, r); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	withLeader := appendRetrying(t, l, "with-leader", events(t, "a-", 5))
+
+	// The stream's leader goes; the two others hold a majority.
+	leader := c.servers[info.Cluster.Leader]
+	if leader == nil {
+		t.Fatalf("stream leader %q is none of the servers", info.Cluster.Leader)
+	}
+	leader.Shutdown()
+	afterLeader := appendRetrying(t, l, "after-leader", events(t, "b-", 5))
+	hubtest.WaitFor(t, "a new stream leader", clusterWait, func() bool {
+		info = streamInfo(nc, "EVENTHUB")
+		return info != nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != leader.Name()
+	})
+
+	// Every acknowledged event is in the log under the id it was given,
+	// once: a publish retried across the failover (the same key) was not
+	// stored twice, and nothing was lost. (The events of a batch whose
+	// first try failed half-way may be stored out of their order in the
+	// batch: those stored before the failure keep their ids.)
+	acked := map[uint64]string{} // id → job
+	var last uint64
+	for i, ids := range [][]uint64{before, withLeader, afterLeader} {
+		for j, id := range ids {
+			acked[id] = []string{"r1-", "a-", "b-"}[i] + fmt.Sprint(j)
+			last = max(last, id)
+		}
+	}
+	if len(acked) != 15 {
+		t.Fatalf("15 events acknowledged with %d ids: %v", len(acked), acked)
+	}
+	wantAcked := func(records []eventlog.Record) error {
+		if len(records) != len(acked) {
+			return fmt.Errorf("%d records, want the %d acknowledged", len(records), len(acked))
+		}
+		for i, r := range records {
+			if i > 0 && r.ID <= records[i-1].ID {
+				return fmt.Errorf("record %d: id %d after %d", i, r.ID, records[i-1].ID)
+			}
+			if r.Event == nil || r.Event.JobID != acked[r.ID] {
+				return fmt.Errorf("record %d: id %d is event %v, want job %q", i, r.ID, r.Event, acked[r.ID])
+			}
+		}
+		return nil
+	}
+	var read []eventlog.Record
+	if err := l.Read(context.Background(), 0, last, func(r eventlog.Record) { read = append(read, r) }); err != nil {
+		t.Fatalf("read after the leader went: %v", err)
+	}
+	if err := wantAcked(read); err != nil {
+		t.Errorf("read after the leader went: %v", err)
+	}
+	var tailErr error
+	if !hubtest.Poll(clusterWait, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		tailErr = wantAcked(tailed)
+		return tailErr == nil
+	}) {
+		t.Errorf("tail across the failover: %v", tailErr)
+	}
+
+	t.Run("MoreReplicasThanServers", func(t *testing.T) {
+		const timeout = time.Second
+		start := time.Now()
+		var logged syncLog
+		_, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Stream: "FIVE", Subject: "five.events", Replicas: 5, StartTimeout: timeout,
+			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+		var re *natsjs.ReplicasError
+		if !errors.As(err, &re) || !re.Clustered || re.Replicas != 5 {
+			t.Fatalf("five replicas on two servers: %v, want a *ReplicasError of a cluster", err)
+		}
+		if waited := time.Since(start); waited < timeout {
+			t.Errorf("gave up after %v, before the start timeout %v", waited, timeout)
+		}
+		if !strings.Contains(err.Error(), "did not place 5 replicas of stream FIVE") {
+			t.Errorf("error %q does not say what it could not do", err)
+		}
+		if !strings.Contains(logged.String(), "waiting for the JetStream cluster") {
+			t.Errorf("the log does not say it waited: %q", logged.String())
+		}
+	})
+}
+
+// TestReplicasOnASingleServer: replicas on a server that is not clustered
+// fail at once with an error that says so, for the log and the queue.
+func TestReplicasOnASingleServer(t *testing.T) {
+	nc := startNATS(t)
+	start := time.Now()
+	_, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: 3})
+	var re *natsjs.ReplicasError
+	if !errors.As(err, &re) || re.Clustered || re.Replicas != 3 {
+		t.Fatalf("three replicas on one server: %v, want a *ReplicasError", err)
+	}
+	if want := "the NATS cluster has only 1 JetStream server"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want one saying %q", err, want)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("it took %v to say so: a single server never grows replicas, nothing to wait for", waited)
+	}
+	for _, n := range []int{-1, natsjs.MaxReplicas + 1} {
+		if _, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: n}); err == nil || !strings.Contains(err.Error(), "1 to 5") {
+			t.Errorf("%d replicas: %v, want a refusal", n, err)
+		}
+	}
+}
