@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -82,7 +83,7 @@ func (n *testNATS) node(cfg actors.Config) *testServer {
 	n.t.Helper()
 	nc := n.connect()
 	reg := prometheus.NewRegistry()
-	log, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Registerer: reg})
+	log, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Registerer: reg})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func (n *testNATS) node(cfg actors.Config) *testServer {
 func (n *testNATS) startQueue(node *testServer, ackWait time.Duration) *nats.Conn {
 	n.t.Helper()
 	nc := n.connect()
-	q, err := natsjs.StartQueue(node.workers, natsjs.QueueConfig{Conn: nc, AckWait: ackWait})
+	q, err := natsjs.StartQueue(context.Background(), node.workers, natsjs.QueueConfig{Conn: nc, AckWait: ackWait})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -361,7 +362,7 @@ func TestClusterJobQueueFull(t *testing.T) {
 	n := startNATS(t)
 	node := n.node(actors.Config{})
 	watch := node.openStream("dev:ops", "?types=growth")
-	q, err := natsjs.StartQueue(node.workers, natsjs.QueueConfig{Conn: n.connect(), MaxJobs: 3}) // one a kind
+	q, err := natsjs.StartQueue(context.Background(), node.workers, natsjs.QueueConfig{Conn: n.connect(), MaxJobs: 3}) // one a kind
 	if err != nil {
 		t.Fatal(err)
 	}

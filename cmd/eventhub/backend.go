@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,8 +25,9 @@ type backend struct {
 	conn     *nats.Conn     // in a cluster; nil on a single node
 }
 
-// openBackend opens the event log the flags ask for.
-func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (*backend, error) {
+// openBackend opens the event log the flags ask for; it gives up waiting
+// for NATS when ctx is done.
+func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (*backend, error) {
 	var b backend
 	url := cfg.nats
 	if cfg.natsEmbed != "" {
@@ -53,7 +55,7 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 		return nil, err
 	}
 	b.conn = nc
-	js, err := natsjs.OpenLog(natsjs.LogConfig{
+	js, err := natsjs.OpenLog(ctx, natsjs.LogConfig{
 		Conn: nc, Stream: cfg.natsStream, MaxEvents: cfg.natsMaxEvents, MaxAge: cfg.natsMaxAge,
 		Logger: log, Registerer: reg,
 	})
@@ -66,12 +68,13 @@ func openBackend(cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (
 }
 
 // queue is where submitted jobs wait for a worker: this node's workers, or
-// in a cluster the work queue every node's workers take from.
-func (b *backend) queue(workers *jobs.Workers, perKind int, log *slog.Logger) (jobs.Queue, error) {
+// in a cluster the work queue every node's workers take from (it gives up
+// waiting for NATS when ctx is done).
+func (b *backend) queue(ctx context.Context, workers *jobs.Workers, perKind int, log *slog.Logger) (jobs.Queue, error) {
 	if b.conn == nil {
 		return workers, nil
 	}
-	return natsjs.StartQueue(workers, natsjs.QueueConfig{Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types)})
+	return natsjs.StartQueue(ctx, workers, natsjs.QueueConfig{Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types)})
 }
 
 // close closes the log, the connection to NATS and the embedded server, in

@@ -61,7 +61,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 
-	be, err := openBackend(cfg, reg, log)
+	be, err := openBackend(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	defer workers.Stop() // on an early return; idempotent
-	queue, err := be.queue(workers, cfg.jobQueue, log)
+	queue, err := be.queue(ctx, workers, cfg.jobQueue, log)
 	if err != nil {
 		return err
 	}

@@ -161,14 +161,14 @@ func TestReplicatedLog(t *testing.T) {
 	nc := c.connect(t)
 
 	// Opened while the cluster forms: it waits for the leader.
-	first, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, StartTimeout: clusterWait})
+	first, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, StartTimeout: clusterWait})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := appendRetrying(t, first, "before-replicas", events(t, "r1-", 5))
 
 	var logged syncLog
-	l, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
+	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
 		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestReplicatedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	q, err := natsjs.StartQueue(w, natsjs.QueueConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait})
+	q, err := natsjs.StartQueue(context.Background(), w, natsjs.QueueConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestReplicatedLog(t *testing.T) {
 		const timeout = time.Second
 		start := time.Now()
 		var logged syncLog
-		_, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Stream: "FIVE", Subject: "five.events", Replicas: 5, StartTimeout: timeout,
+		_, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Stream: "FIVE", Subject: "five.events", Replicas: 5, StartTimeout: timeout,
 			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		var re *natsjs.ReplicasError
 		if !errors.As(err, &re) || !re.Clustered || re.Replicas != 5 {
@@ -299,7 +299,7 @@ func TestReplicatedLog(t *testing.T) {
 func TestReplicasOnASingleServer(t *testing.T) {
 	nc := startNATS(t)
 	start := time.Now()
-	_, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: 3})
+	_, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3})
 	var re *natsjs.ReplicasError
 	if !errors.As(err, &re) || re.Clustered || re.Replicas != 3 {
 		t.Fatalf("three replicas on one server: %v, want a *ReplicasError", err)
@@ -311,7 +311,7 @@ func TestReplicasOnASingleServer(t *testing.T) {
 		t.Errorf("it took %v to say so: a single server never grows replicas, nothing to wait for", waited)
 	}
 	for _, n := range []int{-1, natsjs.MaxReplicas + 1} {
-		if _, err := natsjs.OpenLog(natsjs.LogConfig{Conn: nc, Replicas: n}); err == nil || !strings.Contains(err.Error(), "1 to 5") {
+		if _, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: n}); err == nil || !strings.Contains(err.Error(), "1 to 5") {
 			t.Errorf("%d replicas: %v, want a refusal", n, err)
 		}
 	}

@@ -146,8 +146,9 @@ func newLogMetrics(reg prometheus.Registerer, nc *nats.Conn) (*logMetrics, error
 }
 
 // OpenLog makes sure the stream exists, with cfg's limits and replicas,
-// waiting up to cfg.StartTimeout for a JetStream cluster to form.
-func OpenLog(cfg LogConfig) (*Log, error) {
+// waiting up to cfg.StartTimeout for a JetStream cluster to form, or until
+// ctx is done.
+func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Conn == nil {
 		return nil, errors.New("nats: no connection")
@@ -163,7 +164,7 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	stream, err := ensureStream(js, jetstream.StreamConfig{
+	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "eventhub job events",
 		Subjects:    []string{cfg.Subject + ".>"},

@@ -39,7 +39,7 @@ func TestLogContract(t *testing.T) {
 	var n atomic.Int64
 	logtest.Run(t, func(t *testing.T, keep int) eventlog.Log {
 		i := n.Add(1)
-		l, err := natsjs.OpenLog(natsjs.LogConfig{
+		l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{
 			Conn: nc, Stream: fmt.Sprintf("TEST%d", i), Subject: fmt.Sprintf("test%d.events", i), MaxEvents: int64(keep),
 		})
 		if err != nil {
@@ -52,7 +52,7 @@ func TestLogContract(t *testing.T) {
 // TestLogIdempotencyKey: a retried append with the same key is stored once
 // and answered with the same ids; another key stores again.
 func TestLogIdempotencyKey(t *testing.T) {
-	l, err := natsjs.OpenLog(natsjs.LogConfig{Conn: startNATS(t)})
+	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: startNATS(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

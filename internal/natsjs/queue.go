@@ -97,7 +97,9 @@ type wireQueuedJob struct {
 }
 
 // StartQueue makes sure the work queue exists and starts feeding w from it.
-func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
+// It waits up to cfg.StartTimeout for a JetStream cluster to take the
+// queue, or until ctx is done.
+func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("nats: the job queue needs a connection")
 	}
@@ -136,7 +138,7 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 		return nil, fmt.Errorf("nats: job queue: %w", err)
 	}
 	wait := startWait{timeout: cfg.StartTimeout, log: cfg.Logger}
-	stream, err := ensureStream(js, jetstream.StreamConfig{
+	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "eventhub jobs waiting for a worker",
 		Subjects:    []string{cfg.Subject + ".>"},
@@ -160,7 +162,7 @@ func StartQueue(w *jobs.Workers, cfg QueueConfig) (*Queue, error) {
 	// is placed while the cluster forms too.
 	var cons jetstream.Consumer
 	what := "job queue consumer " + cfg.Stream + "/workers"
-	timedOut, err := wait.retry(what, cfg.Replicas, func(ctx context.Context) error {
+	timedOut, err := wait.retry(ctx, what, cfg.Replicas, func(ctx context.Context) error {
 		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:    "workers", // one consumer shared by every node: each job goes to one
 			AckPolicy:  jetstream.AckExplicitPolicy,

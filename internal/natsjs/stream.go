@@ -103,22 +103,25 @@ const (
 )
 
 // retry runs op until it succeeds, fails for good, or w.timeout has
-// passed, pausing longer each time and logging that it waits for what. It
-// returns whether it gave up for the timeout, and op's last error; when it
-// gives up, JetStream's last answer rather than a last request that timed
-// out, which says less.
-func (w startWait) retry(what string, replicas int, op func(context.Context) error) (timedOut bool, err error) {
+// passed, pausing longer each time and logging that it waits for what; or
+// until ctx is done. It returns whether it gave up for the timeout, and
+// op's last error; when it gives up, JetStream's last answer rather than
+// a last request that timed out, which says less.
+func (w startWait) retry(ctx context.Context, what string, replicas int, op func(context.Context) error) (timedOut bool, err error) {
 	start := time.Now()
 	deadline := start.Add(w.timeout)
 	pause := firstPause
 	var answer error // JetStream's last answer that was an error
 	for {
 		// The last attempt may run past the deadline by minAttempt.
-		ctx, cancel := context.WithTimeout(context.Background(), min(attemptTimeout, max(time.Until(deadline), minAttempt)))
-		err := op(ctx)
+		actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(time.Until(deadline), minAttempt)))
+		err := op(actx)
 		cancel()
 		if err == nil || !transient(err) {
 			return false, err
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
 		if apiError(err) != nil {
 			answer = err
@@ -132,7 +135,13 @@ func (w startWait) retry(what string, replicas int, op func(context.Context) err
 		}
 		w.log.Info("nats: waiting for the JetStream cluster", "for", what, "replicas", replicas,
 			"waited", time.Since(start).Round(time.Millisecond), "timeout", w.timeout, "err", err)
-		time.Sleep(min(pause, left))
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
 		pause = min(2*pause, maxPause)
 	}
 }
@@ -154,15 +163,15 @@ func (w startWait) failed(what string, replicas int, err error, timedOut bool) e
 }
 
 // ensureStream makes sure the stream cfg describes exists with cfg, while
-// a JetStream cluster forms if need be (w): it creates it, or updates it
+// a JetStream cluster forms if need be (w), until ctx is done: it creates it, or updates it
 // (its replicas among the rest, which JetStream copies to the new servers
 // in the background, and says so in the log). JetStream unable to keep
 // cfg.Replicas is a *ReplicasError.
-func ensureStream(js jetstream.JetStream, cfg jetstream.StreamConfig, w startWait) (jetstream.Stream, error) {
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, w startWait) (jetstream.Stream, error) {
 	var stream jetstream.Stream
 	before := 0 // replicas of the stream as it was; 0 when it was new
 	what := "stream " + cfg.Name
-	timedOut, err := w.retry(what, cfg.Replicas, func(ctx context.Context) error {
+	timedOut, err := w.retry(ctx, what, cfg.Replicas, func(ctx context.Context) error {
 		if s, err := js.Stream(ctx, cfg.Name); err == nil {
 			before = s.CachedInfo().Config.Replicas
 		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
