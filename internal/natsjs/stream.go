@@ -94,11 +94,15 @@ type startWait struct {
 }
 
 // Pauses between attempts grow from firstPause to maxPause; one attempt
-// waits at most attemptTimeout for an answer, and at least minAttempt.
+// waits at most attemptTimeout for an answer, and at least minAttempt. An
+// attempt that gets no answer in time is simply made again: a server
+// without a leader to forward to does not answer, and making a stream
+// with the config it has is idempotent (one JetStream made after the last
+// attempt gave up is found by the next).
 const (
 	firstPause     = 100 * time.Millisecond
-	maxPause       = 3 * time.Second
-	attemptTimeout = 5 * time.Second
+	maxPause       = 2 * time.Second
+	attemptTimeout = 3 * time.Second
 	minAttempt     = 500 * time.Millisecond
 )
 
@@ -134,7 +138,7 @@ func (w startWait) retry(ctx context.Context, what string, replicas int, op func
 			return true, err
 		}
 		w.log.Info("nats: waiting for the JetStream cluster", "for", what, "replicas", replicas,
-			"waited", time.Since(start).Round(time.Millisecond), "timeout", w.timeout, "err", err)
+			"waited", time.Since(start).Round(time.Millisecond).String(), "timeout", w.timeout.String(), "err", err)
 		t := time.NewTimer(min(pause, left))
 		select {
 		case <-ctx.Done():
@@ -178,8 +182,16 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			return err
 		}
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		// Its leader answers: the stream is ready for what comes next (the
+		// hub asks for its bounds at once).
+		if _, err := s.Info(ctx); err != nil {
+			return err
+		}
 		stream = s
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, w.failed(what, cfg.Replicas, err, timedOut)
