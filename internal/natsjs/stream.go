@@ -72,10 +72,25 @@ func placement(err error) bool {
 	return a != nil && (a.ErrorCode == errCodeClusterNoPeers || a.ErrorCode == errCodeInsufficientResources)
 }
 
+// errSettling marks an error of a stream that exists but is not yet known
+// to every server of a forming cluster.
+var errSettling = errors.New("the stream is being made")
+
+// notFound reports whether err is JetStream saying the stream does not
+// exist.
+func notFound(err error) bool {
+	a := apiError(err)
+	return errors.Is(err, jetstream.ErrStreamNotFound) || (a != nil && a.ErrorCode == jetstream.JSErrCodeStreamNotFound)
+}
+
 // transient reports whether err may go away while a JetStream cluster
-// forms: no meta leader elected yet, not every server joined, no server
-// answering yet (the connection still connecting, or JetStream starting).
+// forms: no meta leader elected yet, not every server joined, a stream
+// just made not yet known everywhere, no server answering yet (the
+// connection still connecting, or JetStream starting).
 func transient(err error) bool {
+	if errors.Is(err, errSettling) {
+		return true
+	}
 	if a := apiError(err); a != nil {
 		switch a.ErrorCode {
 		case errCodeClusterNotAvail, errCodeClusterNotLeader, errCodeClusterNoPeers, errCodeInsufficientResources:
@@ -182,16 +197,18 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			return err
 		}
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
-		if err != nil {
-			return err
+		if err == nil {
+			// Its leader answers: the stream is ready for what comes next
+			// (the hub asks for its bounds at once).
+			_, err = s.Info(ctx)
 		}
-		// Its leader answers: the stream is ready for what comes next (the
-		// hub asks for its bounds at once).
-		if _, err := s.Info(ctx); err != nil {
-			return err
+		if notFound(err) {
+			// Made just now (here, or by another hub starting with this
+			// one), on servers that have not all applied it yet.
+			return fmt.Errorf("%w: %w", errSettling, err)
 		}
 		stream = s
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, w.failed(what, cfg.Replicas, err, timedOut)
