@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,19 +25,30 @@ type backend struct {
 	closeLog func() error
 	embedded *natsjs.Server // with --nats-embed
 	conn     *nats.Conn     // in a cluster; nil on a single node
+	replicas int            // of the log and the job queue, in a cluster
+	timeout  time.Duration  // how long to wait for JetStream at start
 }
 
 // openBackend opens the event log the flags ask for; it gives up waiting
 // for NATS when ctx is done.
 func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer, log *slog.Logger) (*backend, error) {
-	var b backend
+	b := backend{replicas: cfg.natsReplicas, timeout: cfg.natsStartTimeout}
 	url := cfg.nats
 	if cfg.natsEmbed != "" {
-		srv, err := natsjs.StartServer(natsjs.ServerConfig{Addr: cfg.natsEmbed, StoreDir: cfg.natsStore, Auth: cfg.natsAuth})
+		scfg := natsjs.ServerConfig{Addr: cfg.natsEmbed, StoreDir: cfg.natsStore, Auth: cfg.natsAuth, Name: cfg.natsName}
+		if cfg.natsCluster != "" {
+			scfg.ClusterAddr, scfg.ClusterName, scfg.Routes, scfg.ClusterAuth = cfg.natsCluster, cfg.natsClusterName, cfg.natsRouteURLs, cfg.natsClusterAuth
+		}
+		srv, err := natsjs.StartServer(scfg)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("embedded nats listening", "addr", srv.Addr(), "store", srv.StoreDir())
+		attrs := []any{"addr", srv.Addr(), "store", srv.StoreDir(), "name", srv.Name()}
+		if cfg.natsCluster != "" {
+			// The routes hold no credentials: the flags refuse them there.
+			attrs = append(attrs, "cluster", srv.ClusterAddr(), "cluster_name", cfg.natsClusterName, "routes", cfg.natsRouteURLs)
+		}
+		log.Info("embedded nats listening", attrs...)
 		b.embedded = srv
 		if url == "" {
 			url = srv.ClientURL()
@@ -57,11 +70,11 @@ func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer
 	b.conn = nc
 	js, err := natsjs.OpenLog(ctx, natsjs.LogConfig{
 		Conn: nc, Stream: cfg.natsStream, MaxEvents: cfg.natsMaxEvents, MaxAge: cfg.natsMaxAge,
-		Logger: log, Registerer: reg,
+		Replicas: b.replicas, StartTimeout: b.timeout, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		b.close()
-		return nil, err
+		return nil, b.replicasError(err)
 	}
 	b.log = js
 	return &b, nil
@@ -74,7 +87,24 @@ func (b *backend) queue(ctx context.Context, workers *jobs.Workers, perKind int,
 	if b.conn == nil {
 		return workers, nil
 	}
-	return natsjs.StartQueue(ctx, workers, natsjs.QueueConfig{Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types)})
+	q, err := natsjs.StartQueue(ctx, workers, natsjs.QueueConfig{
+		Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types),
+		Replicas: b.replicas, StartTimeout: b.timeout,
+	})
+	if err != nil {
+		return nil, b.replicasError(err)
+	}
+	return q, nil
+}
+
+// replicasError is err, which names the flag when JetStream cannot keep
+// the replicas it asks for.
+func (b *backend) replicasError(err error) error {
+	var re *natsjs.ReplicasError
+	if errors.As(err, &re) {
+		return fmt.Errorf("--nats-replicas %d: %w", b.replicas, err)
+	}
+	return err
 }
 
 // close closes the log, the connection to NATS and the embedded server, in

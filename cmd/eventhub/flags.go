@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -67,6 +68,17 @@ type serveConfig struct {
 	natsTokenFile  string
 	natsAuth       natsjs.Credentials // from the files or EVENTHUB_NATS_PASSWORD / EVENTHUB_NATS_TOKEN
 
+	natsReplicas        int
+	natsStartTimeout    time.Duration
+	natsCluster         string
+	natsRoutes          string
+	natsRouteURLs       []string // natsRoutes, split and checked
+	natsClusterName     string
+	natsName            string
+	natsClusterUser     string
+	natsClusterPassFile string
+	natsClusterAuth     natsjs.Credentials // --nats-cluster-user, the password from the file or EVENTHUB_NATS_CLUSTER_PASSWORD
+
 	clerkJWTKey    string // CLERK_JWT_KEY
 	clerkSecretKey string // CLERK_SECRET_KEY
 }
@@ -126,6 +138,14 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.natsUser, "nats-user", "", "NATS user name, with the password from --nats-password-file or EVENTHUB_NATS_PASSWORD, for --nats and --nats-embed")
 	fs.StringVar(&c.natsPassFile, "nats-password-file", "", "read the NATS password from this file")
 	fs.StringVar(&c.natsTokenFile, "nats-token-file", "", "read a NATS token from this file (or set EVENTHUB_NATS_TOKEN), for --nats and --nats-embed")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "NATS servers that keep the event log and the job queue, 1 to 5 (3 in a three-node cluster); more than 1 needs a NATS cluster: --nats with its servers, or --nats-cluster")
+	fs.DurationVar(&c.natsStartTimeout, "nats-start-timeout", 60*time.Second, "at start, how long to wait for NATS JetStream (a cluster electing its leader, its servers joining) to take the log and the job queue before giving up")
+	fs.StringVar(&c.natsCluster, "nats-cluster", "", "make the --nats-embed server a node of a NATS cluster, listening for routes from the other nodes on ADDR (host:port); needs --nats-store, and route credentials beyond loopback")
+	fs.StringVar(&c.natsRoutes, "nats-routes", "", "with --nats-cluster, the other nodes' route URLs (nats-route://host:port[,…]), without credentials")
+	fs.StringVar(&c.natsClusterName, "nats-cluster-name", natsjs.DefaultClusterName, "with --nats-cluster, the cluster's name, the same on every node")
+	fs.StringVar(&c.natsName, "nats-name", "", "the --nats-embed server's name, unique in its cluster and the same across restarts (JetStream knows its peers by name); empty means the host name and the route port, e.g. web-1-6222 (the client port without --nats-cluster)")
+	fs.StringVar(&c.natsClusterUser, "nats-cluster-user", "", "the user the nodes of a --nats-cluster present to each other, with the password from --nats-cluster-password-file or EVENTHUB_NATS_CLUSTER_PASSWORD")
+	fs.StringVar(&c.natsClusterPassFile, "nats-cluster-password-file", "", "read the route password of --nats-cluster-user from this file")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -151,16 +171,17 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return c, envErr
 	}
 	c.clerkJWTKey, c.clerkSecretKey = getenv("CLERK_JWT_KEY"), getenv("CLERK_SECRET_KEY")
-	if err := c.readSecrets(getenv("EVENTHUB_NATS_PASSWORD"), getenv("EVENTHUB_NATS_TOKEN")); err != nil {
+	if err := c.readSecrets(getenv("EVENTHUB_NATS_PASSWORD"), getenv("EVENTHUB_NATS_TOKEN"), getenv("EVENTHUB_NATS_CLUSTER_PASSWORD")); err != nil {
 		return c, err
 	}
 	return c, c.validate()
 }
 
 // readSecrets reads the keys given as files, and takes the NATS password
-// or token from the environment when no file names it. A secret is taken
-// from a file or the environment so that no process listing shows it.
-func (c *serveConfig) readSecrets(natsPassword, natsToken string) error {
+// or token, and the route password, from the environment when no file
+// names it. A secret is taken from a file or the environment so that no
+// process listing shows it.
+func (c *serveConfig) readSecrets(natsPassword, natsToken, routePassword string) error {
 	if c.publishKeyFile != "" {
 		if c.publishKey != "" {
 			return errors.New("--publish-key and --publish-key-file: give the key once")
@@ -194,6 +215,20 @@ func (c *serveConfig) readSecrets(natsPassword, natsToken string) error {
 		return errors.New("a NATS password needs --nats-user")
 	}
 	c.natsAuth = natsjs.Credentials{User: c.natsUser, Password: natsPassword, Token: natsToken}
+	if c.natsClusterPassFile != "" {
+		p, err := readSecret("--nats-cluster-password-file", c.natsClusterPassFile)
+		if err != nil {
+			return err
+		}
+		routePassword = p
+	}
+	switch {
+	case c.natsClusterUser != "" && routePassword == "":
+		return errors.New("--nats-cluster-user needs a password: --nats-cluster-password-file or EVENTHUB_NATS_CLUSTER_PASSWORD")
+	case c.natsClusterUser == "" && routePassword != "":
+		return errors.New("a NATS route password needs --nats-cluster-user")
+	}
+	c.natsClusterAuth = natsjs.Credentials{User: c.natsClusterUser, Password: routePassword}
 	return nil
 }
 
@@ -280,6 +315,68 @@ func (c *serveConfig) validate() error {
 		// Anyone who reaches it could publish events to every user, past
 		// the publish key and the checks on who publishes.
 		return fmt.Errorf("--nats-embed %q listens beyond loopback: it needs credentials (--nats-token-file or EVENTHUB_NATS_TOKEN, or --nats-user with a password)", c.natsEmbed)
+	}
+	return c.validateNATSCluster()
+}
+
+// validateNATSCluster checks the replicas and the embedded cluster's
+// flags: what they ask for must be possible, and safe.
+func (c *serveConfig) validateNATSCluster() error {
+	if c.natsReplicas < 1 || c.natsReplicas > natsjs.MaxReplicas {
+		return fmt.Errorf("--nats-replicas %d: JetStream keeps 1 to %d replicas", c.natsReplicas, natsjs.MaxReplicas)
+	}
+	if c.natsStartTimeout <= 0 {
+		return fmt.Errorf("--nats-start-timeout %v: must be positive", c.natsStartTimeout)
+	}
+	if c.natsName != "" && c.natsEmbed == "" {
+		return errors.New("--nats-name names the embedded NATS server: it needs --nats-embed")
+	}
+	if !c.natsClusterAuth.IsZero() && c.natsCluster == "" {
+		return errors.New("route credentials (--nats-cluster-user) are for the nodes of an embedded cluster: they need --nats-cluster")
+	}
+	if c.natsRoutes != "" && c.natsCluster == "" {
+		return errors.New("--nats-routes are the other nodes of an embedded cluster: it needs --nats-cluster")
+	}
+	if c.natsCluster == "" {
+		if c.natsReplicas > 1 && c.nats == "" {
+			// One server keeps one copy, whatever the stream asks for.
+			return fmt.Errorf("--nats-replicas %d needs a NATS cluster of at least %d servers: --nats with its servers' URLs, or an embedded cluster (--nats-cluster)", c.natsReplicas, c.natsReplicas)
+		}
+		return nil
+	}
+	if c.natsEmbed == "" {
+		return errors.New("--nats-cluster makes the embedded NATS server a node of a cluster: it needs --nats-embed")
+	}
+	if c.natsStore == "" {
+		// Its peers know it by its store: a node that starts with an empty
+		// one is a stranger that claims a known name.
+		return errors.New("--nats-cluster needs --nats-store: a node of a cluster keeps its JetStream store across restarts")
+	}
+	if _, port, err := net.SplitHostPort(c.natsCluster); err != nil {
+		return fmt.Errorf("--nats-cluster %q: want host:port", c.natsCluster)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("--nats-cluster %q: the route port must be a fixed port, which the other nodes name in --nats-routes", c.natsCluster)
+	}
+	if !loopback(c.natsCluster) && c.natsClusterAuth.IsZero() {
+		// Anyone who reaches it could join the cluster, and read and
+		// write every stream.
+		return fmt.Errorf("--nats-cluster %q listens beyond loopback: it needs route credentials (--nats-cluster-user with --nats-cluster-password-file or EVENTHUB_NATS_CLUSTER_PASSWORD)", c.natsCluster)
+	}
+	c.natsRouteURLs = nil
+	for r := range strings.SplitSeq(c.natsRoutes, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if strings.Contains(r, "@") {
+			// A command line is seen by every user of the machine (and
+			// the URL is not echoed: it may hold a password).
+			return errors.New("--nats-routes: a route URL holds no credentials: give them with --nats-cluster-user and --nats-cluster-password-file or EVENTHUB_NATS_CLUSTER_PASSWORD")
+		}
+		u, err := neturl.Parse(r)
+		if err != nil || u.Scheme != "nats-route" || u.Port() == "" || u.Hostname() == "" {
+			return fmt.Errorf("--nats-routes: %q is not nats-route://host:port", r)
+		}
+		c.natsRouteURLs = append(c.natsRouteURLs, r)
 	}
 	return nil
 }

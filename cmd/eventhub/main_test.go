@@ -32,42 +32,71 @@ func startRun(t *testing.T, args []string, env map[string]string) (addr string, 
 // (empty without --admin-listen).
 func startRunAdmin(t *testing.T, args []string, env map[string]string) (addr, adminAddr string, stop func() error) {
 	t.Helper()
+	r := launchRun(t, args, env, nil)
+	l := r.waitListening(t, 10*time.Second)
+	return l.Main, l.Admin, r.stop
+}
+
+// runningHub is the program run in process by launchRun.
+type runningHub struct {
+	t         *testing.T
+	cancel    context.CancelFunc
+	listening <-chan hubtest.Listening
+	done      chan error // run's result
+	stopped   bool
+}
+
+// launchRun starts the program in process with args and env, its log lines
+// given to keep (nil: none), and returns at once: hubs that wait for each
+// other (the nodes of a NATS cluster) start together. It is stopped at
+// cleanup.
+func launchRun(t *testing.T, args []string, env map[string]string, keep func(line string)) *runningHub {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
+	r := &runningHub{t: t, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := run(ctx, args, func(k string) string { return env[k] }, pw)
 		pw.CloseWithError(io.EOF)
-		done <- err
+		r.done <- err
 	}()
-	listening, _ := hubtest.ReadLog(pr, nil)
+	r.listening, _ = hubtest.ReadLog(pr, keep)
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// waitListening returns the hub's addresses once it listens, and fails the
+// test if it ends first or does not listen within d.
+func (r *runningHub) waitListening(t *testing.T, d time.Duration) hubtest.Listening {
+	t.Helper()
 	select {
-	case a := <-listening:
-		addr, adminAddr = a.Main, a.Admin
-	case err := <-done:
-		cancel()
+	case l := <-r.listening:
+		return l
+	case err := <-r.done:
+		r.stopped = true
+		r.cancel()
 		t.Fatalf("run ended before listening: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("run did not listen within 10s")
+	case <-time.After(d):
+		r.cancel()
+		t.Fatalf("run did not listen within %v", d)
 	}
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(15 * time.Second):
-			t.Fatal("run did not return within 15s of cancel")
-			return nil
-		}
+	return hubtest.Listening{}
+}
+
+// stop cancels the run and returns its result; once stopped, nil.
+func (r *runningHub) stop() error {
+	if r.stopped {
+		return nil
 	}
-	t.Cleanup(func() { stop() })
-	return addr, adminAddr, stop
+	r.stopped = true
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(15 * time.Second):
+		r.t.Fatal("run did not return within 15s of cancel")
+		return nil
+	}
 }
 
 // post publishes body to url with the key auth and returns the status.
@@ -161,6 +190,34 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"no mailbox bytes", []string{"serve", "--mailbox-bytes", "0"}, nil, "--mailbox-bytes"},
 		{"no backfills", []string{"serve", "--max-backfills", "0"}, nil, "--max-backfills"},
 		{"impossible history file", []string{"serve", "--listen", "127.0.0.1:0", "--history-file", tampered}, nil, "next_id 18446744073709551615 is impossible"},
+		{"no nats replicas", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "0"}, nil, "--nats-replicas 0: JetStream keeps 1 to 5"},
+		{"more nats replicas than JetStream keeps", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "6"}, nil, "--nats-replicas 6: JetStream keeps 1 to 5"},
+		{"nats replicas on a single node", []string{"serve", "--nats-replicas", "3"}, nil, "--nats-replicas 3 needs a NATS cluster"},
+		{"nats replicas on a single embedded server", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-replicas", "3"}, nil, "--nats-replicas 3 needs a NATS cluster"},
+		{"nats replicas from the environment", []string{"serve"}, map[string]string{"EVENTHUB_NATS_REPLICAS": "2"}, "--nats-replicas 2 needs a NATS cluster"},
+		{"no nats start timeout", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-start-timeout", "0s"}, nil, "--nats-start-timeout"},
+		{"nats cluster without an embedded server", []string{"serve", "--nats-cluster", "127.0.0.1:6222", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
+		{"nats cluster without a store", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-cluster", "127.0.0.1:6222"}, nil, "--nats-cluster needs --nats-store"},
+		{"nats routes without a cluster", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-routes", "nats-route://127.0.0.1:6223"}, nil, "--nats-routes are the other nodes of an embedded cluster: it needs --nats-cluster"},
+		{"nats cluster beyond loopback without route credentials", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x",
+			"--nats-cluster", "0.0.0.0:6222"}, nil, "it needs route credentials"},
+		{"nats cluster on every address without route credentials", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x",
+			"--nats-cluster", ":6222"}, nil, "it needs route credentials"},
+		{"nats cluster on a random port", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:0"}, nil, "fixed port"},
+		{"nats cluster not host:port", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "6222"}, nil, "want host:port"},
+		{"nats route not a route URL", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222",
+			"--nats-routes", "nats://127.0.0.1:6223"}, nil, "is not nats-route://host:port"},
+		{"nats route with credentials", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222",
+			"--nats-routes", "nats-route://hub:pw@127.0.0.1:6223"}, nil, "a route URL holds no credentials"},
+		{"nats cluster user without a password", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222",
+			"--nats-cluster-user", "hub"}, nil, "--nats-cluster-user needs a password"},
+		{"nats route password without a user", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222"},
+			map[string]string{"EVENTHUB_NATS_CLUSTER_PASSWORD": "p"}, "a NATS route password needs --nats-cluster-user"},
+		{"empty nats route password file", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222",
+			"--nats-cluster-user", "hub", "--nats-cluster-password-file", empty}, nil, "--nats-cluster-password-file"},
+		{"nats route credentials without a cluster", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-cluster-user", "hub"},
+			map[string]string{"EVENTHUB_NATS_CLUSTER_PASSWORD": "p"}, "they need --nats-cluster"},
+		{"nats name without an embedded server", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-name", "n1"}, nil, "--nats-name names the embedded NATS server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
