@@ -23,6 +23,17 @@
 // job is taken by one node, acknowledged when it ends, and handed to
 // another node after AckWait if its node dies first.
 //
+// # Replicas and the cluster
+//
+// Both streams take a replica count (LogConfig.Replicas,
+// QueueConfig.Replicas): in a JetStream cluster each is kept by that many
+// servers and survives the loss of a minority of them. OpenLog and
+// StartQueue make or update their stream while a cluster forms, retrying
+// with backoff for the start timeout; a count JetStream cannot keep is a
+// *ReplicasError. The embedded Server may be a node of such a cluster
+// (ServerConfig.ClusterAddr and Routes), so that hubs need no other
+// component.
+//
 // # Concurrency
 //
 // Log and Queue methods may be called from any goroutine. Each Tail owns
