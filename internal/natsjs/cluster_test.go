@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -314,5 +315,95 @@ func TestReplicasOnASingleServer(t *testing.T) {
 		if _, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: n}); err == nil || !strings.Contains(err.Error(), "1 to 5") {
 			t.Errorf("%d replicas: %v, want a refusal", n, err)
 		}
+	}
+}
+
+// TestStartServerRefusesBadClusterConfig: an embedded server's cluster
+// fields are checked before anything listens, and no error shows the
+// route password.
+func TestStartServerRefusesBadClusterConfig(t *testing.T) {
+	const secret = "route-secret-31337"
+	auth := natsjs.Credentials{User: "route", Password: secret}
+	for _, tc := range []struct {
+		name string
+		cfg  natsjs.ServerConfig
+		want string
+	}{
+		{"routes without a cluster address", natsjs.ServerConfig{Routes: []string{"nats-route://127.0.0.1:6222"}}, "need a cluster address"},
+		{"route credentials without a cluster address", natsjs.ServerConfig{ClusterAuth: auth}, "need a cluster address"},
+		{"a route with credentials in it", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Name: "n1", ClusterAuth: auth,
+			Routes: []string{"nats-route://route:" + secret + "@127.0.0.1:6222"}}, "not in the URL"},
+		{"a route that is no URL", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Name: "n1", Routes: []string{"127.0.0.1:6222"}}, "want nats-route://host:port"},
+		{"a token for routes", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Name: "n1", ClusterAuth: natsjs.Credentials{Token: secret}}, "a user and a password"},
+		{"a route user without a password", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Name: "n1", ClusterAuth: natsjs.Credentials{User: "route"}}, "a user and a password"},
+		{"a random route port and no name", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Routes: []string{"nats-route://127.0.0.1:6222"}}, "needs a name"},
+		{"a cluster without routes", natsjs.ServerConfig{ClusterAddr: "127.0.0.1:-1", Name: "n1"}, "needs the routes of the others"},
+		{"a cluster address that is no host:port", natsjs.ServerConfig{ClusterAddr: "6222", Name: "n1"}, "nats cluster address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Addr, tc.cfg.StoreDir = "127.0.0.1:-1", t.TempDir()
+			srv, err := natsjs.StartServer(tc.cfg)
+			if err == nil {
+				srv.Shutdown()
+				t.Fatalf("started, want an error mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), secret) {
+				t.Errorf("err %q, want one mentioning %q and not the password", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStartServerNames: a server's name is the one given, or else the
+// host's name and the route port (the client port when not clustered):
+// the same at every start.
+func TestStartServerNames(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	port := hubtest.FreePort(t)
+	for _, tc := range []struct {
+		name string
+		cfg  natsjs.ServerConfig
+		want string
+	}{
+		{"given", natsjs.ServerConfig{Addr: "127.0.0.1:-1", Name: "hub-7"}, "hub-7"},
+		{"from the route port", natsjs.ServerConfig{Addr: "127.0.0.1:-1", ClusterAddr: fmt.Sprintf("127.0.0.1:%d", port),
+			Routes: []string{fmt.Sprintf("nats-route://127.0.0.1:%d", port)}}, fmt.Sprintf("%s-%d", host, port)},
+		{"from the client port", natsjs.ServerConfig{Addr: fmt.Sprintf("127.0.0.1:%d", port)}, fmt.Sprintf("%s-%d", host, port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.StoreDir = t.TempDir()
+			srv, err := natsjs.StartServer(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Shutdown()
+			if srv.Name() != tc.want {
+				t.Errorf("name %q, want %q", srv.Name(), tc.want)
+			}
+		})
+	}
+}
+
+// TestOpenLogWithoutNATS: with no NATS to answer, OpenLog gives up after
+// its start timeout, saying so, or as soon as its context is done.
+func TestOpenLogWithoutNATS(t *testing.T) {
+	nc, err := natsjs.Connect(fmt.Sprintf("nats://127.0.0.1:%d", hubtest.FreePort(t)), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_, err = natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, StartTimeout: 500 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "JetStream did not take it within 500ms") {
+		t.Errorf("no NATS: %v, want the start timeout's error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	_, err = natsjs.OpenLog(ctx, natsjs.LogConfig{Conn: nc, StartTimeout: time.Minute})
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("canceled: %v after %v, want context.Canceled at once", err, time.Since(start))
 	}
 }

@@ -34,8 +34,8 @@ type ServerConfig struct {
 	// differs between two servers on one host.
 	Name string
 	// ClusterAddr is host:port the server listens on for routes from the
-	// other servers of its cluster. Empty means a server on its own, not
-	// clustered, and no route fields may be set.
+	// other servers of its cluster, which needs Routes. Empty means a
+	// server on its own, not clustered, and no route fields may be set.
 	ClusterAddr string
 	// ClusterName names the cluster: every server of it has the same.
 	// Empty means "eventhub".
@@ -167,6 +167,10 @@ func clusterOptions(cfg ServerConfig, opts *server.Options) (int, error) {
 			u.User = neturl.UserPassword(cfg.ClusterAuth.User, cfg.ClusterAuth.Password)
 		}
 		opts.Routes = append(opts.Routes, u)
+	}
+	if len(opts.Routes) == 0 {
+		// JetStream refuses to start clustered without them.
+		return 0, errors.New("embedded nats: a server of a cluster needs the routes of the others")
 	}
 	return port, nil
 }
