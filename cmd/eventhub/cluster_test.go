@@ -62,8 +62,8 @@ func TestNATSClusterFlags(t *testing.T) {
 			return ""
 		}, 3},
 		{"a node on loopback, named, without route credentials", []string{"--nats-embed", "127.0.0.1:4222", "--nats-store", store,
-			"--nats-cluster", "127.0.0.1:6222", "--nats-name", "n1", "--nats-cluster-name", "prod"}, nil, func(c serveConfig) string {
-			if c.natsName != "n1" || c.natsClusterName != "prod" || !c.natsClusterAuth.IsZero() || c.natsRouteURLs != nil {
+			"--nats-cluster", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223", "--nats-name", "n1", "--nats-cluster-name", "prod"}, nil, func(c serveConfig) string {
+			if c.natsName != "n1" || c.natsClusterName != "prod" || !c.natsClusterAuth.IsZero() || len(c.natsRouteURLs) != 1 {
 				return fmt.Sprintf("name %q, cluster %q, routes %v", c.natsName, c.natsClusterName, c.natsRouteURLs)
 			}
 			return ""

@@ -378,6 +378,10 @@ func (c *serveConfig) validateNATSCluster() error {
 		}
 		c.natsRouteURLs = append(c.natsRouteURLs, r)
 	}
+	if len(c.natsRouteURLs) == 0 {
+		// JetStream does not run clustered without them.
+		return errors.New("--nats-cluster needs --nats-routes: the route URLs of the cluster's other nodes")
+	}
 	return nil
 }
 

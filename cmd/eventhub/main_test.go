@@ -203,6 +203,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 			"--nats-cluster", "0.0.0.0:6222"}, nil, "it needs route credentials"},
 		{"nats cluster on every address without route credentials", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x",
 			"--nats-cluster", ":6222"}, nil, "it needs route credentials"},
+		{"nats cluster without routes", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222"}, nil, "--nats-cluster needs --nats-routes"},
 		{"nats cluster on a random port", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:0"}, nil, "fixed port"},
 		{"nats cluster not host:port", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "6222"}, nil, "want host:port"},
 		{"nats route not a route URL", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-store", "/tmp/x", "--nats-cluster", "127.0.0.1:6222",
