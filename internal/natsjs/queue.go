@@ -163,12 +163,13 @@ func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, 
 	var cons jetstream.Consumer
 	what := "job queue consumer " + cfg.Stream + "/workers"
 	timedOut, err := wait.retry(ctx, what, cfg.Replicas, func(ctx context.Context) error {
-		cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:    "workers", // one consumer shared by every node: each job goes to one
 			AckPolicy:  jetstream.AckExplicitPolicy,
 			AckWait:    cfg.AckWait,
 			MaxDeliver: cfg.MaxDeliver,
 		})
+		cons = c
 		return err
 	})
 	if err != nil {
