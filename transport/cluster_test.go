@@ -87,6 +87,7 @@ func (n *testNATS) node(cfg actors.Config) *testServer {
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	n.t.Cleanup(func() { log.Close() })
 	cfg.Log, cfg.Registerer = log, reg
 	ts := newTestServer(n.t, cfg, testPermissions)
 	ts.nc = nc

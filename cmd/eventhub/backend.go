@@ -68,15 +68,19 @@ func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer
 		return nil, err
 	}
 	b.conn = nc
-	js, err := natsjs.OpenLog(ctx, natsjs.LogConfig{
+	lc := natsjs.LogConfig{
 		Conn: nc, Stream: cfg.natsStream, MaxEvents: cfg.natsMaxEvents, MaxAge: cfg.natsMaxAge,
 		Replicas: b.replicas, StartTimeout: b.timeout, Logger: log, Registerer: reg,
-	})
+	}
+	if b.embedded != nil {
+		lc.Server = b.embedded.Name() // not ready while its copy catches up
+	}
+	js, err := natsjs.OpenLog(ctx, lc)
 	if err != nil {
 		b.close()
 		return nil, b.replicasError(err)
 	}
-	b.log = js
+	b.log, b.closeLog = js, js.Close
 	return &b, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,8 +33,9 @@ const clusterWait = 30 * time.Second
 // JetStream cluster, as n hubs started together with the embedded cluster
 // flags do.
 type testCluster struct {
-	servers map[string]*natsjs.Server // by server name
-	urls    []string                  // the client URLs
+	servers map[string]*natsjs.Server      // by server name; nil once the test shut it down
+	configs map[string]natsjs.ServerConfig // by server name, to start it again
+	urls    []string                       // the client URLs
 }
 
 // startCluster starts n servers on free ports, each routing to all the
@@ -47,22 +49,37 @@ func startCluster(t *testing.T, n int) *testCluster {
 		clusterAddrs[i] = fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
 		routes[i] = "nats-route://" + clusterAddrs[i]
 	}
-	c := &testCluster{servers: map[string]*natsjs.Server{}}
+	c := &testCluster{servers: map[string]*natsjs.Server{}, configs: map[string]natsjs.ServerConfig{}}
 	for i := range n {
-		srv, err := natsjs.StartServer(natsjs.ServerConfig{
-			Addr: "127.0.0.1:-1", StoreDir: t.TempDir(),
+		cfg := natsjs.ServerConfig{
+			Addr: fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t)), StoreDir: t.TempDir(),
 			Name: fmt.Sprintf("n%d", i+1), ClusterAddr: clusterAddrs[i], ClusterName: "test",
 			Routes:      routes, // its own among them, as every node of a cluster may list them all
 			ClusterAuth: natsjs.Credentials{User: "route", Password: "route-secret"},
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
-		t.Cleanup(srv.Shutdown)
-		c.servers[srv.Name()] = srv
-		c.urls = append(c.urls, srv.ClientURL())
+		c.configs[cfg.Name] = cfg
+		c.start(t, cfg.Name)
+		c.urls = append(c.urls, c.servers[cfg.Name].ClientURL())
 	}
 	return c
+}
+
+// start starts the server named name, again after shutdown: the same
+// ports, the same store.
+func (c *testCluster) start(t *testing.T, name string) {
+	t.Helper()
+	srv, err := natsjs.StartServer(c.configs[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	c.servers[name] = srv
+}
+
+// shutdown shuts the server named name down.
+func (c *testCluster) shutdown(name string) {
+	c.servers[name].Shutdown()
+	c.servers[name] = nil
 }
 
 // connect connects to every server of the cluster, as a hub given all
@@ -151,6 +168,58 @@ func events(t *testing.T, prefix string, n int) []jobs.Event {
 	return evs
 }
 
+// TestLogReadyFollowsQuorum: a log of three replicas is Ready while a
+// quorum of its servers runs. With two of three shut down it is not, and
+// an append fails (the hub answers 503); once they are back it is Ready
+// again, and what was acknowledged before is all there.
+func TestLogReadyFollowsQuorum(t *testing.T) {
+	c := startCluster(t, 3)
+	nc := c.connect(t)
+	var logged syncLog
+	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
+		CheckEvery: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	hubtest.WaitFor(t, "three current replicas", clusterWait, func() bool { return replicated(streamInfo(nc, "EVENTHUB"), 3) })
+	before := appendRetrying(t, l, "before", events(t, "q-", 3))
+	if !l.Ready() {
+		t.Fatal("not ready with every server up")
+	}
+
+	c.shutdown("n2")
+	c.shutdown("n3")
+	hubtest.WaitFor(t, "not ready without a quorum", clusterWait, func() bool { return !l.Ready() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = l.Append(ctx, "lost-quorum", events(t, "x-", 1))
+	cancel()
+	if !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Errorf("append without a quorum: %v, want ErrUnavailable", err)
+	}
+	if out := logged.String(); !strings.Contains(out, "event log not ready") {
+		t.Errorf("log %q, want the change to not ready", out)
+	}
+
+	c.start(t, "n2")
+	c.start(t, "n3")
+	hubtest.WaitFor(t, "ready again with a quorum", clusterWait, l.Ready)
+	after := appendRetrying(t, l, "after", events(t, "r-", 3))
+	_, last, err := l.Bounds(context.Background())
+	if err != nil || last < after[len(after)-1] || before[len(before)-1] >= after[0] {
+		t.Errorf("bounds: last %d, %v; ids before %v, after %v", last, err, before, after)
+	}
+	var got []uint64
+	if err := l.Read(context.Background(), 0, last, func(r eventlog.Record) { got = append(got, r.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(before, after...) {
+		if !slices.Contains(got, id) {
+			t.Errorf("id %d acknowledged, not in the log (%v)", id, got)
+		}
+	}
+}
+
 // TestReplicatedLog: three embedded servers form a cluster; a log opened
 // on it with one replica is raised to three (and says so); events
 // published before and after the stream's leader is shut down are all
@@ -166,6 +235,7 @@ func TestReplicatedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { first.Close() })
 	before := appendRetrying(t, first, "before-replicas", events(t, "r1-", 5))
 
 	var logged syncLog
@@ -174,6 +244,7 @@ func TestReplicatedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
 	if out := logged.String(); !strings.Contains(out, "stream replicas changed") || !strings.Contains(out, "from=1 to=3") {
 		t.Errorf("raising the replicas logged %q, want the change from 1 to 3", out)
 	}

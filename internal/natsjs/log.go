@@ -47,6 +47,13 @@ type LogConfig struct {
 	// (a resume that the hub's history no longer covers); beyond it Read
 	// says ErrExpired and the client gets a reset. Zero means 100,000.
 	MaxBackfill int
+	// Server is the name of the NATS server that runs in this process
+	// (--nats-embed), if any: while its copy of the stream is behind (a
+	// restarted node catching up), the log is not Ready. Empty means none.
+	Server string
+	// CheckEvery is how often the log asks the stream's leader how the
+	// stream is, for Ready. Zero means a second.
+	CheckEvery time.Duration
 	// Logger receives the log's warnings. Nil means none.
 	Logger *slog.Logger
 	// Registerer takes the log's metrics (eventhub_nats_*,
@@ -73,6 +80,9 @@ func (c LogConfig) withDefaults() LogConfig {
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = DefaultStartTimeout
 	}
+	if c.CheckEvery <= 0 {
+		c.CheckEvery = time.Second
+	}
 	if c.MaxBackfill <= 0 {
 		c.MaxBackfill = 100_000
 	}
@@ -98,6 +108,12 @@ type Log struct {
 	stream jetstream.Stream
 	log    *slog.Logger
 	m      *logMetrics
+
+	// healthy is what the watcher saw last: the stream has a leader that
+	// answers, and this process's server's copy, if it has one, is current.
+	healthy atomic.Bool
+	stop    chan struct{} // closed by Close: the watcher ends
+	done    chan struct{} // closed once the watcher has ended
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -179,7 +195,75 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Log{cfg: cfg, js: js, stream: stream, log: cfg.Logger, m: m}, nil
+	c := &Log{cfg: cfg, js: js, stream: stream, log: cfg.Logger, m: m, stop: make(chan struct{}), done: make(chan struct{})}
+	c.healthy.Store(true) // the stream's leader just answered
+	go c.watch()
+	return c, nil
+}
+
+// Close stops the log's watcher. The connection is the caller's.
+func (c *Log) Close() error {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+	return nil
+}
+
+// watch asks the stream's leader how the stream is every CheckEvery, until
+// Close, and keeps the answer for Ready.
+func (c *Log) watch() {
+	defer close(c.done)
+	tick := time.NewTicker(c.cfg.CheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		healthy, why := c.check()
+		if c.healthy.Swap(healthy) != healthy {
+			if healthy {
+				c.log.Info("event log ready", "stream", c.cfg.Stream)
+			} else {
+				c.log.Warn("event log not ready", "stream", c.cfg.Stream, "why", why)
+			}
+		}
+	}
+}
+
+// check asks for the stream's info: it has a leader only if its leader
+// answers, and it says how current each copy is.
+func (c *Log) check() (healthy bool, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.CheckEvery, time.Second))
+	defer cancel()
+	info, err := c.stream.Info(ctx)
+	switch {
+	case err != nil:
+		return false, "the stream's leader does not answer: " + err.Error()
+	case info.Cluster == nil:
+		return true, ""
+	case info.Cluster.Leader == "":
+		return false, "the stream has no leader"
+	}
+	// A leader that lost its quorum may still answer for a while, from
+	// what it knows: count the copies that are current with it.
+	current := 1
+	for _, p := range info.Cluster.Replicas {
+		if p.Current && !p.Offline {
+			current++
+		}
+		if p.Name == c.cfg.Server && !p.Current {
+			return false, fmt.Sprintf("this server's copy is catching up (%d behind)", p.Lag)
+		}
+	}
+	if copies := 1 + len(info.Cluster.Replicas); 2*current <= copies {
+		return false, fmt.Sprintf("%d of the stream's %d servers are current: no quorum", current, copies)
+	}
+	return true, ""
 }
 
 // subject is where events of type t go.
@@ -237,64 +321,128 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup
 	var read atomic.Uint64 // the last sequence read from the stream
-	cons, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   after + 1,
-	})
+	read.Store(after)
+	// open makes a consumer from the sequence after the last one read.
+	open := func() (jetstream.MessagesContext, error) {
+		cons, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:   read.Load() + 1,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return cons.Messages(jetstream.PullHeartbeat(tailHeartbeat))
+	}
+	first, err := open()
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("nats: consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullHeartbeat(tailHeartbeat))
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("nats: consumer: %w", err)
-	}
-	// The lag is also measured from the log's end every few seconds, so a
-	// consumer that reads nothing (stalled, or NATS away) does not show the
-	// last lag it saw for ever.
+	var cur atomic.Pointer[jetstream.MessagesContext] // the consumer in use
+	cur.Store(&first)
+	// The watchdog asks the stream where it ends every tailCheck: for the
+	// lag, so that a consumer that reads nothing (stalled, or NATS away)
+	// does not show the last lag it saw for ever; and to see a consumer
+	// that the stream has left behind. A consumer whose server went is
+	// made anew by nats.go, but while the cluster elects a new leader
+	// that can fail, and nats.go then waits longer and longer: a tail
+	// that has read nothing for tailStall while the stream grew stops its
+	// consumer, and the reader makes a new one from where it was.
 	done.Go(func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(tailCheck)
 		defer t.Stop()
+		var last uint64
+		var stalled time.Time // since when nothing was read while the stream grew; zero while not
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				info, err := c.stream.Info(ictx)
-				cancel()
-				if err == nil && info.State.LastSeq >= read.Load() {
-					c.m.lag.Set(float64(info.State.LastSeq - max(read.Load(), after)))
-				}
 			}
+			ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+			info, err := c.stream.Info(ictx)
+			icancel()
+			if err != nil {
+				continue
+			}
+			r := read.Load()
+			end := info.State.LastSeq
+			if end >= r {
+				c.m.lag.Set(float64(end - r))
+			}
+			switch {
+			case end <= r || r != last:
+				stalled = time.Time{}
+			case stalled.IsZero():
+				stalled = time.Now()
+			case time.Since(stalled) >= tailStall:
+				c.log.Warn("nats: the tail read nothing while the stream grew: making its consumer anew", "read", r, "stream_last", end)
+				(*cur.Load()).Stop()
+				stalled = time.Time{}
+			}
+			last = r
 		}
 	})
 	done.Go(func() {
 		for {
-			msg, err := it.Next()
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			it := *cur.Load()
+			for {
+				msg, err := it.Next()
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+						break // stopped by the watchdog: a new consumer
+					}
+					c.log.Debug("nats: consumer", "err", err)
+					continue
+				}
+				md, err := msg.Metadata()
+				if err != nil {
+					continue
+				}
+				c.m.lag.Set(float64(md.NumPending))
+				read.Store(md.Sequence.Stream)
+				deliver(c.decode(md.Sequence.Stream, msg.Data()))
+			}
+			for {
+				next, err := open()
+				if ctx.Err() != nil {
+					if err == nil {
+						next.Stop()
+					}
 					return
 				}
-				c.log.Debug("nats: consumer", "err", err)
-				continue
+				if err == nil {
+					cur.Store(&next)
+					break
+				}
+				c.log.Warn("nats: making the tail's consumer", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(tailRetry):
+				}
 			}
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			c.m.lag.Set(float64(md.NumPending))
-			read.Store(md.Sequence.Stream)
-			deliver(c.decode(md.Sequence.Stream, msg.Data()))
 		}
 	})
 	return func() {
 		cancel()
-		it.Stop() // Next returns ErrMsgIteratorClosed: the reader ends
+		(*cur.Load()).Stop() // Next returns ErrMsgIteratorClosed: the reader ends
 		done.Wait()
 	}, nil
 }
+
+// tailCheck is how often a tail's watchdog asks where the stream ends;
+// tailStall how long a tail may read nothing while the stream grew before
+// its consumer is made anew; tailRetry how long it waits between attempts
+// to make it.
+const (
+	tailCheck = time.Second
+	tailStall = 3 * time.Second
+	tailRetry = 250 * time.Millisecond
+)
 
 // tailHeartbeat is how often the server of a tail's consumer says it is
 // there while no event comes. After two missed heartbeats the tail makes
@@ -425,5 +573,8 @@ func (c *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
 	return info.State.FirstSeq, info.State.LastSeq, nil
 }
 
-// Ready reports whether the node is connected to NATS.
-func (c *Log) Ready() bool { return c.cfg.Conn.IsConnected() }
+// Ready reports whether the node is connected to NATS and the stream is
+// usable: it has a leader (a quorum of its servers), and this process's
+// server's copy, if it has one, has caught up. It is what the watcher saw
+// last, at most CheckEvery ago.
+func (c *Log) Ready() bool { return c.cfg.Conn.IsConnected() && c.healthy.Load() }

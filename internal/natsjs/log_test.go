@@ -45,6 +45,7 @@ func TestLogContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { l.Close() })
 		return l
 	})
 }
@@ -56,6 +57,7 @@ func TestLogIdempotencyKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
 	evs := []jobs.Event{logtest.Event(t, "j1"), logtest.Event(t, "j2")}
 	first, err := l.Append(context.Background(), "retry-me", evs)
 	if err != nil {
