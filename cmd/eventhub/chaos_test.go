@@ -471,9 +471,10 @@ func TestChaosEmbeddedCluster(t *testing.T) {
 	perms := chaosPermissions(t, chaosUsers)
 	const n = 3
 	var routes []string
+	free := hubtest.FreePorts(t, 3*n)
 	ports := make([][3]int, n) // public, NATS client, NATS route
 	for i := range ports {
-		ports[i] = [3]int{hubtest.FreePort(t), hubtest.FreePort(t), hubtest.FreePort(t)}
+		ports[i] = [3]int{free[3*i], free[3*i+1], free[3*i+2]}
 		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[i][2]))
 	}
 	hubs := make([]*chaosHub, n)

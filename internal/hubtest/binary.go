@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,12 +71,42 @@ func Binary(t testing.TB) string {
 // flag that cannot take port 0 (an address two processes must agree on).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// Ports FreePorts picks from: below Linux's ephemeral range (32768–60999),
+// so that no connection the tests open takes one as its local port between
+// the pick and the hub's listen.
+const (
+	freePortMin = 20000
+	freePortMax = 32767
+)
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago, each picked at random below the ephemeral range (so tests that run
+// at once rarely pick the same one) and checked by listening on it.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free port in %d–%d after %d tries", freePortMin, freePortMax, tries)
+		}
+		port := freePortMin + rand.IntN(freePortMax-freePortMin+1)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken: another
+		}
+		held = append(held, ln) // held until all are picked: distinct
+		ports = append(ports, port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Options says how StartBinary runs the hub. The zero value runs

@@ -45,14 +45,15 @@ func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	routes := make([]string, n)
 	clusterAddrs := make([]string, n)
+	ports := hubtest.FreePorts(t, 2*n) // routes, then clients
 	for i := range n {
-		clusterAddrs[i] = fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
+		clusterAddrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 		routes[i] = "nats-route://" + clusterAddrs[i]
 	}
 	c := &testCluster{servers: map[string]*natsjs.Server{}, configs: map[string]natsjs.ServerConfig{}}
 	for i := range n {
 		cfg := natsjs.ServerConfig{
-			Addr: fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t)), StoreDir: t.TempDir(),
+			Addr: fmt.Sprintf("127.0.0.1:%d", ports[n+i]), StoreDir: t.TempDir(),
 			Name: fmt.Sprintf("n%d", i+1), ClusterAddr: clusterAddrs[i], ClusterName: "test",
 			Routes:      routes, // its own among them, as every node of a cluster may list them all
 			ClusterAuth: natsjs.Credentials{User: "route", Password: "route-secret"},
@@ -197,9 +198,11 @@ func TestLogReadyFollowsQuorum(t *testing.T) {
 	if !errors.Is(err, eventlog.ErrUnavailable) {
 		t.Errorf("append without a quorum: %v, want ErrUnavailable", err)
 	}
-	if out := logged.String(); !strings.Contains(out, "event log not ready") {
-		t.Errorf("log %q, want the change to not ready", out)
-	}
+	// Not ready may come first from the connection (it was to one of the
+	// two): the watcher says so once it has asked the stream.
+	hubtest.WaitFor(t, "the log saying it is not ready", clusterWait, func() bool {
+		return strings.Contains(logged.String(), "event log not ready")
+	})
 
 	c.start(t, "n2")
 	c.start(t, "n3")
@@ -210,8 +213,13 @@ func TestLogReadyFollowsQuorum(t *testing.T) {
 		t.Errorf("bounds: last %d, %v; ids before %v, after %v", last, err, before, after)
 	}
 	var got []uint64
-	if err := l.Read(context.Background(), 0, last, func(r eventlog.Record) { got = append(got, r.ID) }); err != nil {
-		t.Fatal(err)
+	var readErr error
+	if !hubtest.Poll(clusterWait, func() bool { // the servers back may still be settling
+		got = got[:0]
+		readErr = l.Read(context.Background(), 0, last, func(r eventlog.Record) { got = append(got, r.ID) })
+		return readErr == nil
+	}) {
+		t.Fatalf("read the log back: %v", readErr)
 	}
 	for _, id := range append(before, after...) {
 		if !slices.Contains(got, id) {
