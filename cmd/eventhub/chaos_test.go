@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/finexbot/eventhub/internal/hubtest"
+	"github.com/finexbot/eventhub/internal/natsjs"
 )
 
 // The chaos tests run a cluster of hub processes, kill its machines (a hub
@@ -426,6 +430,17 @@ func (r *chaosRun) delivered(what string, want map[uint64]bool) {
 	}
 }
 
+// resumes is how many times the streams have resumed on a hub so far.
+func (r *chaosRun) resumes() int {
+	n := 0
+	for _, s := range r.streams {
+		s.mu.Lock()
+		n += s.reconnects
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // check asserts the run's guarantees and logs its figures.
 func (r *chaosRun) check() {
 	t := r.t
@@ -500,5 +515,154 @@ func TestChaosEmbeddedCluster(t *testing.T) {
 		hubs[1].kill()
 		r.progress("after hub 1 died")
 		t.Logf("hub 0 ready %v after its restart began", took.Round(time.Millisecond))
+	})
+}
+
+// natsCluster is three NATS servers run by the test, in its process: the
+// external cluster that hubs given --nats use.
+type natsCluster struct {
+	configs map[string]natsjs.ServerConfig
+	servers map[string]*natsjs.Server // nil while stopped
+	urls    []string
+}
+
+func startNATSCluster(t *testing.T, n int) *natsCluster {
+	t.Helper()
+	ports := hubtest.FreePorts(t, 2*n) // clients, then routes
+	var routes []string
+	for i := range n {
+		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[n+i]))
+	}
+	c := &natsCluster{configs: map[string]natsjs.ServerConfig{}, servers: map[string]*natsjs.Server{}}
+	for i := range n {
+		cfg := natsjs.ServerConfig{
+			Addr: "127.0.0.1:" + strconv.Itoa(ports[i]), StoreDir: t.TempDir(), Name: "nats-" + strconv.Itoa(i),
+			ClusterAddr: "127.0.0.1:" + strconv.Itoa(ports[n+i]), Routes: routes,
+		}
+		c.configs[cfg.Name] = cfg
+		c.urls = append(c.urls, "nats://"+cfg.Addr)
+		c.start(t, cfg.Name)
+	}
+	return c
+}
+
+// start starts the server named name, again after stop: the same ports
+// and store.
+func (c *natsCluster) start(t *testing.T, name string) {
+	t.Helper()
+	srv, err := natsjs.StartServer(c.configs[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	c.servers[name] = srv
+}
+
+func (c *natsCluster) stop(name string) {
+	c.servers[name].Shutdown()
+	c.servers[name] = nil
+}
+
+// roles says which server leads the event log's stream and which follow.
+func (c *natsCluster) roles(t *testing.T) (leader string, followers []string) {
+	t.Helper()
+	nc, err := natsjs.Connect(strings.Join(c.urls, ","), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, "the stream's leader and two current followers", 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, "EVENTHUB")
+		if err != nil {
+			return false
+		}
+		info := s.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+			return false
+		}
+		leader, followers = info.Cluster.Leader, nil
+		for _, p := range info.Cluster.Replicas {
+			if !p.Current || p.Offline {
+				return false
+			}
+			followers = append(followers, p.Name)
+		}
+		return true
+	})
+	return leader, followers
+}
+
+// TestChaosExternalCluster: two hubs on an external three-node NATS
+// cluster (--nats with all three, --nats-replicas 3). The stream's leader
+// stops and comes back, then a follower stops. (A hub whose tail pauses
+// through a failover may then route a burst larger than a mailbox: those
+// streams are closed as slow and resume, as designed.) Then two of the
+// three stop: the quorum is lost, the hubs keep their streams, /readyz and
+// publishing answer 503; when the two come back, nothing acknowledged is
+// lost.
+func TestChaosExternalCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster of processes")
+	}
+	t.Parallel()
+	nc := startNATSCluster(t, 3)
+	perms := chaosPermissions(t, chaosUsers)
+	ports := hubtest.FreePorts(t, 2)
+	hubs := make([]*chaosHub, len(ports))
+	opts := make([]hubtest.Options, len(ports))
+	for i, port := range ports {
+		opts[i] = hubtest.Options{
+			Listen: "127.0.0.1:" + strconv.Itoa(port),
+			Args:   []string{"--permissions", perms, "--drain", "1s", "--nats", strings.Join(nc.urls, ","), "--nats-replicas", "3"},
+		}
+		hubs[i] = &chaosHub{t: t, opts: opts[i]}
+	}
+	for i, p := range hubtest.StartBinaries(t, opts...) {
+		hubs[i].p.Store(p)
+	}
+	runChaos(t, hubs, func(r *chaosRun) {
+		leader, _ := nc.roles(t)
+		nc.stop(leader)
+		r.progress("after the stream's leader stopped")
+		nc.start(t, leader)
+		_, followers := nc.roles(t)
+		nc.stop(followers[0])
+		r.progress("after a follower stopped")
+		nc.start(t, followers[0])
+
+		leader, followers = nc.roles(t)
+		resumes := r.resumes()
+		nc.stop(followers[0])
+		nc.stop(followers[1])
+		for i, h := range hubs {
+			hubtest.WaitFor(t, fmt.Sprintf("hub %d not ready without a quorum", i), 30*time.Second, func() bool {
+				resp, err := http.Get("http://" + h.addr() + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusServiceUnavailable
+			})
+		}
+		for i, h := range hubs {
+			body := hubtest.JobEvent("growth", "no-quorum", "completed", "a1", "", time.Now())
+			resp, b := hubtest.Request(t, http.MethodPost, "http://"+h.addr()+"/api/events", devPublishKey, []byte(body))
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("hub %d, publishing without a quorum: %d %s, want 503", i, resp.StatusCode, b)
+			}
+		}
+		nc.start(t, followers[0])
+		nc.start(t, followers[1])
+		r.progress("after the quorum came back")
+		if got := r.resumes(); got != resumes {
+			t.Errorf("%d streams resumed while the quorum was lost: the hubs should keep them", got-resumes)
+		}
+		t.Logf("leader %s kept running through the lost quorum", leader)
 	})
 }
