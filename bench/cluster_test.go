@@ -57,16 +57,7 @@ func floorMain(args []string) error {
 	fmt.Printf("listening on %s\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	f := &Floor{Assets: *assets}
-	served := make(chan error, 1)
-	go func() { served <- f.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		f.Close()
-		return <-served
-	case err := <-served:
-		return err
-	}
+	return (&Floor{Assets: *assets}).ServeUntil(ctx, ln)
 }
 
 // fakeHub does what the harness relies on from a clustered eventhub: it

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,21 @@ func (f *Floor) Serve(ln net.Listener) error {
 		f.wg.Add(1)
 		f.mu.Unlock()
 		go f.serveConn(c)
+	}
+}
+
+// ServeUntil serves ln as Serve does until ctx is done, then closes the
+// floor and returns Serve's result.
+func (f *Floor) ServeUntil(ctx context.Context, ln net.Listener) error {
+	served := make(chan error, 1) // capacity 1: Serve's result may go unread
+	go func() { served <- f.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		f.Close()
+		return <-served
+	case err := <-served:
+		f.Close()
+		return err
 	}
 }
 

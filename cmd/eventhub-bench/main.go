@@ -328,6 +328,9 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *assets < 0 {
+		return fmt.Errorf("--assets %d: %w", *assets, bench.ErrConfig)
+	}
 	if host, _, err := net.SplitHostPort(*listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", *listen, err)
 	} else if ip := net.ParseIP(host); !*allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -338,18 +341,6 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("floor: %w", err)
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	if *assets < 0 {
-		return fmt.Errorf("--assets %d: %w", *assets, bench.ErrConfig)
-	}
 	f := &bench.Floor{WriteTimeout: *writeTimeout, Assets: *assets}
-	served := make(chan error, 1) // capacity 1: Serve's result may go unread
-	go func() { served <- f.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		f.Close()
-		return <-served
-	case err := <-served:
-		f.Close()
-		return err
-	}
+	return f.ServeUntil(ctx, ln)
 }

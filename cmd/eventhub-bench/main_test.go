@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/finexbot/eventhub/bench"
 )
 
 // TestUsersFlag: by default each stream has a user of its own; --users 0
@@ -52,5 +57,16 @@ func TestAssetsFlag(t *testing.T) {
 	}
 	if o, err = parseFlags("suite", nil, io.Discard); err != nil || !slices.Contains(o.scenarios, "selective") {
 		t.Fatalf("suite: %+v, %v; want selective among its scenarios", o, err)
+	}
+}
+
+// TestFloorAssetsFlag: the floor refuses a negative --assets before it
+// listens: nothing is announced.
+func TestFloorAssetsFlag(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	err := run(context.Background(), []string{"floor", "--listen", "127.0.0.1:0", "--assets", "-1"}, &out, io.Discard)
+	if !errors.Is(err, bench.ErrConfig) || out.Len() != 0 {
+		t.Errorf("err %v, output %q; want ErrConfig and nothing announced", err, out.String())
 	}
 }
