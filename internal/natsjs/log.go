@@ -52,7 +52,7 @@ type LogConfig struct {
 	// restarted node catching up), the log is not Ready. Empty means none.
 	Server string
 	// CheckEvery is how often the log asks the stream's leader how the
-	// stream is, for Ready. Zero means a second.
+	// stream is, for Ready and for its tails' lag. Zero means a second.
 	CheckEvery time.Duration
 	// Logger receives the log's warnings. Nil means none.
 	Logger *slog.Logger
@@ -112,8 +112,11 @@ type Log struct {
 	// healthy is what the watcher saw last: the stream has a leader that
 	// answers, and this process's server's copy, if it has one, is current.
 	healthy atomic.Bool
-	stop    chan struct{} // closed by Close: the watcher ends
-	done    chan struct{} // closed once the watcher has ended
+	// last is the stream's last sequence when its leader last answered the
+	// watcher, for the tails' lag and stall watch; 0 until it has.
+	last atomic.Uint64
+	stop chan struct{} // closed by Close: the watcher ends
+	done chan struct{} // closed once the watcher has ended
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -197,6 +200,7 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	}
 	c := &Log{cfg: cfg, js: js, stream: stream, log: cfg.Logger, m: m, stop: make(chan struct{}), done: make(chan struct{})}
 	c.healthy.Store(true) // the stream's leader just answered
+	c.last.Store(stream.CachedInfo().State.LastSeq)
 	go c.watch()
 	return c, nil
 }
@@ -241,9 +245,11 @@ func (c *Log) check() (healthy bool, why string) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.CheckEvery, time.Second))
 	defer cancel()
 	info, err := c.stream.Info(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		return false, "the stream's leader does not answer: " + err.Error()
+	}
+	c.last.Store(info.State.LastSeq)
+	switch {
 	case info.Cluster == nil:
 		return true, ""
 	case info.Cluster.Leader == "":
@@ -340,16 +346,17 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 	}
 	var cur atomic.Pointer[jetstream.MessagesContext] // the consumer in use
 	cur.Store(&first)
-	// The watchdog asks the stream where it ends every tailCheck: for the
-	// lag, so that a consumer that reads nothing (stalled, or NATS away)
-	// does not show the last lag it saw for ever; and to see a consumer
-	// that the stream has left behind. A consumer whose server went is
-	// made anew by nats.go, but while the cluster elects a new leader
-	// that can fail, and nats.go then waits longer and longer: a tail
-	// that has read nothing for tailStall while the stream grew stops its
-	// consumer, and the reader makes a new one from where it was.
+	// The watchdog looks where the stream ends (as the log's watcher last
+	// saw it) every CheckEvery: for the lag, so that a consumer that reads
+	// nothing (stalled, or NATS away) does not show the last lag it saw
+	// for ever; and to see a consumer that the stream has left behind. A
+	// consumer whose server went is made anew by nats.go, but while the
+	// cluster elects a new leader that can fail, and nats.go then waits
+	// longer and longer: a tail that has read nothing for tailStall while
+	// the stream grew stops its consumer, and the reader makes a new one
+	// from where it was.
 	done.Go(func() {
-		t := time.NewTicker(tailCheck)
+		t := time.NewTicker(c.cfg.CheckEvery)
 		defer t.Stop()
 		var last uint64
 		var stalled time.Time // since when nothing was read while the stream grew; zero while not
@@ -359,14 +366,7 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 				return
 			case <-t.C:
 			}
-			ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
-			info, err := c.stream.Info(ictx)
-			icancel()
-			if err != nil {
-				continue
-			}
-			r := read.Load()
-			end := info.State.LastSeq
+			r, end := read.Load(), c.last.Load()
 			if end >= r {
 				c.m.lag.Set(float64(end - r))
 			}
@@ -434,12 +434,10 @@ func (c *Log) Tail(after uint64, deliver func(eventlog.Record)) (func(), error) 
 	}, nil
 }
 
-// tailCheck is how often a tail's watchdog asks where the stream ends;
-// tailStall how long a tail may read nothing while the stream grew before
-// its consumer is made anew; tailRetry how long it waits between attempts
-// to make it.
+// tailStall is how long a tail may read nothing while the stream grew
+// before its consumer is made anew; tailRetry how long it waits between
+// attempts to make it.
 const (
-	tailCheck = time.Second
 	tailStall = 3 * time.Second
 	tailRetry = 250 * time.Millisecond
 )
