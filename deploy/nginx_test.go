@@ -205,7 +205,8 @@ func renderNginxConf(t *testing.T, dir, hub string, httpsPort, httpPort int) str
 // it writes under dir, in front of hub, and returns its HTTPS port.
 func startNginx(t *testing.T, nginx, dir, hub string) int {
 	t.Helper()
-	httpsPort, httpPort := hubtest.FreePort(t), hubtest.FreePort(t)
+	ports := hubtest.FreePorts(t, 2)
+	httpsPort, httpPort := ports[0], ports[1]
 	if err := os.WriteFile(filepath.Join(dir, "eventhub.conf"), []byte(renderNginxConf(t, dir, hub, httpsPort, httpPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}

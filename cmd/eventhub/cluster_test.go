@@ -116,9 +116,10 @@ func TestServeEmbeddedCluster(t *testing.T) {
 	env := map[string]string{"EVENTHUB_NATS_CLUSTER_PASSWORD": password}
 	const n = 3
 	clientAddrs, routeAddrs, routes := make([]string, n), make([]string, n), make([]string, n)
+	ports := hubtest.FreePorts(t, 2*n)
 	for i := range n {
-		clientAddrs[i] = fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
-		routeAddrs[i] = fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
+		clientAddrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		routeAddrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
 		routes[i] = "nats-route://" + routeAddrs[i]
 	}
 	var mu sync.Mutex

@@ -327,8 +327,9 @@ func TestAdminListener(t *testing.T) {
 // both share one port with --reuse-port; an event published on either
 // reaches a stream on the other.
 func TestServeCluster(t *testing.T) {
-	natsAddr := fmt.Sprintf("127.0.0.1:%d", hubtest.FreePort(t))
-	port := strconv.Itoa(hubtest.FreePort(t))
+	ports := hubtest.FreePorts(t, 2)
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	port := strconv.Itoa(ports[1])
 	a, stopA := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
 		"--nats-embed", natsAddr, "--nats-store", t.TempDir()}, nil)
 	b, stopB := startRun(t, []string{"serve", "--listen", "127.0.0.1:" + port, "--reuse-port",
