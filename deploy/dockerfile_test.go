@@ -8,11 +8,9 @@ package deploy
 // the binary is built from.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,9 +40,7 @@ func TestDockerfile(t *testing.T) {
 // files and expects dockerProblems to name it. Every replacement must apply
 // exactly once.
 func TestDockerfileChecksCatch(t *testing.T) {
-	cases := []struct {
-		name, file, old, new, want string
-	}{
+	cases := []breakCase{
 		{"cgo on", dockerfile, "ENV CGO_ENABLED=0", "ENV CGO_ENABLED=1", "CGO_ENABLED"},
 		{"cgo left to the default", dockerfile, "ENV CGO_ENABLED=0\n", "", "CGO_ENABLED"},
 		{"paths kept", dockerfile, "-trimpath ", "", "-trimpath"},
@@ -70,25 +66,8 @@ func TestDockerfileChecksCatch(t *testing.T) {
 		{"sources left out", dockerignore, "\ndeploy\n", "\ndeploy\njobs\n", "jobs/"},
 		{"embedded files left out", dockerignore, "\n*.md\n", "\n*.md\n**/*.json\n", "authz/demo_permissions.json"},
 	}
-	original, sources := readDockerFiles(t), buildSources(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			files := maps.Clone(original)
-			text := files[tc.file]
-			if n := bytes.Count(text, []byte(tc.old)); n != 1 {
-				t.Fatalf("%s: %q appears %d times, want once (update this case)", tc.file, tc.old, n)
-			}
-			files[tc.file] = bytes.Replace(text, []byte(tc.old), []byte(tc.new), 1)
-			problems := dockerProblems(files, sources)
-			for _, p := range problems {
-				if strings.Contains(p, tc.want) {
-					t.Logf("caught: %s", p)
-					return
-				}
-			}
-			t.Errorf("with %q for %q in %s, no problem mentions %q; got:\n%s", tc.new, tc.old, tc.file, tc.want, strings.Join(problems, "\n"))
-		})
-	}
+	sources := buildSources(t)
+	checksCatch(t, readDockerFiles(t), cases, func(files map[string][]byte) []string { return dockerProblems(files, sources) })
 }
 
 func readDockerFiles(t *testing.T) map[string][]byte {

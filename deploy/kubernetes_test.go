@@ -80,9 +80,7 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		emb  = "kubernetes/embedded/statefulset.yaml"
 		embS = "kubernetes/embedded/service.yaml"
 	)
-	cases := []struct {
-		name, file, old, new, want string
-	}{
+	cases := []breakCase{
 		{"readiness on the public port", ext, "path: /readyz\n              port: admin", "path: /readyz\n              port: http", "readiness probe"},
 		{"readiness on another path", emb, "path: /readyz", "path: /healthz", "readiness probe"},
 		{"liveness on another path", ext, "livenessProbe:\n            httpGet:\n              path: /healthz", "livenessProbe:\n            httpGet:\n              path: /readyz", "liveness probe"},
@@ -171,7 +169,19 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		{"NATS user not the hubs'", natsValuesFile, "user: eventhub", "user: hub", "--nats-user"},
 		{"NATS password variable not from a Secret", natsValuesFile, "    EVENTHUB_NATS_PASSWORD:\n", "    OTHER_VARIABLE:\n", "not read from a Secret"},
 	}
-	original := readKubernetesFiles(t)
+	checksCatch(t, readKubernetesFiles(t), cases, kubernetesProblems)
+}
+
+// breakCase breaks one rule: old, once in file, becomes new, and a problem
+// must mention want.
+type breakCase struct {
+	name, file, old, new, want string
+}
+
+// checksCatch breaks each case's rule in a copy of original and fails
+// unless problems, run on the copy, reports it.
+func checksCatch(t *testing.T, original map[string][]byte, cases []breakCase, problems func(map[string][]byte) []string) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			files := maps.Clone(original)
@@ -183,14 +193,14 @@ func TestKubernetesChecksCatch(t *testing.T) {
 				t.Fatalf("%s: %q appears %d times, want once (update this case)", tc.file, tc.old, n)
 			}
 			files[tc.file] = bytes.Replace(text, []byte(tc.old), []byte(tc.new), 1)
-			problems := kubernetesProblems(files)
-			for _, p := range problems {
+			found := problems(files)
+			for _, p := range found {
 				if strings.Contains(p, tc.want) {
 					t.Logf("caught: %s", p)
 					return
 				}
 			}
-			t.Errorf("with %q for %q in %s, no problem mentions %q; got:\n%s", tc.new, tc.old, tc.file, tc.want, strings.Join(problems, "\n"))
+			t.Errorf("with %q for %q in %s, no problem mentions %q; got:\n%s", tc.new, tc.old, tc.file, tc.want, strings.Join(found, "\n"))
 		})
 	}
 }
