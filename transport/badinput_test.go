@@ -62,6 +62,16 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	for _, key := range []string{strings.Repeat("k", 129), "job:j-1/end", "a b"} {
+		t.Run("publish/Idempotency-Key "+key[:min(len(key), 12)], func(t *testing.T) {
+			status, body := ts.do("POST", "/api/events", testKey, []byte(valid), "Idempotency-Key", key)
+			if status != 400 || !strings.Contains(body, "Idempotency-Key") {
+				t.Fatalf("status %d (%s), want 400 naming Idempotency-Key", status, body)
+			}
+			assertJSONError(t, body)
+		})
+	}
+
 	streamCases := []struct {
 		name, auth, query string
 		header            []string

@@ -261,6 +261,11 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx) {
 	if !s.publisher(ctx) {
 		return
 	}
+	key := ctx.Request.Header.Peek("Idempotency-Key")
+	if !validIdempotencyKey(key) {
+		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("Idempotency-Key: 1 to %d letters, digits or - _ . ~", maxIdempotencyKey))
+		return
+	}
 	events, err := jobs.DecodeEvents(ctx.PostBody())
 	if err != nil {
 		writeDecodeError(ctx, err)
@@ -268,12 +273,33 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx) {
 	}
 	// An Idempotency-Key makes a retried POST safe in a cluster: the log
 	// stores it once and answers the same ids.
-	ids, err := s.cfg.Hub.PublishWithKey(ctx, string(ctx.Request.Header.Peek("Idempotency-Key")), events)
+	ids, err := s.cfg.Hub.PublishWithKey(ctx, string(key), events)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusAccepted, map[string][]uint64{"ids": ids})
+}
+
+// maxIdempotencyKey bounds an Idempotency-Key: a UUID or a base64url
+// digest fits.
+const maxIdempotencyKey = 128
+
+// validIdempotencyKey reports whether key is absent or 1 to
+// maxIdempotencyKey URL-safe characters (RFC 3986 unreserved). The hub's own
+// keys (a job's end) use a ':', so a publisher's key never takes one of them.
+func validIdempotencyKey(key []byte) bool {
+	if len(key) > maxIdempotencyKey {
+		return false
+	}
+	for _, c := range key {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // submitJob is POST /api/jobs: a user submits a job on a scope they may see.
