@@ -262,6 +262,19 @@ func (h *Hub) Snapshot(ctx context.Context, perms *authz.Permissions, filter job
 	})
 }
 
+// JobEnded reports whether job id has ended (completed or failed) by the
+// events this hub has taken from the log: what a cluster's work queue asks
+// before it runs again a job whose node went quiet. A job the job table no
+// longer holds (Config.Jobs, JobsBytes) is not known to have ended.
+func (h *Hub) JobEnded(ctx context.Context, id string) (bool, error) {
+	if h.isClosing() {
+		return false, ErrClosed
+	}
+	return ask(h, ctx, h.cfg.PublishTimeout, func(reply chan bool) any {
+		return &jobEnded{id: id, reply: reply}
+	})
+}
+
 // RecordStreamError counts a stream request refused before it started.
 func (h *Hub) RecordStreamError(reason StreamError) {
 	if c, ok := h.m.streamErrors[reason]; ok {

@@ -35,6 +35,13 @@ func newJobTable(max, maxBytes int) *jobTable {
 	return &jobTable{max: max, maxBytes: maxBytes, byJob: make(map[string]*list.Element)}
 }
 
+// ended reports whether the latest event of job id, if the table still
+// holds it, is its end (completed or failed).
+func (t *jobTable) ended(id string) bool {
+	e, ok := t.byJob[id]
+	return ok && e.Value.(*frame).ev.Status >= jobs.Completed
+}
+
 // jobCost is what a job whose latest frame is f costs against the budget.
 func (f *frame) jobCost() int { return f.size() + len(f.ev.JobID) + jobEntryOverhead }
 

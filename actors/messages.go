@@ -97,6 +97,12 @@ type snapshot struct {
 	reply  chan Snapshot // capacity 1: the hub never blocks on a caller that gave up
 }
 
+// jobEnded asks whether the job table holds a job's end.
+type jobEnded struct {
+	id    string
+	reply chan bool // capacity 1: the hub never blocks on a caller that gave up
+}
+
 // caughtUp asks the hub to answer once it has taken the log's records up
 // to id: a resume from an id on its way to the hub waits for it.
 type caughtUp struct {

@@ -124,6 +124,8 @@ func (a *hubActor) Receive(ctx actor.Context) {
 			a.h.m.snapshotTruncated.Inc()
 		}
 		msg.reply <- Snapshot{LastEventID: a.routed, Jobs: list, Truncated: truncated}
+	case *jobEnded:
+		msg.reply <- a.jobs.ended(msg.id)
 	case *authorize:
 		a.authorize(ctx, msg)
 	case *invalidate:

@@ -18,10 +18,13 @@ import (
 // WorkersConfig configures StartWorkers. Publish is required; the zero
 // value of every other field works.
 type WorkersConfig struct {
-	// Publish is where the workers' events go: the hub's Publish, the same
-	// door as an event POSTed by an outside worker. It returns once the
-	// event log has them.
-	Publish func(ctx context.Context, events []Event) ([]uint64, error)
+	// Publish is where the workers' events go: the hub's PublishWithKey,
+	// the same door as an event POSTed by an outside worker. It returns
+	// once the event log has them. A job's end (completed or failed) comes
+	// with the idempotency key EndKey(job.ID), so that where the log keeps
+	// keys (a cluster's) a job run twice (its node went quiet, another took
+	// it) ends once.
+	Publish func(ctx context.Context, key string, events []Event) ([]uint64, error)
 	// PerType is the number of worker actors per job type: at most PerType
 	// jobs of one type run at once, the rest wait in their pool, which
 	// hands them out fairly across users. Zero means 2.
@@ -82,7 +85,7 @@ type Workers struct {
 // workerEnv is what every pool and worker actor of one Workers shares. It is
 // read-only after StartWorkers.
 type workerEnv struct {
-	publish func(ctx context.Context, events []Event) ([]uint64, error)
+	publish func(ctx context.Context, key string, events []Event) ([]uint64, error)
 	base    context.Context // done once Stop is called
 	timeout time.Duration
 	now     func() time.Time
@@ -304,7 +307,7 @@ func (w *Workers) Announce(ctx context.Context, job Job) error {
 	if err := job.check(); err != nil {
 		return fmt.Errorf("jobs: submit: %w", err)
 	}
-	if _, err := w.env.publish(ctx, []Event{*w.env.event(job, Queued, w.env.now(), eventData{})}); err != nil {
+	if _, err := w.env.publish(ctx, "", []Event{*w.env.event(job, Queued, w.env.now(), eventData{})}); err != nil {
 		return fmt.Errorf("jobs: submit %s: %w", job.ID, err)
 	}
 	return nil
@@ -314,7 +317,7 @@ func (w *Workers) Announce(ctx context.Context, job Job) error {
 // job that was announced but could not be queued.
 func (w *Workers) Fail(ctx context.Context, job Job, reason string) error {
 	ev := w.env.event(job, Failed, w.env.now(), eventData{DurationMs: new(int64(0)), Error: clipTo(reason, maxErrorLen)})
-	_, err := w.env.publish(ctx, []Event{*ev})
+	_, err := w.env.publish(ctx, EndKey(job.ID), []Event{*ev})
 	return err
 }
 
@@ -394,10 +397,18 @@ const publishTimeout = 10 * time.Second
 func (e *workerEnv) emit(ev *Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if _, err := e.publish(ctx, []Event{*ev}); err != nil {
+	var key string
+	if ev.Status == Completed || ev.Status == Failed {
+		key = EndKey(ev.JobID)
+	}
+	if _, err := e.publish(ctx, key, []Event{*ev}); err != nil {
 		e.log.Error("jobs: an event was not published", "job", ev.JobID, "status", ev.Status.String(), "err", err)
 	}
 }
+
+// EndKey is the idempotency key of job id's end: its completed or failed
+// event. The ':' keeps it apart from any key a publisher may send.
+func EndKey(id string) string { return "job:" + id + ":end" }
 
 // giveUp ends a job that reached its pool after Stop had drained it: a
 // cluster's goes back to its queue, one submitted here fails.

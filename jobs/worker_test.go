@@ -30,12 +30,12 @@ func newSystem(t *testing.T) *actor.ActorSystem {
 	return sys
 }
 
-// recorder stands in for the hub's Publish: it numbers the events it is
-// given and forwards each to a channel, in publish order, and a reader
-// groups them by job. Only the test goroutine calls its methods; publish
+// recorder stands in for the hub's PublishWithKey: it numbers the events it
+// is given and forwards each to a channel, in publish order, and a reader
+// groups them by job and checks each was published with its key. Only the test goroutine calls its methods; publish
 // may be called from any goroutine.
 type recorder struct {
-	ch    chan *Event
+	ch    chan keyedEvent
 	byJob map[string][]*Event
 
 	mu     sync.Mutex // guards nextID
@@ -43,17 +43,23 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{ch: make(chan *Event, 10000), byJob: map[string][]*Event{}}
+	return &recorder{ch: make(chan keyedEvent, 10000), byJob: map[string][]*Event{}}
 }
 
-func (r *recorder) publish(_ context.Context, events []Event) ([]uint64, error) {
+// keyedEvent is an event and the idempotency key it was published with.
+type keyedEvent struct {
+	ev  *Event
+	key string
+}
+
+func (r *recorder) publish(_ context.Context, key string, events []Event) ([]uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := make([]uint64, len(events))
 	for i := range events {
 		r.nextID++
 		ids[i] = r.nextID
-		r.ch <- &events[i] // capacity far above what any test sends: never blocks
+		r.ch <- keyedEvent{&events[i], key} // capacity far above what any test sends: never blocks
 	}
 	return ids, nil
 }
@@ -76,7 +82,13 @@ func (r *recorder) until(t *testing.T, id string) []*Event {
 			return evs
 		}
 		select {
-		case ev := <-r.ch:
+		case k := <-r.ch:
+			ev := k.ev
+			// A job's end is published with its key, so that a job run
+			// twice in a cluster ends once; nothing else is.
+			if want := map[bool]string{true: EndKey(ev.JobID)}[ev.Status >= Completed]; k.key != want {
+				t.Errorf("job %s: %v event published with key %q, want %q", ev.JobID, ev.Status, k.key, want)
+			}
 			r.byJob[ev.JobID] = append(r.byJob[ev.JobID], ev)
 		case <-deadline:
 			t.Fatalf("job %s: no completed or failed event after %v; got %v", id, waitFor, statuses(r.byJob[id]))

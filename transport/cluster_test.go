@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/finexbot/eventhub/actors"
@@ -95,11 +96,12 @@ func (n *testNATS) node(cfg actors.Config) *testServer {
 }
 
 // startQueue makes node take jobs from, and submit them to, the cluster's
-// work queue, on a connection of its own (returned, to kill it).
-func (n *testNATS) startQueue(node *testServer, ackWait time.Duration) *nats.Conn {
+// work queue, on a connection of its own (returned, to kill it), as the
+// serve command does: a job its hub has seen end is not run again.
+func (n *testNATS) startQueue(node *testServer, lease time.Duration) *nats.Conn {
 	n.t.Helper()
 	nc := n.connect()
-	q, err := natsjs.StartQueue(context.Background(), node.workers, natsjs.QueueConfig{Conn: nc, AckWait: ackWait})
+	q, err := natsjs.StartQueue(context.Background(), node.workers, natsjs.QueueConfig{Conn: nc, Lease: lease, Ended: node.hub.JobEnded})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -186,6 +188,73 @@ func TestClusterJobsRunOnce(t *testing.T) {
 	rest := jobSteps(t, watch, id)
 	if len(rest) != 2 || !strings.HasPrefix(rest[0], "started#") || rest[0] == "started#1" || rest[1] != "completed" {
 		t.Fatalf("after A died: %v, want the job started again (attempt ≥ 2) and completed", rest)
+	}
+}
+
+// TestClusterLongJobKeepsItsLease: a job that runs for several leases is
+// not given to another node: its node renews the lease while it runs.
+func TestClusterLongJobKeepsItsLease(t *testing.T) {
+	n := startNATS(t)
+	a, b := n.node(actors.Config{}), n.node(actors.Config{})
+	watch := b.openStream("dev:ops", "")
+	n.startQueue(a, time.Second)
+	n.startQueue(b, time.Second)
+
+	id := submitJob(t, a, `{"type":"growth","assetId":"a1","params":{"delayMs":3500}}`)
+	if steps := jobSteps(t, watch, id); strings.Join(steps, ",") != "queued,started,completed" {
+		t.Fatalf("steps %v, want the job run once", steps)
+	}
+	b.publish(event("growth", "marker", "queued", "a1", ""))
+	if f := watch.nextEvent(10 * time.Second); jobIDOf(t, f.data) != "marker" {
+		t.Fatalf("after the job: %s, want the marker (did it run twice?)", f.data)
+	}
+}
+
+// TestClusterEndedJobIsNotRunAgain: a node that published a job's end but
+// could not acknowledge the job (its queue connection died) leaves the job
+// to the queue, which hands it to another node after the lease; that node's
+// hub has seen the end, so it acknowledges the job without running it.
+func TestClusterEndedJobIsNotRunAgain(t *testing.T) {
+	n := startNATS(t)
+	a, b := n.node(actors.Config{}), n.node(actors.Config{})
+	watch := b.openStream("dev:ops", "")
+	aQueue := n.startQueue(a, 2*time.Second) // only A takes jobs
+
+	id := submitJob(t, a, `{"type":"growth","assetId":"a1","params":{"delayMs":1000}}`)
+	var steps []string
+	for len(steps) < 2 {
+		f := watch.nextEvent(20 * time.Second)
+		if jobIDOf(t, f.data) == id {
+			steps = append(steps, f.data)
+		}
+	}
+	aQueue.Close() // A runs the job to its end and publishes it, but cannot acknowledge it
+	if rest := jobSteps(t, watch, id); strings.Join(rest, ",") != "completed" {
+		t.Fatalf("after A's queue connection died: %v, want completed", rest)
+	}
+
+	js, err := jetstream.New(n.connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() uint64 {
+		s, err := js.Stream(context.Background(), "EVENTHUB_JOBS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	if got := queued(); got != 1 {
+		t.Fatalf("%d jobs in the queue after A lost its connection, want 1 (unacknowledged)", got)
+	}
+	n.startQueue(b, 2*time.Second)
+	hubtest.WaitFor(t, "B acknowledges the ended job", 20*time.Second, func() bool { return queued() == 0 })
+	if runs := b.metric(`eventhub_jobs_total{result="completed",type="growth"}`); runs != 0 {
+		t.Fatalf("B ran the ended job (%v runs)", runs)
+	}
+	b.publish(event("growth", "marker", "queued", "a1", ""))
+	if f := watch.nextEvent(10 * time.Second); jobIDOf(t, f.data) != "marker" {
+		t.Fatalf("after B took the job: %s, want the marker (nothing of the ended job)", f.data)
 	}
 }
 

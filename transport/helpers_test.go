@@ -93,7 +93,7 @@ func newTestServerWith(t *testing.T, cfg actors.Config, permissions string, auth
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: hub.Publish, Registerer: reg})
+	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: hub.PublishWithKey, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

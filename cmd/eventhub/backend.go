@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp/reuseport"
 
+	"github.com/finexbot/eventhub/actors"
 	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/internal/natsjs"
 	"github.com/finexbot/eventhub/jobs"
@@ -87,13 +88,14 @@ func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer
 // queue is where submitted jobs wait for a worker: this node's workers, or
 // in a cluster the work queue every node's workers take from (it gives up
 // waiting for NATS when ctx is done).
-func (b *backend) queue(ctx context.Context, workers *jobs.Workers, perKind int, log *slog.Logger) (jobs.Queue, error) {
+func (b *backend) queue(ctx context.Context, workers *jobs.Workers, hub *actors.Hub, perKind int, lease time.Duration, log *slog.Logger) (jobs.Queue, error) {
 	if b.conn == nil {
 		return workers, nil
 	}
 	q, err := natsjs.StartQueue(ctx, workers, natsjs.QueueConfig{
 		Conn: b.conn, Logger: log, MaxJobs: perKind * len(jobs.Types),
 		Replicas: b.replicas, StartTimeout: b.timeout,
+		Lease: lease, Ended: hub.JobEnded, // a job whose end hub has seen is not run again
 	})
 	if err != nil {
 		return nil, b.replicasError(err)

@@ -668,3 +668,99 @@ func TestChaosExternalCluster(t *testing.T) {
 		t.Logf("leader %s kept running through the lost quorum", leader)
 	})
 }
+
+// TestChaosJobRunsAgainElsewhere: a job whose hub is killed (kill -9) while
+// it runs is run again by another hub once its lease runs out, and ends
+// once: every stream sees queued, started, started again (attempt 2) and
+// one completed, and the job table says completed.
+func TestChaosJobRunsAgainElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster of processes")
+	}
+	t.Parallel()
+	nc := startNATSCluster(t, 3)
+	perms := chaosPermissions(t, 1)
+	ports := hubtest.FreePorts(t, 2)
+	opts := make([]hubtest.Options, len(ports))
+	for i, port := range ports {
+		opts[i] = hubtest.Options{
+			Listen: "127.0.0.1:" + strconv.Itoa(port),
+			Args:   []string{"--permissions", perms, "--nats", strings.Join(nc.urls, ","), "--nats-replicas", "3", "--job-lease", "1s"},
+		}
+	}
+	hubs := hubtest.StartBinaries(t, opts...)
+	streams := make([]*hubtest.Stream, len(hubs))
+	for i, h := range hubs {
+		streams[i] = hubtest.OpenStream(t, h.Addr, "/api/events", "Authorization", "Bearer dev:u0")
+	}
+
+	resp, body := hubtest.Request(t, http.MethodPost, hubs[0].URL("/api/jobs"), "dev:u0",
+		[]byte(`{"type":"growth","assetId":"a1","params":{"delayMs":4000}}`), "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var submitted struct{ JobID string }
+	if err := json.Unmarshal([]byte(body), &submitted); err != nil || submitted.JobID == "" {
+		t.Fatalf("submit answered %s: %v", body, err)
+	}
+	// The hub that took the job from the queue counts its wait.
+	runner := -1
+	hubtest.WaitFor(t, "a hub starts the job", 20*time.Second, func() bool {
+		for i, h := range hubs {
+			if hubtest.Metric(t, h.URL("/metrics"), `eventhub_job_wait_seconds_count{type="growth"}`) == 1 {
+				runner = i
+				return true
+			}
+		}
+		return false
+	})
+	hubs[runner].Kill()
+	survivor := 1 - runner
+	t.Logf("hub %d ran the job and was killed; hub %d is left", runner, survivor)
+
+	// The survivor's stream saw it all from the start.
+	type step struct {
+		Status string
+		Data   struct{ Attempt int }
+	}
+	var steps []string
+	for {
+		f := streams[survivor].NextEvent(t, 30*time.Second)
+		var ev struct {
+			JobID string
+			step
+		}
+		if err := json.Unmarshal([]byte(f.Data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.JobID != submitted.JobID {
+			continue
+		}
+		s := ev.Status
+		if ev.Data.Attempt > 0 {
+			s += "#" + strconv.Itoa(ev.Data.Attempt)
+		}
+		steps = append(steps, s)
+		if ev.Status == "completed" || ev.Status == "failed" {
+			break
+		}
+	}
+	if len(steps) != 4 || steps[0] != "queued" || steps[1] != "started" || !strings.HasPrefix(steps[2], "started#") || steps[3] != "completed" {
+		t.Fatalf("the job's events %v, want queued, started, started again (attempt ≥ 2), completed", steps)
+	}
+	// Nothing of the job comes after its end.
+	marker := hubtest.JobEvent("growth", "marker", "queued", "a1", "", time.Now())
+	if resp, b := hubtest.Request(t, http.MethodPost, hubs[survivor].URL("/api/events"), devPublishKey, []byte(marker)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("publish the marker: %d %s", resp.StatusCode, b)
+	}
+	if f := streams[survivor].NextEvent(t, 10*time.Second); !strings.Contains(f.Data, `"jobId":"marker"`) {
+		t.Fatalf("after the job's end: %s, want the marker (did it end twice?)", f.Data)
+	}
+	if got := hubtest.Metric(t, hubs[survivor].URL("/metrics"), `eventhub_jobs_total{result="completed",type="growth"}`); got != 1 {
+		t.Fatalf("the survivor completed %v jobs, want 1", got)
+	}
+	_, snap := hubtest.Request(t, http.MethodGet, hubs[survivor].URL("/api/jobs"), "dev:u0", nil)
+	if !strings.Contains(snap, `"jobId":"`+submitted.JobID+`","status":"completed"`) {
+		t.Fatalf("GET /api/jobs after the job ran again: %s, want it completed", snap)
+	}
+}

@@ -70,6 +70,7 @@ type serveConfig struct {
 
 	natsReplicas        int
 	natsStartTimeout    time.Duration
+	jobLease            time.Duration
 	natsCluster         string
 	natsRoutes          string
 	natsRouteURLs       []string // natsRoutes, split and checked
@@ -140,6 +141,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.natsTokenFile, "nats-token-file", "", "read a NATS token from this file (or set EVENTHUB_NATS_TOKEN), for --nats and --nats-embed")
 	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "NATS servers that keep the event log and the job queue, 1 to 5 (3 in a three-node cluster); more than 1 needs a NATS cluster: --nats with its servers, or --nats-cluster")
 	fs.DurationVar(&c.natsStartTimeout, "nats-start-timeout", 60*time.Second, "at start, how long to wait for NATS JetStream (a cluster electing its leader, its servers joining) to take the log and the job queue before giving up")
+	fs.DurationVar(&c.jobLease, "job-lease", natsjs.DefaultLease, "in a cluster, how long a job stays with a hub that has gone quiet (died, cut off from NATS) before another hub runs it again; a live hub renews it every third of this, however long the job waits or runs")
 	fs.StringVar(&c.natsCluster, "nats-cluster", "", "make the --nats-embed server a node of a NATS cluster, listening for routes from the other nodes on ADDR (host:port); needs --nats-store, and route credentials beyond loopback")
 	fs.StringVar(&c.natsRoutes, "nats-routes", "", "with --nats-cluster, the other nodes' route URLs (nats-route://host:port[,…]), without credentials")
 	fs.StringVar(&c.natsClusterName, "nats-cluster-name", natsjs.DefaultClusterName, "with --nats-cluster, the cluster's name, the same on every node")
@@ -327,6 +329,9 @@ func (c *serveConfig) validateNATSCluster() error {
 	}
 	if c.natsStartTimeout <= 0 {
 		return fmt.Errorf("--nats-start-timeout %v: must be positive", c.natsStartTimeout)
+	}
+	if c.jobLease < time.Second {
+		return fmt.Errorf("--job-lease %v: must be at least 1s (a hub renews it every third of it)", c.jobLease)
 	}
 	if c.natsName != "" && c.natsEmbed == "" {
 		return errors.New("--nats-name names the embedded NATS server: it needs --nats-embed")

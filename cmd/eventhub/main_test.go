@@ -196,6 +196,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"nats replicas on a single embedded server", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-replicas", "3"}, nil, "--nats-replicas 3 needs a NATS cluster"},
 		{"nats replicas from the environment", []string{"serve"}, map[string]string{"EVENTHUB_NATS_REPLICAS": "2"}, "--nats-replicas 2 needs a NATS cluster"},
 		{"no nats start timeout", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-start-timeout", "0s"}, nil, "--nats-start-timeout"},
+		{"a job lease under a second", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--job-lease", "500ms"}, nil, "--job-lease"},
 		{"nats cluster without an embedded server", []string{"serve", "--nats-cluster", "127.0.0.1:6222", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
 		{"nats cluster without a store", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-cluster", "127.0.0.1:6222"}, nil, "--nats-cluster needs --nats-store"},
 		{"nats routes without a cluster", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--nats-routes", "nats-route://127.0.0.1:6223"}, nil, "--nats-routes are the other nodes of an embedded cluster: it needs --nats-cluster"},

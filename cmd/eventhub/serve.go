@@ -106,14 +106,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{
-		Publish: hub.Publish, Logger: log, Registerer: reg,
+		Publish: hub.PublishWithKey, Logger: log, Registerer: reg,
 		QueueSize: cfg.jobQueue, PerUser: noLimit(cfg.jobsPerUser), Rate: noLimit(cfg.jobRate), Burst: cfg.jobBurst,
 	})
 	if err != nil {
 		return err
 	}
 	defer workers.Stop() // on an early return; idempotent
-	queue, err := be.queue(ctx, workers, cfg.jobQueue, log)
+	queue, err := be.queue(ctx, workers, hub, cfg.jobQueue, cfg.jobLease, log)
 	if err != nil {
 		return err
 	}

@@ -268,9 +268,7 @@ func TestReplicatedLog(t *testing.T) {
 	// The job queue takes three replicas too.
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	defer system.Shutdown()
-	w, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: func(ctx context.Context, evs []jobs.Event) ([]uint64, error) {
-		return l.Append(ctx, "", evs)
-	}})
+	w, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{Publish: l.Append})
 	if err != nil {
 		t.Fatal(err)
 	}

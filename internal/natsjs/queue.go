@@ -23,10 +23,15 @@ type QueueConfig struct {
 	// Stream is the work-queue stream. Zero means "EVENTHUB_JOBS", on
 	// subjects <Subject>.<type> with Subject zero meaning "eventhub.jobs".
 	Stream, Subject string
-	// AckWait is how long a node may hold a job before it is given to
-	// another: it must exceed the workers' Timeout. Zero means the workers'
-	// Timeout plus 20s.
-	AckWait time.Duration
+	// Lease is how long a job stays with a node that has gone quiet (died,
+	// or cut off from NATS) before the queue gives it to another: a node
+	// renews the lease of every job it holds, waiting or running, every
+	// Lease/3. Zero means DefaultLease.
+	Lease time.Duration
+	// Ended, when set, says whether a job has ended already: a job given
+	// to this node again (its node went quiet after the job's end was in
+	// the log, before it could say so to the queue) is then not run again.
+	Ended func(ctx context.Context, id string) (bool, error)
 	// MaxDeliver bounds how many times one job is tried. Zero means 5.
 	MaxDeliver int
 	// MaxJobs bounds the jobs in the queue (waiting, or held by a node
@@ -51,8 +56,11 @@ type QueueConfig struct {
 // Queue is a cluster's job queue: a JetStream work queue shared by every
 // node, which feeds each node's jobs.Workers. Each job runs once, on
 // whichever node takes it first, and a job whose node dies before it ends is
-// given to another after AckWait (its started event then says which attempt
-// it is). Submit and Stop may be called from any goroutine.
+// given to another once its lease runs out (its started event then says
+// which attempt it is). It ends once: a job the log shows ended is not run
+// again (QueueConfig.Ended), and two runs' ends, if it comes to that, are
+// stored once (jobs.EndKey). Submit and Stop may be called from any
+// goroutine.
 //
 // The per-user budgets (jobs.Workers.Admit) bind on the node a job is
 // submitted to: it counts the job in its user's jobs in flight until the
@@ -69,8 +77,18 @@ type Queue struct {
 	stopOnce sync.Once
 
 	mu      sync.Mutex
-	pending map[string]*admitted // by job id: jobs submitted here, not known to have ended
+	pending map[string]*admitted       // by job id: jobs submitted here, not known to have ended
+	held    map[jetstream.Msg]struct{} // jobs this node holds, waiting or running: their leases are renewed
+
+	stopRenew chan struct{} // closed by Stop: renew returns
+	renewDone chan struct{} // closed when renew has returned
 }
+
+// DefaultLease is QueueConfig.Lease's default.
+const DefaultLease = 10 * time.Second
+
+// endedTimeout bounds the question whether a redelivered job has ended.
+const endedTimeout = 2 * time.Second
 
 // admitted is a job submitted on this node, counted in its user's jobs in
 // flight until it ends.
@@ -109,8 +127,8 @@ func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, 
 	if cfg.Subject == "" {
 		cfg.Subject = "eventhub.jobs"
 	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = w.Timeout() + 20*time.Second
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
 	}
 	if cfg.MaxDeliver <= 0 {
 		cfg.MaxDeliver = 5
@@ -166,7 +184,7 @@ func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, 
 		c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:    "workers", // one consumer shared by every node: each job goes to one
 			AckPolicy:  jetstream.AckExplicitPolicy,
-			AckWait:    cfg.AckWait,
+			AckWait:    cfg.Lease,
 			MaxDeliver: cfg.MaxDeliver,
 		})
 		cons = c
@@ -175,7 +193,8 @@ func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, 
 	if err != nil {
 		return nil, wait.failed(what, cfg.Replicas, err, timedOut)
 	}
-	q := &Queue{cfg: cfg, w: w, js: js, doneTo: nats.NewInbox(), pending: map[string]*admitted{}}
+	q := &Queue{cfg: cfg, w: w, js: js, doneTo: nats.NewInbox(), pending: map[string]*admitted{}, held: map[jetstream.Msg]struct{}{},
+		stopRenew: make(chan struct{}), renewDone: make(chan struct{})}
 	q.doneSub, err = cfg.Conn.Subscribe(q.doneTo, func(m *nats.Msg) { q.ended(string(m.Data)) })
 	if err != nil {
 		return nil, fmt.Errorf("nats: job queue: %w", err)
@@ -187,7 +206,59 @@ func StartQueue(ctx context.Context, w *jobs.Workers, cfg QueueConfig) (*Queue, 
 		q.doneSub.Unsubscribe()
 		return nil, fmt.Errorf("nats: job queue consume: %w", err)
 	}
+	go q.renew()
 	return q, nil
+}
+
+// renew renews, every Lease/3 until Stop, the lease of each job this node
+// holds: a job that waits for a worker or runs longer than Lease stays
+// here, and one whose node died goes to another within Lease.
+func (q *Queue) renew() {
+	defer close(q.renewDone)
+	t := time.NewTicker(q.cfg.Lease / 3)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-q.stopRenew:
+			return
+		case <-t.C:
+		}
+		msgs = msgs[:0]
+		q.mu.Lock()
+		for m := range q.held {
+			msgs = append(msgs, m)
+		}
+		q.mu.Unlock()
+		for _, m := range msgs {
+			m.InProgress() // a lost renewal is made up by the next
+		}
+	}
+}
+
+// hold starts (on) or ends the renewal of msg's lease.
+func (q *Queue) hold(msg jetstream.Msg, on bool) {
+	q.mu.Lock()
+	if on {
+		q.held[msg] = struct{}{}
+	} else {
+		delete(q.held, msg)
+	}
+	q.mu.Unlock()
+}
+
+// endedAlready reports whether a job the queue gives this node again has
+// ended: the log has its end (a node died after publishing it, before it
+// acknowledged the job). When the answer cannot be had, it runs again; its
+// end is then stored once (jobs.EndKey).
+func (q *Queue) endedAlready(id string, attempt uint64) bool {
+	if attempt <= 1 || q.cfg.Ended == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), endedTimeout)
+	defer cancel()
+	ended, err := q.cfg.Ended(ctx, id)
+	return err == nil && ended
 }
 
 // take hands one job from the queue to a worker; the job's message is
@@ -205,16 +276,26 @@ func (q *Queue) take(msg jetstream.Msg) {
 	if md, err := msg.Metadata(); err == nil {
 		attempt = md.NumDelivered
 	}
-	q.w.Run(job, attempt, func(finished bool) {
-		if !finished {
-			msg.Nak()
-			return
-		}
+	ended := func() {
 		msg.Ack()
 		if wj.DoneTo != "" {
 			// Best effort: a word lost is made up for by the lease.
 			q.cfg.Conn.Publish(wj.DoneTo, []byte(job.ID))
 		}
+	}
+	if q.endedAlready(job.ID, attempt) {
+		q.cfg.Logger.Info("nats: a job given again had ended already: not run again", "job", job.ID, "attempt", attempt)
+		ended()
+		return
+	}
+	q.hold(msg, true)
+	q.w.Run(job, attempt, func(finished bool) {
+		q.hold(msg, false)
+		if !finished {
+			msg.Nak()
+			return
+		}
+		ended()
 	})
 }
 
@@ -290,6 +371,8 @@ func (q *Queue) Stop() {
 	q.stopOnce.Do(func() {
 		q.consumer.Stop()
 		<-q.consumer.Closed()
+		close(q.stopRenew)
+		<-q.renewDone
 		q.doneSub.Unsubscribe()
 		q.mu.Lock()
 		for id, a := range q.pending {
