@@ -434,6 +434,12 @@ func (e *workerEnv) finish(m runJob) {
 func (e *workerEnv) handle(m runJob) {
 	defer e.finish(m)
 	job := m.job
+	if m.done != nil && e.base.Err() != nil {
+		// Stop has begun (a worker freed by its cancel took this one before
+		// the pool heard of the drain): another node runs it, unstarted.
+		m.done(false)
+		return
+	}
 	start := e.now()
 	if !m.queued.IsZero() {
 		e.m.wait[job.Type].Observe(max(0, start.Sub(m.queued).Seconds()))
