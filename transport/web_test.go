@@ -53,6 +53,11 @@ func TestWebFilesAllServed(t *testing.T) {
 			t.Errorf("index.html keeps a placeholder: %s", regexp.MustCompile(`\{\{[^}]*\}\}`).Find(page.body))
 		}
 	}
+	for name, a := range web.static {
+		if m := regexp.MustCompile(`\{\{v:[^}]*\}\}`).Find(a.body); m != nil {
+			t.Errorf("%s keeps a placeholder: %s (a static file may name only one listed before it)", name, m)
+		}
+	}
 	if _, err := loadWeb(os.DirFS("testdata/nonexistent")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("loadWeb of a missing tree: %v", err)
 	}
