@@ -54,7 +54,7 @@ var web = mustLoadWeb(webFiles)
 // {{v:<name>}} to get its version. A static file may name one listed before
 // it the same way (a module importing another), so that its own version
 // changes with what it imports.
-var staticNames = []string{"app.js", "app.css", "favicon.svg"}
+var staticNames = []string{"charts.js", "app.js", "app.css", "favicon.svg"}
 
 func mustLoadWeb(files fs.FS) *webSite {
 	site, err := loadWeb(files)
