@@ -624,7 +624,12 @@ form.addEventListener('submit', async (e) => {
     });
     const answer = await res.json().catch(() => ({}));
     if (res.status === 202) {
-      out.textContent = `Submitted ${type} job ${answer.jobId}.`;
+      const link = document.createElement('a');
+      link.href = '#job=' + encodeURIComponent(answer.jobId);
+      link.textContent = shortJob(answer.jobId);
+      link.title = answer.jobId;
+      out.textContent = `Submitted ${type} job `;
+      out.append(link, '.');
       out.dataset.jobId = answer.jobId;
     } else {
       fail(`Not submitted (HTTP ${res.status}): ${answer.error || res.statusText}`);
