@@ -51,8 +51,10 @@ type webSite struct {
 var web = mustLoadWeb(webFiles)
 
 // staticNames are the files under /static/; index.html names each as
-// {{v:<name>}} to get its version.
-var staticNames = []string{"app.js", "app.css", "favicon.svg"}
+// {{v:<name>}} to get its version. A static file may name one listed before
+// it the same way (a module importing another), so that its own version
+// changes with what it imports.
+var staticNames = []string{"charts.js", "app.js", "app.css", "favicon.svg"}
 
 func mustLoadWeb(files fs.FS) *webSite {
 	site, err := loadWeb(files)
@@ -75,10 +77,15 @@ func loadWeb(files fs.FS) (*webSite, error) {
 	if site.client, err = read("eventhub-client.js"); err != nil {
 		return nil, err
 	}
-	for _, name := range staticNames {
-		if site.static[name], err = read(name); err != nil {
+	for i, name := range staticNames {
+		body, err := fs.ReadFile(files, "web/"+name)
+		if err != nil {
 			return nil, err
 		}
+		for _, dep := range staticNames[:i] {
+			body = bytes.ReplaceAll(body, []byte("{{v:"+dep+"}}"), []byte(site.static[dep].version))
+		}
+		site.static[name] = newWebAsset(name, body)
 	}
 	page, err := fs.ReadFile(files, "web/index.html")
 	if err != nil {

@@ -53,6 +53,11 @@ func TestWebFilesAllServed(t *testing.T) {
 			t.Errorf("index.html keeps a placeholder: %s", regexp.MustCompile(`\{\{[^}]*\}\}`).Find(page.body))
 		}
 	}
+	for name, a := range web.static {
+		if m := regexp.MustCompile(`\{\{v:[^}]*\}\}`).Find(a.body); m != nil {
+			t.Errorf("%s keeps a placeholder: %s (a static file may name only one listed before it)", name, m)
+		}
+	}
 	if _, err := loadWeb(os.DirFS("testdata/nonexistent")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("loadWeb of a missing tree: %v", err)
 	}
@@ -107,8 +112,9 @@ func TestWebAssets(t *testing.T) {
 				wantType = "image/svg+xml"
 			}
 			checkWebHeaders(t, p, resp, wantType, wantCache)
-			// An SVG names its XML namespace with a URL; it loads nothing.
-			outside := strings.ReplaceAll(body, `xmlns="http://www.w3.org/2000/svg"`, "")
+			// SVG's XML namespace is named with a URL (in an SVG file, and
+			// in a script that draws SVG); it loads nothing.
+			outside := regexp.MustCompile(`xmlns="http://www\.w3\.org/2000/svg"|'http://www\.w3\.org/2000/svg'`).ReplaceAllString(body, "")
 			if strings.Contains(outside, "https://") || strings.Contains(outside, "http://") {
 				t.Errorf("%s names an outside URL: the dashboard must work offline", p)
 			}

@@ -10,7 +10,8 @@ package main
 // installed by .ci/install-deps. Without it these tests fail when CI is set
 // and skip otherwise. Each test saves screenshots of what a user sees under
 // its artifact directory and prints their paths; run
-// `go test -run Browser -artifacts -outputdir DIR ./cmd/eventhub/` to keep them.
+// `go test -run Browser -artifacts -outputdir DIR ./cmd/eventhub/`, or set
+// EVENTHUB_ARTIFACTS=DIR, to keep them.
 
 import (
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -497,3 +499,292 @@ func TestBrowserExpiredSessionBacksOff(t *testing.T) {
 	t.Logf("%v reconnections refused in 4 s; live again %v after the session was refreshed", refused, time.Since(refreshed).Round(10*time.Millisecond))
 	page.Screenshot("recovered")
 }
+
+// TestBrowserJobDetail: a job of each kind, and one that fails, run by the
+// workers and opened from the table with the mouse and the keyboard. The
+// detail draws what the result holds (as many points as the growth series,
+// rows×cols cells, a gauge at the probability), its data table holds the
+// same numbers, a failed job shows its error, the timeline the statuses the
+// page saw; Esc, the close button and Back close it, and it fits a phone.
+// Event data is shown as text, never run.
+func TestBrowserJobDetail(t *testing.T) {
+	b := browser.New(t)
+	h := startHub(t, "127.0.0.1:0", nil)
+	page := b.NewTab("detail")
+	page.Do(chromedp.EmulateViewport(1100, 1400)) // tall enough for each detail's screenshot to show it whole
+	page.Do(chromedp.Navigate(h.URL("/")))
+	page.WaitLive(15 * time.Second)
+
+	submit := func(body string) string {
+		t.Helper()
+		status, answer := h.request("POST", "/api/jobs", "dev:alice", body)
+		var job struct{ JobID string }
+		if status != http.StatusAccepted || json.Unmarshal([]byte(answer), &job) != nil {
+			t.Fatalf("submit %s: %d %s", body, status, answer)
+		}
+		return job.JobID
+	}
+	growth := submit(`{"type":"growth","assetId":"a1","params":{"principal":1000,"rate":0.07,"years":12,"contribution":100}}`)
+	matrix := submit(`{"type":"matrix","assetId":"a1","scenarioId":"s1","params":{"rows":6,"cols":8,"shock":0.3}}`)
+	prob := submit(`{"type":"probability","scenarioId":"s1","params":{"trials":5000,"years":3}}`)
+	failed := submit(`{"type":"growth","assetId":"a2","params":{"years":500}}`) // over the 100 a growth job takes
+	// A publisher's events: an error that is markup, a result of the wrong shape.
+	bad := h.publish(devPublishKey,
+		detailEvent(t, "growth", "evil-1", "failed", map[string]any{"assetId": "a1", "error": `<img src=x onerror="window.pwned=1">bad`}),
+		detailEvent(t, "growth", "odd-1", "completed", map[string]any{"assetId": "a1", "result": map[string]any{"values": "many"}}))
+	page.WaitFor("the publisher's events", 10*time.Second, fmt.Sprintf(`document.querySelector('#log li[data-id="%d"]')`, bad[1]))
+	ids := []string{growth, matrix, prob, failed}
+	for _, id := range ids {
+		page.WaitFor(id+" to end on screen", 20*time.Second,
+			fmt.Sprintf(`['completed', 'failed'].includes(document.querySelector('#rows tr[data-job=%q]')?.dataset.status)`, id))
+	}
+	// What each job ended with, as the hub says.
+	_, snap := h.request("GET", "/api/jobs?jobs="+strings.Join(ids, ","), "dev:alice", "")
+	var jobs struct {
+		Jobs []struct{ Event detailJobEvent }
+	}
+	if err := json.Unmarshal([]byte(snap), &jobs); err != nil {
+		t.Fatalf("snapshot %s: %v", snap, err)
+	}
+	final := map[string]detailJobEvent{}
+	for _, j := range jobs.Jobs {
+		final[j.Event.JobID] = j.Event
+	}
+	if final[failed].Status != "failed" || final[growth].Status != "completed" || final[matrix].Status != "completed" || final[prob].Status != "completed" {
+		t.Fatalf("jobs ended %+v", final)
+	}
+
+	// Short ids on screen, the full one in a title.
+	link := browser.Eval[map[string]string](page, fmt.Sprintf(`(a => ({text: a.textContent, title: a.title}))(document.querySelector('#rows tr[data-job=%q] a.job-link'))`, growth))
+	if link["text"] != growth[:8]+"…" || !strings.HasPrefix(link["title"], growth) {
+		t.Errorf("the job's link shows %q (title %q), want %q with the full id in its title", link["text"], link["title"], growth[:8]+"…")
+	}
+	if last := browser.Eval[string](page, `document.getElementById('last-id').textContent`); !regexp.MustCompile(`^#(…\d{4}|\d{1,6})$`).MatchString(last) {
+		t.Errorf("the last event id shows as %q: want a short form", last)
+	}
+
+	linkOf := func(id string) string { return fmt.Sprintf(`#rows tr[data-job=%q] a.job-link`, id) }
+	open := func(id string, how ...chromedp.Action[chromedp.Void]) detailView {
+		t.Helper()
+		page.Do(how...)
+		page.WaitFor("the detail of "+id, 10*time.Second, fmt.Sprintf(
+			`(d => d.open && d.dataset.job === %q && location.hash === '#job=' + encodeURIComponent(%[1]q) && d.contains(document.activeElement))(document.getElementById('detail'))`, id))
+		return browser.Eval[detailView](page, detailJS)
+	}
+	closeWith := func(id string, how ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		page.Do(how...)
+		page.WaitFor("the detail of "+id+" to close", 10*time.Second, `(d => !d.open && !d.dataset.job && location.hash === '')(document.getElementById('detail'))`)
+		if back := browser.Eval[string](page, `document.activeElement?.closest('tr')?.dataset.job || document.activeElement?.id || ''`); back != id {
+			t.Errorf("after the detail of %s closed, focus is on %q: want its row", id, back)
+		}
+	}
+	timeline := func(v detailView, ev detailJobEvent) {
+		t.Helper()
+		want := []string{"queued", "started", ev.Status}
+		if !slices.Equal(v.Timeline, want) || slices.Contains(v.Seen, "no") {
+			t.Errorf("%s: timeline %v (seen %v), want %v, all seen", ev.JobID, v.Timeline, v.Seen, want)
+		}
+		inOrder := len(v.Times) == 3 && v.Times[2] == ev.Timestamp
+		for i := 1; inOrder && i < len(v.Times); i++ {
+			a, err1 := time.Parse(time.RFC3339Nano, v.Times[i-1])
+			c, err2 := time.Parse(time.RFC3339Nano, v.Times[i])
+			inOrder = err1 == nil && err2 == nil && !c.Before(a)
+		}
+		if !inOrder {
+			t.Errorf("%s: timeline times %v, want 3 in order, the last %s", ev.JobID, v.Times, ev.Timestamp)
+		}
+	}
+	// sameNumbers: the data table holds want, and shows each number.
+	sameNumbers := func(what string, v detailView, want []float64) {
+		t.Helper()
+		if !slices.Equal(v.Data, want) {
+			t.Errorf("%s: data table %v, want %v", what, v.Data, want)
+		}
+		for i, text := range v.Texts {
+			n, err := strconv.ParseFloat(strings.ReplaceAll(text, ",", ""), 64)
+			if err != nil || i >= len(want) || math.Abs(n-want[i]) > 1e-4*max(1, math.Abs(want[i])) {
+				t.Errorf("%s: data cell %d shows %q, want %v", what, i, text, want[i])
+				break
+			}
+		}
+	}
+	oneChart := func(what string, v detailView) {
+		t.Helper()
+		if len(v.Charts) != 1 || len(v.Charts[0]) < 20 {
+			t.Errorf("%s: charts with role=img and their labels: %q, want one, summed up", what, v.Charts)
+		}
+	}
+
+	// Growth, with the mouse on its link; Back closes it.
+	ev := final[growth]
+	v := open(growth, chromedp.Click(chromedp.CSS(linkOf(growth))))
+	oneChart("growth", v)
+	if v.Points != len(ev.Data.Result.Values) || v.Points != 13 {
+		t.Errorf("growth: %d points drawn, want %d", v.Points, len(ev.Data.Result.Values))
+	}
+	sameNumbers("growth", v, ev.Data.Result.Values)
+	timeline(v, ev)
+	page.ScreenshotOf("growth", "#detail")
+	page.Back()
+	page.WaitFor("Back to close the detail", 10*time.Second, `!document.getElementById('detail').open && location.hash === ''`)
+
+	// Matrix, with the keyboard: Enter on its link; Esc closes it.
+	ev = final[matrix]
+	r := ev.Data.Result
+	v = open(matrix, chromedp.Focus(chromedp.CSS(linkOf(matrix))), chromedp.KeyEvent(kb.Enter))
+	oneChart("matrix", v)
+	if v.Cells != r.Rows*r.Cols || v.Cells != 48 {
+		t.Errorf("matrix: %d cells drawn, want %d×%d", v.Cells, r.Rows, r.Cols)
+	}
+	sameNumbers("matrix", v, slices.Concat(r.Grid...))
+	legend := func(i int, prefix string, want float64) bool {
+		n, err := strconv.ParseFloat(strings.TrimPrefix(v.Legend[i], prefix), 64)
+		return err == nil && strings.HasPrefix(v.Legend[i], prefix) && math.Abs(n-want) <= 0.005
+	}
+	if len(v.Legend) != 2 || !legend(0, "min ", r.Min) || !legend(1, "max ", r.Max) {
+		t.Errorf("matrix: legend %q, want min %.2f and max %.2f", v.Legend, r.Min, r.Max)
+	}
+	timeline(v, ev)
+	page.ScreenshotOf("matrix", "#detail")
+	closeWith(matrix, chromedp.KeyEvent(kb.Escape))
+
+	// Probability, with a click elsewhere on its row; the close button.
+	ev = final[prob]
+	r = ev.Data.Result
+	v = open(prob, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#rows tr[data-job=%q] td[data-label="Type"]`, prob))))
+	oneChart("probability", v)
+	if math.Abs(v.Gauge-r.Probability) > 1e-4 {
+		t.Errorf("probability: the gauge is filled to %v, want %v", v.Gauge, r.Probability)
+	}
+	sameNumbers("probability", v, []float64{r.Probability, r.CI95[0], r.CI95[1], float64(r.Hits), float64(r.Trials), r.Analytic})
+	timeline(v, ev)
+	page.ScreenshotOf("probability", "#detail")
+	closeWith(prob, chromedp.Click(chromedp.ID("detail-close")))
+
+	// The failed job, with Space on its link: its error, no chart.
+	ev = final[failed]
+	v = open(failed, chromedp.Focus(chromedp.CSS(linkOf(failed))), chromedp.KeyEvent(" "))
+	if v.Error != ev.Data.Error || !strings.Contains(v.Error, "years: 500") {
+		t.Errorf("failed: error shown %q, want %q", v.Error, ev.Data.Error)
+	}
+	if len(v.Charts) != 0 {
+		t.Errorf("failed: charts %q, want none", v.Charts)
+	}
+	timeline(v, ev)
+	page.ScreenshotOf("failed", "#detail")
+	closeWith(failed, chromedp.KeyEvent(kb.Escape))
+
+	// The publisher's events: markup shown as text; a result of the wrong
+	// shape is said so, not drawn; the page saw only their last status.
+	v = open("evil-1", chromedp.Click(chromedp.CSS(linkOf("evil-1"))))
+	if v.Error != `<img src=x onerror="window.pwned=1">bad` || v.Imgs != 0 || browser.Eval[bool](page, `'pwned' in window`) {
+		t.Errorf("an error that is markup: shown %q, %d img elements in the detail, pwned %v", v.Error, v.Imgs, browser.Eval[bool](page, `'pwned' in window`))
+	}
+	if !slices.Equal(v.Timeline, []string{"queued", "started", "failed"}) || !slices.Equal(v.Seen, []string{"no", "no", "yes"}) || !strings.Contains(v.Note, "first saw") {
+		t.Errorf("evil-1: timeline %v seen %v (%q): want only failed seen, and said so", v.Timeline, v.Seen, v.Note)
+	}
+	closeWith("evil-1", chromedp.KeyEvent(kb.Escape))
+	v = open("odd-1", chromedp.Click(chromedp.CSS(linkOf("odd-1"))))
+	if len(v.Charts) != 0 || !strings.Contains(v.Notice, "cannot be drawn") {
+		t.Errorf("a growth result without its values: charts %q, notice %q", v.Charts, v.Notice)
+	}
+	closeWith("odd-1", chromedp.KeyEvent(kb.Escape))
+
+	// A link to a job's detail: it opens once the snapshot has the job, and
+	// says the page saw only its last status.
+	page.Do(chromedp.Navigate(h.URL("/?linked#job=" + prob)))
+	page.WaitFor("the linked detail", 15*time.Second, fmt.Sprintf(
+		`(d => d.open && d.dataset.job === %q && d.dataset.status === 'completed')(document.getElementById('detail'))`, prob))
+	v = browser.Eval[detailView](page, detailJS)
+	if !slices.Equal(v.Seen, []string{"no", "no", "yes"}) || !strings.Contains(v.Note, "already completed") || math.Abs(v.Gauge-final[prob].Data.Result.Probability) > 1e-4 {
+		t.Errorf("linked detail: timeline seen %v (%q), gauge %v", v.Seen, v.Note, v.Gauge)
+	}
+	closeWith(prob, chromedp.Click(chromedp.ID("detail-close")))
+	if search := browser.Eval[string](page, `location.search`); search != "?linked" {
+		t.Errorf("closing a linked detail left the URL's query %q", search)
+	}
+
+	// On a phone: the detail takes the screen's width, and nothing in it
+	// scrolls sideways but its data tables.
+	page.Do(chromedp.EmulateViewport(375, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	open(matrix, chromedp.Click(chromedp.CSS(linkOf(matrix))))
+	fit := browser.Eval[map[string]float64](page, `(() => {
+		const d = document.getElementById('detail'), r = d.getBoundingClientRect();
+		const inside = [...d.querySelectorAll('*')].filter(e => !e.closest('.table-scroll, pre') && e.checkVisibility());
+		return {left: r.left, right: r.right, scroll: d.scrollWidth, client: d.clientWidth, page: document.documentElement.scrollWidth,
+			widest: Math.max(...inside.map(e => e.getBoundingClientRect().right)), svg: d.querySelector('svg').getBoundingClientRect().width};
+	})()`)
+	if fit["left"] < 0 || fit["right"] > 375 || fit["scroll"] > fit["client"] || fit["widest"] > 375.5 || fit["page"] > 375 || fit["svg"] < 300 {
+		t.Errorf("on a 375px phone the detail does not fit: %v", fit)
+	}
+	page.ScreenshotOf("phone-matrix", "#detail")
+	closeWith(matrix, chromedp.KeyEvent(kb.Escape))
+	t.Logf("screenshots in %s", browser.ArtifactDir(t))
+}
+
+// detailJobEvent is a job's final event as GET /api/jobs gives it, with the
+// result of any kind.
+type detailJobEvent struct {
+	JobID, Status, Timestamp string
+	Data                     struct {
+		Error  string
+		Result struct {
+			Values      []float64
+			Rows, Cols  int
+			Min, Max    float64
+			Grid        [][]float64
+			Probability float64
+			CI95        [2]float64 `json:"ci95"`
+			Hits        int
+			Trials      int
+			Analytic    float64
+		}
+	}
+}
+
+// detailEvent is a JobEvent with the given data, timestamped now.
+func detailEvent(t *testing.T, typ, jobID, status string, data map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"type": typ, "jobId": jobID, "status": status,
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "data": data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// detailView is what the open detail shows.
+type detailView struct {
+	Charts         []string  // the aria-label of each role="img"
+	Points, Cells  int       // growth points, heat map cells drawn
+	Gauge          float64   // how far the gauge is filled, 0 to 1; -1 without one
+	Legend         []string  // the heat map's min and max
+	Data           []float64 // the numbers of the data tables, as sent
+	Texts          []string  // the same, as shown
+	Error, Notice  string
+	Note           string   // what the timeline says it does not know
+	Timeline, Seen []string // each entry's status, and whether the page saw it
+	Times          []string // the times of those it saw
+	Imgs           int      // <img> elements: event data is never markup
+}
+
+const detailJS = `(() => {
+	const d = document.getElementById('detail'), all = (s) => [...d.querySelectorAll(s)];
+	const track = d.querySelector('svg .gauge-track'), fill = d.querySelector('svg .gauge-fill');
+	return {
+		Charts: all('[role="img"]').map(e => e.getAttribute('aria-label')),
+		Points: all('svg .point').length, Cells: all('svg .cell').length,
+		Gauge: track && fill ? fill.width.baseVal.value / track.width.baseVal.value : -1,
+		Legend: all('svg .legend-min, svg .legend-max').map(e => e.textContent),
+		Data: all('table.data data').map(e => Number(e.value)),
+		Texts: all('table.data data').map(e => e.textContent),
+		Error: d.querySelector('.job-error')?.textContent || '',
+		Notice: all('.notice').map(e => e.textContent).join(' '),
+		Note: all('.timeline-section .note').map(e => e.textContent).join(' '),
+		Timeline: all('.timeline li').map(li => li.dataset.status),
+		Seen: all('.timeline li').map(li => li.dataset.seen),
+		Times: all('.timeline li time').map(t => t.dateTime),
+		Imgs: all('img').length,
+	};
+})()`

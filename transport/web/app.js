@@ -1,12 +1,16 @@
 // The eventhub dashboard: a live table of the jobs this user may see, built
-// on the client library the hub serves at /eventhub-client.js.
+// on the client library the hub serves at /eventhub-client.js, and each
+// job's detail (its result drawn, its error, its timeline) in a dialog at
+// #job=<id>.
 //
 // Everything from the hub is put on the page with textContent, never as
-// HTML: job ids, scopes and errors are data, not markup.
+// HTML: job ids, scopes, results and errors are data, not markup.
 import { connect } from '/eventhub-client.js';
+import { chartFor, BadResult, fmt } from './charts.js?v={{v:charts.js}}';
 
 const STATUSES = ['queued', 'started', 'completed', 'failed'];
-const MAX_ROWS = 300; // jobs kept in the table
+const MAX_ROWS = 300; // jobs kept (in the table, with their latest event for the detail)
+const MAX_SEEN = 8; // statuses kept per job for its timeline
 const MAX_LOG = 500; // lines kept in the event log
 const PARAMS_HINT = {
   matrix: '{"rows": 10, "cols": 10, "shock": 0.2}',
@@ -18,9 +22,12 @@ const NEEDS = { matrix: ['asset', 'scenario'], growth: ['asset'], probability: [
 const $ = (id) => document.getElementById(id);
 const devAuth = document.querySelector('meta[name="eventhub-auth"]')?.content === 'dev';
 
-// jobs by id: {eventId (BigInt), event, tr}; the table shows them most
-// recently updated first.
+// jobs by id: {eventId (BigInt), event, tr, seen}; the table shows them
+// most recently updated first. event is the job's latest event, whole (its
+// data.result is what the detail draws); seen is the statuses this page
+// has seen of it, oldest first: {id, status, timestamp, attempt, via}.
 const jobs = new Map();
+let loaded = false; // a snapshot has been shown since the last start
 const seen = { assets: new Set(), scenarios: new Set() };
 let client = null;
 let user = '';
@@ -77,32 +84,64 @@ if (tabs) {
 function start() {
   client?.close();
   clearJobs();
+  loaded = false;
+  renderDetail();
   $('log').textContent = '';
   $('last-id').textContent = 'none yet';
+  $('last-id').title = '';
   logNote('connecting' + (user ? ` as ${user}` : ''));
   client = connect({ key: devAuth ? user : sessionKey() });
   client.on('snapshot', onSnapshot);
   client.on('*', onEvent);
-  client.on('reset', (r) => logNote(`reset (${r.reason || 'unknown'}) at #${r.lastEventId}: reloading the jobs`, 'reset'));
+  client.on('reset', (r) => logNote(`reset (${r.reason || 'unknown'}) at ${shortEventId(r.lastEventId)}: reloading the jobs`, 'reset'));
   client.on('state', showState);
   showState(client.state);
   window.eventhubClient = client; // for the console, and for the browser tests
 }
 
 function onSnapshot(snap) {
+  // A snapshot reloaded for the same user (after a reset) replaces the
+  // table, but what the timelines saw before stays true.
+  const before = new Map(jobs);
   clearJobs();
   // Oldest first, so the newest ends on top.
-  for (let i = snap.jobs.length - 1; i >= 0; i--) upsert(snap.jobs[i].event, BigInt(snap.jobs[i].eventId), false);
-  $('last-id').textContent = '#' + snap.lastEventId;
-  logNote(`loaded ${snap.jobs.length} job${snap.jobs.length === 1 ? '' : 's'} up to #${snap.lastEventId}`, 'snapshot');
+  for (let i = snap.jobs.length - 1; i >= 0; i--) upsert(snap.jobs[i].event, BigInt(snap.jobs[i].eventId), false, 'snapshot');
+  for (const [id, job] of jobs) for (const s of before.get(id)?.seen || []) addSeen(job, s);
+  loaded = true;
+  showLastId(snap.lastEventId);
+  logNote(`loaded ${snap.jobs.length} job${snap.jobs.length === 1 ? '' : 's'} up to ${shortEventId(snap.lastEventId)}`, 'snapshot');
   refreshCounts();
+  renderDetail();
 }
 
 function onEvent(event, meta) {
-  upsert(event, BigInt(meta.id), true);
-  $('last-id').textContent = '#' + meta.id;
+  upsert(event, BigInt(meta.id), true, 'stream');
+  showLastId(meta.id);
   logEvent(event, meta.id);
   refreshCounts();
+}
+
+function showLastId(id) {
+  $('last-id').textContent = shortEventId(id);
+  $('last-id').title = `event ${id}`;
+}
+
+// ---- ids for people ----
+
+// shortJob shortens an opaque job id (the workers' j-<16 hex digits>) to
+// the first digits of its hex part; an id a publisher chose stays whole
+// unless it is long. The full id goes in a title beside it.
+function shortJob(id) {
+  const m = /^(.*?)([0-9a-f]{12,})$/i.exec(id);
+  if (m) return m[1] + m[2].slice(0, 6) + '…';
+  return id.length > 24 ? id.slice(0, 20) + '…' : id;
+}
+
+// shortEventId shows an event id by its last digits: ids are numbers of up
+// to 20 digits that differ from one event to the next only at the end.
+function shortEventId(id) {
+  const s = String(id);
+  return s.length > 6 ? '#…' + s.slice(-4) : '#' + s;
 }
 
 // ---- connection state ----
@@ -149,15 +188,21 @@ function clearJobs() {
 }
 
 // upsert shows event as its job's latest status, unless the table already
-// has a newer one.
-function upsert(event, id, fresh) {
+// has a newer one, and adds it to the job's timeline. via says where it
+// came from: 'snapshot' or 'stream'.
+function upsert(event, id, fresh, via) {
   let job = jobs.get(event.jobId);
-  if (job && job.eventId >= id) return;
+  const entry = { id, status: event.status, timestamp: event.timestamp, attempt: event.data?.attempt, via };
+  if (job && job.eventId >= id) {
+    addSeen(job, entry);
+    return;
+  }
   if (!job) {
-    job = { tr: document.createElement('tr') };
+    job = { tr: document.createElement('tr'), seen: [] };
     job.tr.setAttribute('role', 'row');
     jobs.set(event.jobId, job);
   }
+  addSeen(job, entry);
   job.eventId = id;
   job.event = event;
   renderRow(job);
@@ -176,6 +221,21 @@ function upsert(event, id, fresh) {
   const d = event.data || {};
   if (d.assetId) remember('assets', d.assetId);
   if (d.scenarioId) remember('scenarios', d.scenarioId);
+  if (detailJob === event.jobId) renderDetail();
+}
+
+// addSeen adds a status to a job's timeline, once, in id order (seen on
+// the stream wins over the same event in a snapshot). Past MAX_SEEN it
+// keeps the first and the latest.
+function addSeen(job, s) {
+  const known = job.seen.find((x) => x.id === s.id);
+  if (known) {
+    if (s.via === 'stream') known.via = 'stream';
+    return;
+  }
+  job.seen.push(s);
+  job.seen.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (job.seen.length > MAX_SEEN) job.seen.splice(1, job.seen.length - MAX_SEEN);
 }
 
 function cell(tr, label, build) {
@@ -196,7 +256,15 @@ function renderRow(job) {
   tr.dataset.status = event.status;
   tr.dataset.eventId = String(job.eventId);
   cell(tr, 'Type', (td) => { td.textContent = event.type; });
-  cell(tr, 'Job', (td) => { td.className = 'job'; td.textContent = event.jobId; });
+  cell(tr, 'Job', (td) => {
+    td.className = 'job';
+    const a = document.createElement('a');
+    a.className = 'job-link';
+    a.href = '#job=' + encodeURIComponent(event.jobId);
+    a.textContent = shortJob(event.jobId);
+    a.title = `${event.jobId}: show its result and timeline`;
+    td.append(a);
+  });
   cell(tr, 'Asset / scenario', (td) => { td.textContent = [d.assetId, d.scenarioId].filter(Boolean).join(' / ') || '—'; });
   cell(tr, 'Status', (td) => {
     const b = document.createElement('span');
@@ -264,10 +332,12 @@ function logEvent(event, id) {
   li.dataset.status = event.status;
   const idSpan = document.createElement('span');
   idSpan.className = 'id';
-  idSpan.textContent = '#' + id;
+  idSpan.textContent = shortEventId(id);
+  idSpan.title = `event ${id}`;
   const what = document.createElement('span');
   what.className = 'what';
-  what.textContent = `${event.type} ${event.jobId}`;
+  what.textContent = `${event.type} ${shortJob(event.jobId)}`;
+  what.title = event.jobId;
   const badge = document.createElement('span');
   badge.className = `badge st-${event.status}`;
   badge.textContent = event.status;
@@ -281,6 +351,226 @@ function logNote(text, kind = 'note') {
   li.dataset.kind = kind;
   li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
   logLine(li);
+}
+
+// ---- a job's detail ----
+//
+// The detail is a modal <dialog> whose state is the URL's hash, #job=<id>:
+// a link to it opens it, Back closes it. Opening it from the table pushes
+// a history entry (the row's link does); closing it goes back over that
+// entry, or, when the page was opened at #job=<id>, replaces it.
+
+const dialog = $('detail');
+const RANK = { queued: 0, started: 1, completed: 2, failed: 2 };
+let detailJob = null; // the id of the job the detail shows while it is open
+
+function hashJob() {
+  const m = /^#job=([^&]+)$/.exec(location.hash);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+function route() {
+  const id = hashJob();
+  if (id === null) {
+    if (dialog.open) dialog.close();
+    return;
+  }
+  const changed = id !== detailJob;
+  detailJob = id;
+  renderDetail();
+  if (!dialog.open) dialog.showModal();
+  if (changed) $('detail-h').focus();
+}
+
+window.addEventListener('hashchange', () => {
+  // An entry this page navigated to: closing may go back over it.
+  if (hashJob() !== null && !history.state?.detail) history.replaceState({ detail: true }, '');
+  route();
+});
+
+function closeDetail() {
+  if (hashJob() === null) return;
+  if (history.state?.detail) {
+    history.back();
+  } else {
+    history.replaceState(null, '', location.pathname + location.search);
+    route();
+  }
+}
+
+$('detail-close').addEventListener('click', closeDetail);
+
+// Esc closes the dialog itself (and so does route): the hash follows, and
+// focus goes back to the job's row.
+dialog.addEventListener('close', () => {
+  const id = detailJob;
+  detailJob = null;
+  delete dialog.dataset.job;
+  $('detail-body').textContent = '';
+  closeDetail();
+  const link = id !== null && $('rows').querySelector(`tr[data-job="${CSS.escape(id)}"] a.job-link`);
+  (link || $('jobs-h')).focus();
+});
+
+// A click anywhere on a row opens its job, as its link does; Space on the
+// link too, as on a button.
+$('rows').addEventListener('click', (e) => {
+  if (e.target.closest('a, button') || String(getSelection() || '') !== '') return;
+  e.target.closest('tr')?.querySelector('a.job-link')?.click();
+});
+$('rows').addEventListener('keydown', (e) => {
+  if (e.key === ' ' && e.target.matches('a.job-link')) {
+    e.preventDefault();
+    e.target.click();
+  }
+});
+
+function el(name, className, text) {
+  const e = document.createElement(name);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function badge(status) {
+  return el('span', `badge st-${status}`, status);
+}
+
+function timeEl(ts) {
+  const t = document.createElement('time');
+  t.dateTime = ts;
+  const when = new Date(ts);
+  t.textContent = isNaN(when) ? ts : when.toLocaleTimeString();
+  t.title = ts;
+  return t;
+}
+
+// renderDetail (re)draws the open detail from what the page knows of its
+// job; it is called again when the job changes.
+function renderDetail() {
+  if (detailJob === null) return;
+  const id = detailJob;
+  const job = jobs.get(id);
+  const body = $('detail-body');
+  const dataOpen = [...body.querySelectorAll('details')].map((d) => d.open);
+  const refocus = body.contains(document.activeElement);
+  body.textContent = '';
+  dialog.dataset.job = id;
+  const h = $('detail-h');
+  h.textContent = `${job ? job.event.type + ' job' : 'Job'} ${shortJob(id)}`;
+  h.title = id;
+
+  if (!job) {
+    dialog.dataset.status = '';
+    body.append(el('p', 'notice', loaded
+      ? `This page has no job ${id}: it is not one you may see, or it is older than the ${MAX_ROWS} most recent jobs the page keeps.`
+      : 'Loading the jobs…'));
+    return;
+  }
+  const { event } = job;
+  const d = event.data || {};
+  dialog.dataset.status = event.status;
+
+  const facts = el('dl', 'facts');
+  const fact = (name, value) => {
+    facts.append(el('dt', '', name));
+    const dd = el('dd');
+    if (value instanceof Node) dd.append(value);
+    else dd.textContent = value;
+    facts.append(dd);
+  };
+  fact('Job', el('code', 'job-id', id));
+  fact('Status', badge(event.status));
+  if (d.assetId) fact('Asset', d.assetId);
+  if (d.scenarioId) fact('Scenario', d.scenarioId);
+  if (typeof d.durationMs === 'number') fact('Ran for', duration(event));
+  const latest = el('span', '', shortEventId(job.eventId));
+  latest.title = `event ${job.eventId}`;
+  fact('Latest event', latest);
+  body.append(facts);
+
+  const result = el('section', 'result');
+  result.setAttribute('aria-labelledby', 'detail-result-h');
+  const rh = el('h3', '', event.status === 'failed' ? 'Error' : 'Result');
+  rh.id = 'detail-result-h';
+  result.append(rh);
+  if (event.status === 'completed' && (d.result === undefined || d.result === null)) {
+    result.append(el('p', 'notice', 'This job\'s completed event carries no result.'));
+  } else if (event.status === 'completed') {
+    try {
+      const chart = chartFor(event.type, d.result);
+      result.append(chart || el('p', 'notice', `No chart for a ${event.type} job.`));
+    } catch (err) {
+      if (!(err instanceof BadResult)) throw err;
+      result.append(el('p', 'notice', `This result cannot be drawn (${err.message}): its data is below.`));
+    }
+  } else if (event.status === 'failed') {
+    result.append(el('p', 'job-error', d.error || 'The job failed without saying why.'));
+  } else {
+    result.append(el('p', 'notice', `No result yet: the job is ${event.status}. It shows here when the job completes.`));
+  }
+  body.append(result);
+
+  const tl = el('section', 'timeline-section');
+  tl.setAttribute('aria-labelledby', 'detail-timeline-h');
+  const th = el('h3', '', 'Timeline');
+  th.id = 'detail-timeline-h';
+  tl.append(th, timeline(job));
+  body.append(tl);
+
+  const raw = el('details', 'raw');
+  raw.append(el('summary', '', 'Event data (JSON)'), el('pre', '', JSON.stringify(d, null, 2)));
+  body.append(raw);
+
+  body.querySelectorAll('details').forEach((det, i) => { det.open = !!dataOpen[i]; });
+  if (refocus) $('detail-h').focus();
+}
+
+// timeline lists queued, started and completed or failed, with the time of
+// each this page has seen, and says which it has not.
+function timeline(job) {
+  const frag = document.createDocumentFragment();
+  const known = job.seen;
+  const first = known[0];
+  if (first && first.status !== 'queued') {
+    frag.append(el('p', 'note', first.via === 'snapshot'
+      ? `This page loaded when the job was already ${first.status}: it knows the times of what it has seen since, not of what came before.`
+      : `This page first saw the job ${first.status}: the times of what came before are not known here.`));
+  }
+  const ol = el('ol', 'timeline');
+  const final = job.event.status === 'failed' ? 'failed' : 'completed';
+  const t0 = Date.parse(first?.timestamp);
+  for (const status of ['queued', 'started', final]) {
+    const entries = known.filter((s) => s.status === status);
+    if (entries.length === 0) {
+      const li = el('li', 'unseen');
+      li.dataset.status = status;
+      li.dataset.seen = 'no';
+      li.append(badge(status), el('span', 'when', RANK[job.event.status] > RANK[status] ? 'not seen by this page' : 'not yet'));
+      ol.append(li);
+      continue;
+    }
+    for (const s of entries) {
+      const li = el('li');
+      li.dataset.status = status;
+      li.dataset.seen = 'yes';
+      li.append(badge(status), timeEl(s.timestamp));
+      const dt = Date.parse(s.timestamp) - t0;
+      if (s !== first && Number.isFinite(dt)) li.append(el('span', 'delta', `+${dt < 1000 ? fmt(dt, 0) + ' ms' : fmt(dt / 1000, 1) + ' s'}`));
+      if (typeof s.attempt === 'number' && s.attempt > 1) li.append(el('span', 'attempt', `attempt ${s.attempt} (redelivered)`));
+      const idSpan = el('span', 'event-id', shortEventId(s.id));
+      idSpan.title = `event ${s.id}`;
+      li.append(idSpan);
+      ol.append(li);
+    }
+  }
+  frag.append(ol);
+  return frag;
 }
 
 // ---- submitting a job ----
@@ -334,7 +624,12 @@ form.addEventListener('submit', async (e) => {
     });
     const answer = await res.json().catch(() => ({}));
     if (res.status === 202) {
-      out.textContent = `Submitted ${type} job ${answer.jobId}.`;
+      const link = document.createElement('a');
+      link.href = '#job=' + encodeURIComponent(answer.jobId);
+      link.textContent = shortJob(answer.jobId);
+      link.title = answer.jobId;
+      out.textContent = `Submitted ${type} job `;
+      out.append(link, '.');
       out.dataset.jobId = answer.jobId;
     } else {
       fail(`Not submitted (HTTP ${res.status}): ${answer.error || res.statusText}`);
@@ -363,3 +658,4 @@ if (devAuth) {
   $('session-note').hidden = false;
 }
 start();
+route(); // opened at #job=<id>: the detail shows once the job is loaded

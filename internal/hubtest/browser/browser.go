@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -209,23 +210,51 @@ func (tb *Tab) WaitFor(what string, d time.Duration, cond string) {
 	}
 }
 
-// Screenshot saves the whole page as <test artifacts>/<tab>-<name>.png and
+// Screenshot saves the whole page as <artifacts>/<tab>-<name>.png and
 // returns its path ("" if it could not be taken).
 func (tb *Tab) Screenshot(name string) string {
 	tb.t.Helper()
+	return tb.save(name, chromedp.FullScreenshot(100))
+}
+
+// ScreenshotOf saves the first element that matches the CSS selector sel,
+// as Screenshot does the page.
+func (tb *Tab) ScreenshotOf(name, sel string) string {
+	tb.t.Helper()
+	return tb.save(name, chromedp.Screenshot(chromedp.CSS(sel)))
+}
+
+func (tb *Tab) save(name string, shot chromedp.Action[[]byte]) string {
+	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		tb.t.Errorf("screenshot %s: %v", name, err)
 		return ""
 	}
-	path := filepath.Join(tb.t.ArtifactDir(), tb.Name+"-"+name+".png")
+	path := filepath.Join(ArtifactDir(tb.t), tb.Name+"-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		tb.t.Fatal(err)
 	}
 	tb.t.Logf("screenshot: %s", path)
 	return path
+}
+
+// ArtifactDir is where the test's screenshots go: $EVENTHUB_ARTIFACTS/<test
+// name> when that is set (kept), else the test's artifact directory (kept
+// under -artifacts, else removed when the test ends).
+func ArtifactDir(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("EVENTHUB_ARTIFACTS")
+	if root == "" {
+		return t.ArtifactDir()
+	}
+	dir := filepath.Join(root, strings.NewReplacer("/", "__", `\`, "__", ":", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("EVENTHUB_ARTIFACTS: %v", err)
+	}
+	return dir
 }
 
 // SetCookie sets a cookie for url's origin, as a site's sign-in would
@@ -236,6 +265,24 @@ func (tb *Tab) SetCookie(url, name, value string) {
 		_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{
 			Name: name, Value: value, URL: url, SameSite: network.CookieSameSiteLax,
 		})
+		return err
+	}))
+}
+
+// Back goes back one entry in the tab's history, as the browser's Back
+// button does. It does not wait for a load: going back within the page
+// (to another #hash) loads nothing.
+func (tb *Tab) Back() {
+	tb.t.Helper()
+	tb.Do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		h, err := cdp.Call(ctx, t, page.GetNavigationHistory, cdp.Empty{})
+		if err != nil {
+			return err
+		}
+		if h.CurrentIndex < 1 || int(h.CurrentIndex) >= len(h.Entries) {
+			return fmt.Errorf("back: at history entry %d of %d", h.CurrentIndex, len(h.Entries))
+		}
+		_, err = cdp.Call(ctx, t, page.NavigateToHistoryEntry, page.NavigateToHistoryEntryParams{EntryID: h.Entries[h.CurrentIndex-1].ID})
 		return err
 	}))
 }

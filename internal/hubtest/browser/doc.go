@@ -2,8 +2,10 @@
 // headless Chromium over the DevTools protocol, with chromedp: a Browser
 // with a fresh profile, Tabs that fail the test on a JavaScript exception
 // or a CSP violation, evaluation of expressions in a page, waits on a
-// JavaScript condition that leave a screenshot when they time out, and
-// what the dashboard shows (its connection state, its event log).
+// JavaScript condition that leave a screenshot when they time out,
+// screenshots of a page or of one element (kept in $EVENTHUB_ARTIFACTS when
+// set, else in the test's artifact directory), and what the dashboard shows
+// (its connection state, its event log).
 //
 // Chromium is Debian's, installed by .ci/install-deps; EVENTHUB_CHROMIUM
 // names another. Without it New fails the test when CI is set and skips it
