@@ -471,7 +471,9 @@ func TestClusterJobQueueFull(t *testing.T) {
 func TestClusterResumesStayWithinBudget(t *testing.T) {
 	const backfillBytes = 4 << 20
 	n := startNATS(t)
-	node := n.node(actors.Config{History: 10, BackfillBytes: backfillBytes})
+	// A publish timeout (which bounds a read of the log) no load can reach:
+	// the reads end over their budget, not timed out.
+	node := n.node(actors.Config{History: 10, BackfillBytes: backfillBytes, PublishTimeout: time.Minute})
 	first := node.snapshotMark(t, "alice")
 	node.publishLarge("j", 300) // 18 MB in the log
 	last := first + 300
