@@ -230,6 +230,11 @@ func (c *connActor) flush() {
 		}
 	}
 	c.oldest = 0
+	if s.mb.conflate {
+		if n := s.mb.takeConflated(); n > 0 {
+			s.hub.m.framesConflated.Add(float64(n))
+		}
+	}
 	s.wrote.Store(true)
 	clear(c.pending)
 	if cap(c.pending) > maxCoalesce {

@@ -321,6 +321,11 @@ type StreamRequest struct {
 	// Resume is true when the client sent a Last-Event-ID; LastEventID is it.
 	Resume      bool
 	LastEventID uint64
+	// Conflate makes the stream keep only each job's latest progress
+	// (started) frame among those not written yet: a client that falls
+	// behind gets every other status, in order, and each job's latest
+	// progress, instead of being closed as slow.
+	Conflate bool
 }
 
 // Open serves an SSE stream on conn. The hub writes req.Head once it has
@@ -334,6 +339,7 @@ func (h *Hub) Open(conn net.Conn, t *Ticket, req StreamRequest) error {
 		h.catchUp(sub)
 	}
 	s := newStream(h, conn, req.User, req.Head, t)
+	s.mb.conflate = req.Conflate // before the actor starts: read under the mailbox's lock
 	if !req.Filter.IsZero() {
 		s.filter = &req.Filter // req is Open's own copy
 	}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/finexbot/eventhub/jobs"
 )
 
 // mailbox is a conn actor's bounded mailbox. Neither of protoactor's stock
@@ -37,6 +39,11 @@ type mailbox struct {
 	capacity int32
 	maxBytes int32
 	closed   bool // after close, user messages are dropped, not counted
+	// conflate is set before the actor starts, for a stream that asked for
+	// it: a job's progress frame replaces its older one still queued
+	// (conflated counts them until the actor takes the count).
+	conflate  bool
+	conflated int32
 
 	userCount atomic.Int32 // = n + marks, written under mu, read without it
 	sysCount  atomic.Int32
@@ -111,6 +118,11 @@ func (m *mailbox) push(msg any, force bool) bool {
 		m.mu.Unlock()
 		return false
 	}
+	if m.conflate && m.n > 0 {
+		if f, ok := msg.(*frame); ok && f.ev.Status == jobs.Started {
+			m.replaceProgress(f)
+		}
+	}
 	if !force && (m.n >= m.capacity || int(m.bytes)+size > int(m.maxBytes)) {
 		bytes := m.n < m.capacity
 		m.mu.Unlock()
@@ -126,6 +138,42 @@ func (m *mailbox) push(msg any, force bool) bool {
 	m.userCount.Store(m.n + m.marks)
 	m.mu.Unlock()
 	return true
+}
+
+// replaceProgress drops the queued progress (started) frame of f's job, if
+// there is one and no other status of the job is queued after it: f,
+// newer, is then queued at the end, so ids on the wire still only grow and
+// the job's statuses keep their order. There is at most one such frame, as
+// every push to a conflating mailbox calls this. Caller holds mu.
+func (m *mailbox) replaceProgress(f *frame) {
+	for i := m.n - 1; i >= 0; i-- {
+		old, ok := m.queue[m.slot(i)].(*frame)
+		if !ok || old.ev.JobID != f.ev.JobID || old.ev.Type != f.ev.Type {
+			continue
+		}
+		if old.ev.Status != jobs.Started {
+			return // a queued, completed or failed comes between: keep both
+		}
+		for j := i; j < m.n-1; j++ {
+			m.queue[m.slot(j)] = m.queue[m.slot(j+1)]
+		}
+		m.queue[m.slot(m.n-1)] = nil
+		m.n--
+		m.bytes -= int32(len(old.bytes))
+		m.conflated++
+		m.userCount.Store(m.n + m.marks)
+		return
+	}
+}
+
+// takeConflated returns how many frames were conflated since it was last
+// called.
+func (m *mailbox) takeConflated() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.conflated
+	m.conflated = 0
+	return int(n)
 }
 
 // slot is the index in the ring of the i-th queued message. Caller holds mu.

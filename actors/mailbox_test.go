@@ -2,14 +2,19 @@ package actors
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/finexbot/eventhub/jobs"
 )
 
 // recorder is a MessageInvoker that records what the mailbox hands it, in
@@ -583,5 +588,82 @@ func TestMailboxRevoke(t *testing.T) {
 	m.postAlways(&replay{})
 	if !m.revoke(func(*frame) bool { return true }) {
 		t.Error("revoke did not report the queued replay")
+	}
+}
+
+// TestMailboxConflateRandom: a conflating mailbox, under a random
+// interleaving of posts (jobs' statuses, most of them progress) and takes,
+// gives exactly what a plain list model of the rule gives: a job's progress
+// frame still queued, with nothing else of the job after it, is dropped when
+// a newer one comes, which goes to the end. Ids taken only grow, each job's
+// statuses keep their order, a job's latest progress is never dropped, and
+// the mailbox refuses only when full of frames that cannot be conflated.
+func TestMailboxConflateRandom(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(50) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		capacity := 1 + rng.IntN(12)
+		var refused int
+		m := newMailbox(capacity, 1<<30, func(bool) { refused++ })
+		m.conflate = true
+		var model []*frame
+		modelRefused, conflated := 0, 0
+		var id uint64
+		var taken []*frame
+		for range 2000 {
+			if rng.IntN(3) > 0 {
+				id++
+				st := jobs.Started
+				switch rng.IntN(8) {
+				case 0:
+					st = jobs.Queued
+				case 1:
+					st = jobs.Completed
+				}
+				f := &frame{id: id, bytes: make([]byte, 1+rng.IntN(50)), ev: jobs.Event{Type: jobs.Growth, JobID: "j" + strconv.Itoa(rng.IntN(5)), Status: st}}
+				m.PostUserMessage(f)
+				// The model: drop the job's queued progress unless another
+				// status of the job comes after it; then queue, unless full.
+				if st == jobs.Started {
+					for i := len(model) - 1; i >= 0; i-- {
+						if model[i].ev.JobID != f.ev.JobID {
+							continue
+						}
+						if model[i].ev.Status == jobs.Started {
+							model = slices.Delete(model, i, i+1)
+							conflated++
+						}
+						break
+					}
+				}
+				if len(model) >= capacity {
+					modelRefused++
+				} else {
+					model = append(model, f)
+				}
+			} else if msg := m.popUser(); msg != nil {
+				f := msg.(*frame)
+				if len(model) == 0 || model[0] != f {
+					t.Fatalf("seed %d: took frame %d, the model's next is %v", seed, f.id, model)
+				}
+				model = model[1:]
+				taken = append(taken, f)
+			}
+			bytes := 0
+			for _, f := range model {
+				bytes += len(f.bytes)
+			}
+			if int(m.bytes) != bytes || m.pending() != len(model) {
+				t.Fatalf("seed %d: mailbox holds %d frames, %d bytes; the model %d, %d", seed, m.pending(), m.bytes, len(model), bytes)
+			}
+		}
+		if refused != modelRefused || m.takeConflated() != conflated {
+			t.Fatalf("seed %d: refused %d; the model refused %d and conflated %d", seed, refused, modelRefused, conflated)
+		}
+		for i := 1; i < len(taken); i++ {
+			if taken[i].id <= taken[i-1].id {
+				t.Fatalf("seed %d: id %d taken after %d", seed, taken[i].id, taken[i-1].id)
+			}
+		}
 	}
 }

@@ -87,6 +87,7 @@ type metrics struct {
 	jobsBytes            prometheus.Gauge
 	snapshotTruncated    prometheus.Counter
 	mailboxOverflowBytes prometheus.Counter
+	framesConflated      prometheus.Counter
 	replaysRefused       prometheus.Counter
 	backfills            [backfillResults]prometheus.Counter
 }
@@ -172,6 +173,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.snapshotTruncated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventhub_snapshot_truncated_total", Help: "GET /api/jobs answers cut short at the snapshot byte budget.",
 	})
+	m.framesConflated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "eventhub_frames_conflated_total",
+		Help: "Progress (started) frames a conflating stream (conflate=1) dropped unsent because a newer one of the same job came.",
+	})
 	m.mailboxOverflowBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "eventhub_mailbox_byte_overflow_total", Help: "Frames refused by a stream mailbox over its byte budget (also counted in eventhub_mailbox_overflow_total); each closes its stream as slow.",
 	})
@@ -221,7 +226,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.authzCache[i] = cache.WithLabelValues(name)
 	}
 	for _, c := range []prometheus.Collector{m.deliveryLatency, m.ingestLatency, m.historyEvents, m.historyBytes, m.mailboxDepth, cache, m.streamsActive, m.streamsOpened, closed, errs, ingested, m.delivered, m.mailboxOverflow, m.usersActive, m.userActorsRunning,
-		m.jobsBytes, m.snapshotTruncated, m.mailboxOverflowBytes, m.replaysRefused, historyEvicted, jobsEvicted, backfills} {
+		m.jobsBytes, m.snapshotTruncated, m.mailboxOverflowBytes, m.framesConflated, m.replaysRefused, historyEvicted, jobsEvicted, backfills} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -264,7 +264,39 @@ func (ev *Event) setData(data []byte) *ValidationError {
 	if ev.ScenarioID, err = scopeID("data.scenarioId", top["scenarioId"]); err != nil {
 		return err
 	}
+	if err := ev.checkProgress(top["progress"], top["message"]); err != nil {
+		return err
+	}
 	ev.Data = buf.Bytes()
+	return nil
+}
+
+// MaxMessageLen bounds data.message of a progress event, in bytes.
+const MaxMessageLen = 200
+
+// checkProgress checks data.progress, a number from 0 to 1 that only a
+// started event may carry (a job reports how far it got by publishing
+// started again), and, on a started event, data.message: a string of at
+// most MaxMessageLen bytes. ev.Status must be set.
+func (ev *Event) checkProgress(progress, message json.RawMessage) *ValidationError {
+	if progress != nil && string(progress) != "null" {
+		if ev.Status != Started {
+			return &ValidationError{Field: "data.progress", Msg: "only a started event reports progress"}
+		}
+		var p float64
+		if err := json.Unmarshal(progress, &p); err != nil || p < 0 || p > 1 {
+			return &ValidationError{Field: "data.progress", Msg: "must be a number from 0 to 1"}
+		}
+	}
+	if ev.Status == Started && message != nil && string(message) != "null" {
+		var m string
+		if err := json.Unmarshal(message, &m); err != nil {
+			return &ValidationError{Field: "data.message", Msg: "must be a string"}
+		}
+		if len(m) > MaxMessageLen {
+			return &ValidationError{Field: "data.message", Msg: fmt.Sprintf("longer than %d bytes", MaxMessageLen)}
+		}
+	}
 	return nil
 }
 

@@ -27,6 +27,16 @@ func TestDecodeEventsValid(t *testing.T) {
 			}},
 		},
 		{
+			name: "progress on a started event, and a message",
+			body: `{"type":"growth","jobId":"j-82","status":"started","timestamp":"2026-11-27T10:00:00Z","data":{"assetId":"a1","progress":0.25,"message":"year 3 of 10"}}`,
+			want: []Event{{
+				Type: Growth, JobID: "j-82", Status: Started,
+				Timestamp: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+				Data:      json.RawMessage(`{"assetId":"a1","progress":0.25,"message":"year 3 of 10"}`),
+				AssetID:   "a1",
+			}},
+		},
+		{
 			name: "offset normalised to UTC, data compacted",
 			body: " \n{\"type\":\"growth\",\"jobId\":\"A.b_c:d-9\",\"status\":\"queued\",\"timestamp\":\"2026-11-27T12:30:00.5+02:00\",\n\"data\": { \"assetId\" : \"a1\",\n \"n\": [1, 2] } }\r\n",
 			want: []Event{{
@@ -167,6 +177,12 @@ func TestDecodeEventsInvalid(t *testing.T) {
 		{name: "scenarioId an object", body: event(map[string]any{"data": json.RawMessage(`{"assetId":"a1","scenarioId":{}}`)}), field: "data.scenarioId"},
 		{name: "assetId charset", body: event(map[string]any{"data": json.RawMessage(`{"assetId":"a,1","scenarioId":"s1"}`)}), field: "data.assetId"},
 		{name: "unknown field", body: event(map[string]any{"extra": 1}), field: "extra"},
+		{name: "progress over 1", body: event(map[string]any{"status": "started", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","progress":1.01}`)}), field: "data.progress"},
+		{name: "progress negative", body: event(map[string]any{"status": "started", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","progress":-0.1}`)}), field: "data.progress"},
+		{name: "progress a string", body: event(map[string]any{"status": "started", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","progress":"50%"}`)}), field: "data.progress"},
+		{name: "progress on a completed event", body: event(map[string]any{"status": "completed", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","progress":1}`)}), field: "data.progress"},
+		{name: "progress message not a string", body: event(map[string]any{"status": "started", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","progress":0.5,"message":7}`)}), field: "data.message"},
+		{name: "progress message too long", body: event(map[string]any{"status": "started", "data": json.RawMessage(`{"assetId":"a1","scenarioId":"s1","message":"` + strings.Repeat("m", MaxMessageLen+1) + `"}`)}), field: "data.message"},
 		{name: "second of a batch", body: "[" + event(nil) + "," + event(map[string]any{"status": "x"}) + "]", field: "status", index: 1},
 	}
 	for _, tt := range tests {

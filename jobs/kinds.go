@@ -24,19 +24,32 @@ import (
 // The functions here own no state and are safe for concurrent use.
 
 // compute runs job's kind and returns its result, a value that encodes to a
-// JSON object. Bad params give an error wrapping ErrBadParams; a done context
-// gives ctx.Err().
-func compute(ctx context.Context, job Job) (any, error) {
+// JSON object, telling report how far it got as it goes. Bad params give an
+// error wrapping ErrBadParams; a done context gives ctx.Err().
+func compute(ctx context.Context, job Job, report Progress) (any, error) {
 	switch job.Type {
 	case Matrix:
-		return runMatrix(ctx, job)
+		return runMatrix(ctx, job, report)
 	case Growth:
-		return runGrowth(ctx, job)
+		return runGrowth(ctx, job, report)
 	case Probability:
-		return runProbability(ctx, job)
+		return runProbability(ctx, job, report)
 	}
 	return nil, fmt.Errorf("unknown job type %v", job.Type)
 }
+
+// Progress is told how far a running job got: a fraction from 0 to 1 and a
+// short message for people. It may be called as often as a computation
+// likes; the workers publish at most one progress event a job every
+// progressEvery.
+type Progress func(fraction float64, message string)
+
+// waitShare is the part of a job's progress its delay (delayMs) stands for:
+// the delay is the slow part of a demo job, the computation the fast rest.
+const waitShare = 0.9
+
+// tick is how often a job waiting out its delay reports progress.
+const tick = 100 * time.Millisecond
 
 // commonParams are the params every kind takes.
 type commonParams struct {
@@ -48,22 +61,38 @@ type commonParams struct {
 
 const maxDelayMs = 10_000
 
-// wait sleeps DelayMs, or until ctx is done.
-func (c commonParams) wait(ctx context.Context) error {
+// wait sleeps DelayMs, or until ctx is done, reporting its progress every
+// tick. It returns the part of the job's progress done: what the
+// computation that follows goes on from.
+func (c commonParams) wait(ctx context.Context, report Progress) (done float64, err error) {
 	if c.DelayMs < 0 || c.DelayMs > maxDelayMs {
-		return fmt.Errorf("%w: delayMs: %d is not in [0, %d]", ErrBadParams, c.DelayMs, maxDelayMs)
+		return 0, fmt.Errorf("%w: delayMs: %d is not in [0, %d]", ErrBadParams, c.DelayMs, maxDelayMs)
 	}
 	if c.DelayMs == 0 {
-		return nil
+		return 0, nil
 	}
-	t := time.NewTimer(time.Duration(c.DelayMs) * time.Millisecond)
+	delay := time.Duration(c.DelayMs) * time.Millisecond
+	start := time.Now()
+	t := time.NewTimer(delay)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	every := time.NewTicker(tick)
+	defer every.Stop()
+	for {
+		select {
+		case <-t.C:
+			return waitShare, nil
+		case <-every.C:
+			report(waitShare*float64(time.Since(start))/float64(delay), "working")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
+}
+
+// step reports step i (from 0) of n of the computation that goes on from
+// done.
+func step(report Progress, done float64, i, n int, what string) {
+	report(done+(1-done)*float64(i)/float64(n), fmt.Sprintf("%s %d of %d", what, i, n))
 }
 
 // decodeParams decodes a job's params over dst, which holds the defaults:
@@ -170,12 +199,13 @@ type matrixResult struct {
 // the same asset and scenario always give the same grid: row i is a horizon
 // step (value drifting up by up to 5% over the rows), column j a stress level
 // (value cut by shock·j/(cols-1), so the last column loses all of shock).
-func runMatrix(ctx context.Context, job Job) (any, error) {
+func runMatrix(ctx context.Context, job Job, report Progress) (any, error) {
 	p := matrixParams{Rows: 10, Cols: 10, Shock: 0.2}
 	if err := decodeParams(job.Params, &p); err != nil {
 		return nil, err
 	}
-	if err := p.wait(ctx); err != nil {
+	done, err := p.wait(ctx, report)
+	if err != nil {
 		return nil, err
 	}
 	if p.Rows < 1 || p.Rows > maxMatrixSide {
@@ -197,6 +227,7 @@ func runMatrix(ctx context.Context, job Job) (any, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		step(report, done, i, p.Rows, "row")
 		var row []float64
 		if keepGrid {
 			row = make([]float64, p.Cols)
@@ -260,12 +291,13 @@ type growthResult struct {
 }
 
 // runGrowth projects compound growth year by year.
-func runGrowth(ctx context.Context, job Job) (any, error) {
+func runGrowth(ctx context.Context, job Job, report Progress) (any, error) {
 	p := growthParams{Principal: 1000, Rate: 0.05, Years: 10}
 	if err := decodeParams(job.Params, &p); err != nil {
 		return nil, err
 	}
-	if err := p.wait(ctx); err != nil {
+	done, err := p.wait(ctx, report)
+	if err != nil {
 		return nil, err
 	}
 	if err := inRange("principal", p.Principal, 0, maxAmount); err != nil {
@@ -284,10 +316,11 @@ func runGrowth(ctx context.Context, job Job) (any, error) {
 	values := make([]float64, 0, p.Years+1)
 	v := p.Principal
 	values = append(values, round(v, 2))
-	for range p.Years {
+	for y := range p.Years {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		step(report, done, y, p.Years, "year")
 		v = v*(1+p.Rate) + p.Contribution
 		values = append(values, round(v, 2))
 	}
@@ -329,12 +362,13 @@ type probabilityResult struct {
 // runProbability estimates by Monte Carlo the probability that a value
 // starting at start is at or above target after years. The random source is
 // seeded from the job id, so a job's result is reproducible.
-func runProbability(ctx context.Context, job Job) (any, error) {
+func runProbability(ctx context.Context, job Job, report Progress) (any, error) {
 	p := probabilityParams{Start: 100, Target: 120, Mu: 0.05, Sigma: 0.2, Years: 5, Trials: 20000}
 	if err := decodeParams(job.Params, &p); err != nil {
 		return nil, err
 	}
-	if err := p.wait(ctx); err != nil {
+	done, err := p.wait(ctx, report)
+	if err != nil {
 		return nil, err
 	}
 	if err := inRange("start", p.Start, math.SmallestNonzeroFloat64, maxAmount); err != nil {
@@ -369,6 +403,7 @@ func runProbability(ctx context.Context, job Job) (any, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			step(report, done, i, p.Trials, "trial")
 		}
 		if drift+vol*rng.NormFloat64() >= need {
 			hits++

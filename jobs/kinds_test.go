@@ -11,7 +11,7 @@ import (
 
 func mustCompute(t *testing.T, job Job) any {
 	t.Helper()
-	res, err := compute(context.Background(), job)
+	res, err := compute(context.Background(), job, noProgress)
 	if err != nil {
 		t.Fatalf("compute(%v, %s): %v", job.Type, job.Params, err)
 	}
@@ -234,7 +234,7 @@ func TestBadParams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := compute(context.Background(), tt.job)
+			res, err := compute(context.Background(), tt.job, noProgress)
 			if !errors.Is(err, ErrBadParams) {
 				t.Fatalf("compute = %+v, %v; want ErrBadParams", res, err)
 			}
@@ -256,12 +256,15 @@ func TestKindsStopWithContext(t *testing.T) {
 	for _, job := range []Job{matrixJob("a", "s", "{}"), growthJob(`{"years":5}`), probJob("j", "{}")} {
 		t.Run(job.Type.String(), func(t *testing.T) {
 			t.Parallel()
-			if res, err := compute(ctx, job); !errors.Is(err, context.Canceled) {
+			if res, err := compute(ctx, job, noProgress); !errors.Is(err, context.Canceled) {
 				t.Errorf("compute on a canceled context = %+v, %v", res, err)
 			}
 		})
 	}
-	if _, err := compute(context.Background(), Job{Type: 0}); err == nil {
+	if _, err := compute(context.Background(), Job{Type: 0}, noProgress); err == nil {
 		t.Errorf("compute of an unknown type succeeded")
 	}
 }
+
+// noProgress is a Progress that ignores what it is told.
+func noProgress(float64, string) {}

@@ -24,7 +24,7 @@ func newGate() *gate {
 	return &gate{running: make(chan string, 100), release: make(chan struct{})}
 }
 
-func (g *gate) run(ctx context.Context, job Job) (any, error) {
+func (g *gate) run(ctx context.Context, job Job, _ Progress) (any, error) {
 	g.running <- job.ID
 	select {
 	case <-g.release:

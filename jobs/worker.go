@@ -54,8 +54,8 @@ type WorkersConfig struct {
 	Registerer prometheus.Registerer
 
 	// Test seams.
-	now func() time.Time                                // the clock; nil means time.Now
-	run func(ctx context.Context, job Job) (any, error) // a job's computation; nil means compute
+	now func() time.Time                                                 // the clock; nil means time.Now
+	run func(ctx context.Context, job Job, report Progress) (any, error) // a job's computation; nil means compute
 }
 
 // Workers runs submitted jobs on worker actors, a supervised pool of them per
@@ -89,7 +89,7 @@ type workerEnv struct {
 	base    context.Context // done once Stop is called
 	timeout time.Duration
 	now     func() time.Time
-	run     func(ctx context.Context, job Job) (any, error)
+	run     func(ctx context.Context, job Job, report Progress) (any, error)
 	log     *slog.Logger
 	m       *workerMetrics
 	users   *userLimits
@@ -449,7 +449,7 @@ func (e *workerEnv) handle(m runJob) {
 		started.Attempt = m.attempt // a redelivery: the node that had it went away
 	}
 	e.emit(e.event(job, Started, start, started))
-	result, err := e.runBounded(job)
+	result, err := e.runBounded(job, e.progress(job, start, started.Attempt))
 	if m.done != nil && errors.Is(err, context.Canceled) {
 		m.done(false) // stopping: leave it to another node, unfinished
 		return
@@ -472,11 +472,31 @@ func (e *workerEnv) handle(m runJob) {
 	e.emit(e.event(job, Failed, end, eventData{DurationMs: &ms, Error: e.describe(err)}))
 }
 
+// progressEvery bounds how often a job's progress is published: a started
+// event with data.progress at most every 100 ms, ten a second.
+const progressEvery = 100 * time.Millisecond
+
+// progress returns what job's computation tells how far it got: it
+// publishes a started event with data.progress and data.message, at most
+// one every progressEvery from start. It is called on the job's goroutine.
+func (e *workerEnv) progress(job Job, start time.Time, attempt uint64) Progress {
+	last := start
+	return func(fraction float64, message string) {
+		now := e.now()
+		if now.Sub(last) < progressEvery || !(fraction >= 0 && fraction <= 1) {
+			return
+		}
+		last = now
+		p := round(fraction, 3)
+		e.emit(e.event(job, Started, now, eventData{Progress: &p, Message: clipTo(message, MaxMessageLen-len("…")), Attempt: attempt}))
+	}
+}
+
 // runBounded runs the job's computation under the timeout and turns a panic
 // into errPanicked, so the worker goes on with its next job. A computation
 // must check its context: one that ignores it holds its worker until it
 // returns.
-func (e *workerEnv) runBounded(job Job) (result any, err error) {
+func (e *workerEnv) runBounded(job Job, report Progress) (result any, err error) {
 	ctx, cancel := context.WithTimeout(e.base, e.timeout)
 	defer cancel()
 	defer func() {
@@ -485,7 +505,7 @@ func (e *workerEnv) runBounded(job Job) (result any, err error) {
 			result, err = nil, errPanicked
 		}
 	}()
-	return e.run(ctx, job)
+	return e.run(ctx, job, report)
 }
 
 // maxErrorLen bounds data.error, whatever a computation's error says.
@@ -508,12 +528,14 @@ func (e *workerEnv) describe(err error) string {
 // eventData is the data of the events workers send. It always carries the
 // job's scope, so the hub can check RBAC on every step of the job.
 type eventData struct {
-	AssetID    string `json:"assetId,omitempty"`
-	ScenarioID string `json:"scenarioId,omitempty"`
-	DurationMs *int64 `json:"durationMs,omitempty"` // completed, failed
-	Result     any    `json:"result,omitempty"`     // completed
-	Error      string `json:"error,omitempty"`      // failed
-	Attempt    uint64 `json:"attempt,omitempty"`    // started, when redelivered
+	AssetID    string   `json:"assetId,omitempty"`
+	ScenarioID string   `json:"scenarioId,omitempty"`
+	DurationMs *int64   `json:"durationMs,omitempty"` // completed, failed
+	Result     any      `json:"result,omitempty"`     // completed
+	Error      string   `json:"error,omitempty"`      // failed
+	Attempt    uint64   `json:"attempt,omitempty"`    // started, when redelivered
+	Progress   *float64 `json:"progress,omitempty"`   // started again, as the job runs: 0 to 1
+	Message    string   `json:"message,omitempty"`    // with progress
 }
 
 // tryEvent builds a job's event at time ts with data d plus the job's scope.

@@ -170,6 +170,48 @@ func startWorkers(t *testing.T, cfg WorkersConfig) (*Workers, *recorder) {
 	return w, rec
 }
 
+// TestWorkersReportProgress: a job that takes a while publishes started
+// again as it goes, with data.progress growing from 0 to 1 and a message,
+// at most one every progressEvery, then its end.
+func TestWorkersReportProgress(t *testing.T) {
+	t.Parallel()
+	w, rec := startWorkers(t, WorkersConfig{})
+	for _, job := range []Job{
+		{ID: "j-matrix", Type: Matrix, AssetID: "a1", ScenarioID: "s1", Params: json.RawMessage(`{"delayMs":600}`)},
+		{ID: "j-growth", Type: Growth, AssetID: "a2", Params: json.RawMessage(`{"delayMs":600}`)},
+		{ID: "j-prob", Type: Probability, ScenarioID: "s2", Params: json.RawMessage(`{"delayMs":600}`)},
+	} {
+		submit(t, w, job)
+		evs := rec.until(t, job.ID)
+		if len(evs) < 5 || evs[0].Status != Queued || evs[len(evs)-1].Status != Completed {
+			t.Fatalf("job %s: statuses %v, want queued, started, progress…, completed", job.ID, statuses(evs))
+		}
+		last := -1.0
+		for i, ev := range evs[2 : len(evs)-1] {
+			if ev.Status != Started {
+				t.Fatalf("job %s: %v among its progress events", job.ID, ev.Status)
+			}
+			var d struct {
+				Progress *float64
+				Message  string
+			}
+			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Progress == nil || d.Message == "" {
+				t.Fatalf("job %s: progress event data %s: want progress and message (%v)", job.ID, ev.Data, err)
+			}
+			if *d.Progress <= last || *d.Progress > 1 {
+				t.Errorf("job %s: progress %v after %v: want it to grow, within 0..1", job.ID, *d.Progress, last)
+			}
+			last = *d.Progress
+			if prev := evs[1+i]; ev.Timestamp.Sub(prev.Timestamp) < progressEvery {
+				t.Errorf("job %s: progress at %v, %v after the previous event: want at most one every %v", job.ID, ev.Timestamp, ev.Timestamp.Sub(prev.Timestamp), progressEvery)
+			}
+			if _, err := DecodeEvents(ev.AppendJSON(nil)); err != nil {
+				t.Errorf("job %s: a progress event does not pass ingest's checks: %v", job.ID, err)
+			}
+		}
+	}
+}
+
 func TestWorkersRunEachKind(t *testing.T) {
 	t.Parallel()
 	w, rec := startWorkers(t, WorkersConfig{})
@@ -221,7 +263,7 @@ func TestWorkersExactEvents(t *testing.T) {
 	at := time.Date(2026, 11, 27, 11, 0, 0, 0, time.FixedZone("CET", 3600))
 	w, rec := startWorkers(t, WorkersConfig{
 		now: func() time.Time { return at },
-		run: func(context.Context, Job) (any, error) { return map[string]int{"answer": 42}, nil },
+		run: func(context.Context, Job, Progress) (any, error) { return map[string]int{"answer": 42}, nil },
 	})
 	submit(t, w, Job{ID: "j-81", Type: Matrix, AssetID: "a1", ScenarioID: "s3", User: "alice"})
 	evs := rec.until(t, "j-81")
@@ -245,7 +287,7 @@ func TestWorkersFailures(t *testing.T) {
 	tests := []struct {
 		name    string
 		job     Job
-		run     func(context.Context, Job) (any, error)
+		run     func(context.Context, Job, Progress) (any, error)
 		timeout time.Duration
 		err     string // data.error, or its prefix when it ends in "…"
 	}{
@@ -262,38 +304,40 @@ func TestWorkersFailures(t *testing.T) {
 		{
 			name: "panic",
 			job:  Job{ID: "j-panic", Type: Probability, ScenarioID: "s1"},
-			run:  func(context.Context, Job) (any, error) { panic("boom") },
+			run:  func(context.Context, Job, Progress) (any, error) { panic("boom") },
 			err:  "internal error",
 		},
 		{
 			name:    "timeout",
 			job:     Job{ID: "j-slow", Type: Probability, ScenarioID: "s1"},
-			run:     func(ctx context.Context, _ Job) (any, error) { <-ctx.Done(); return nil, ctx.Err() },
+			run:     func(ctx context.Context, _ Job, _ Progress) (any, error) { <-ctx.Done(); return nil, ctx.Err() },
 			timeout: 20 * time.Millisecond,
 			err:     "timed out after 20ms",
 		},
 		{
 			name: "result that does not encode",
 			job:  Job{ID: "j-nan", Type: Growth, AssetID: "a1"},
-			run:  func(context.Context, Job) (any, error) { return map[string]float64{"x": math.NaN()}, nil },
+			run:  func(context.Context, Job, Progress) (any, error) { return map[string]float64{"x": math.NaN()}, nil },
 			err:  "result does not encode as JSON: …",
 		},
 		{
 			name: "result too large",
 			job:  Job{ID: "j-big", Type: Growth, AssetID: "a1"},
-			run:  func(context.Context, Job) (any, error) { return strings.Repeat("x", MaxDataSize), nil },
+			run:  func(context.Context, Job, Progress) (any, error) { return strings.Repeat("x", MaxDataSize), nil },
 			err:  "result is …",
 		},
 		{
 			name: "long error",
 			job:  Job{ID: "j-long", Type: Growth, AssetID: "a1"},
-			run:  func(context.Context, Job) (any, error) { return nil, fmt.Errorf("%s", strings.Repeat("e", 10000)) },
-			err:  strings.Repeat("e", maxErrorLen) + "…",
+			run: func(context.Context, Job, Progress) (any, error) {
+				return nil, fmt.Errorf("%s", strings.Repeat("e", 10000))
+			},
+			err: strings.Repeat("e", maxErrorLen) + "…",
 		},
 		{
 			name: "error with line breaks",
 			job:  Job{ID: "j-lines", Type: Growth, AssetID: "a1"},
-			run:  func(context.Context, Job) (any, error) { return nil, fmt.Errorf("a\r\nb\u2028c") },
+			run:  func(context.Context, Job, Progress) (any, error) { return nil, fmt.Errorf("a\r\nb\u2028c") },
 			err:  "a\r\nb\u2028c",
 		},
 	}
@@ -321,13 +365,13 @@ func TestWorkersFailures(t *testing.T) {
 func TestWorkersPanicThenNextJob(t *testing.T) {
 	t.Parallel()
 	// One worker per type: the job after the panic runs on the same worker.
-	w, rec := startWorkers(t, WorkersConfig{PerType: 1, run: func(ctx context.Context, job Job) (any, error) {
+	w, rec := startWorkers(t, WorkersConfig{PerType: 1, run: func(ctx context.Context, job Job, _ Progress) (any, error) {
 		if job.ID == "j-panic" {
 			var m map[string]int
 			//lint:ignore SA5000 the point: a runtime panic, not only a panic(value)
 			m["nil map"] = 1
 		}
-		return compute(ctx, job)
+		return compute(ctx, job, noProgress)
 	}})
 	panicking := Job{ID: "j-panic", Type: Growth, AssetID: "a1"}
 	next := Job{ID: "j-next", Type: Growth, AssetID: "a1", Params: json.RawMessage(`{"principal":100,"rate":0,"years":1}`)}
@@ -346,7 +390,7 @@ func TestWorkersRunJobsOfATypeInParallel(t *testing.T) {
 	t.Parallel()
 	running := make(chan string, 2)
 	release := make(chan struct{})
-	w, rec := startWorkers(t, WorkersConfig{PerType: 2, run: func(ctx context.Context, job Job) (any, error) {
+	w, rec := startWorkers(t, WorkersConfig{PerType: 2, run: func(ctx context.Context, job Job, _ Progress) (any, error) {
 		running <- job.ID
 		select {
 		case <-release:
@@ -404,7 +448,7 @@ func TestWorkersConcurrentSubmit(t *testing.T) {
 func TestWorkersStopFailsPendingJobs(t *testing.T) {
 	t.Parallel()
 	running := make(chan string, 10)
-	w, rec := startWorkers(t, WorkersConfig{PerType: 1, run: func(ctx context.Context, job Job) (any, error) {
+	w, rec := startWorkers(t, WorkersConfig{PerType: 1, run: func(ctx context.Context, job Job, _ Progress) (any, error) {
 		running <- job.ID
 		<-ctx.Done() // runs until Stop cancels it
 		return nil, ctx.Err()
@@ -483,7 +527,7 @@ func TestWorkersStopLeavesNoGoroutine(t *testing.T) {
 
 	const perType = 4
 	running := make(chan string, perType*len(Types))
-	w, err := StartWorkers(sys.Root, WorkersConfig{Publish: rec.publish, PerType: perType, run: func(ctx context.Context, job Job) (any, error) {
+	w, err := StartWorkers(sys.Root, WorkersConfig{Publish: rec.publish, PerType: perType, run: func(ctx context.Context, job Job, _ Progress) (any, error) {
 		running <- job.ID
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -557,7 +601,7 @@ func TestDemoJob(t *testing.T) {
 		if _, err := DecodeJob(body); err != nil {
 			t.Fatalf("DecodeJob(%s): %v", body, err)
 		}
-		if _, err := compute(context.Background(), job); err != nil {
+		if _, err := compute(context.Background(), job, noProgress); err != nil {
 			t.Fatalf("DemoJob %+v params %s: %v", job, job.Params, err)
 		}
 	}

@@ -93,6 +93,7 @@ func TestBadInput(t *testing.T) {
 		{"negative Last-Event-ID", "dev:alice", "", []string{"Last-Event-ID", "-1"}, 400},
 		{"Last-Event-ID out of range", "dev:alice", "", []string{"Last-Event-ID", "99999999999999999999"}, 400},
 		{"bad lastEventId", "dev:alice", "?lastEventId=0x10", nil, 400},
+		{"bad conflate", "dev:alice", "?conflate=yes", nil, 400},
 	}
 	for _, tc := range streamCases {
 		t.Run("stream/"+tc.name, func(t *testing.T) {
@@ -141,7 +142,7 @@ func TestBadInput(t *testing.T) {
 	if id := jobIDOf(t, watcher.nextEvent(5*time.Second).data); id != "ok-1" {
 		t.Fatalf("watcher's first event is %s, want ok-1", id)
 	}
-	if got := ts.metric(`eventhub_stream_errors_total{reason="bad_request"}`); got != 10 {
-		t.Errorf("bad_request stream errors = %v, want 10", got)
+	if got := ts.metric(`eventhub_stream_errors_total{reason="bad_request"}`); got != 11 {
+		t.Errorf("bad_request stream errors = %v, want 11", got)
 	}
 }

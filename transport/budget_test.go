@@ -171,7 +171,7 @@ func TestLargeReplayIsAReset(t *testing.T) {
 // long before its 64 frames; a reading client gets every event.
 func TestSlowStreamClosedByMailboxBytes(t *testing.T) {
 	ts := newTestServer(t, actors.Config{MailboxBytes: 1 << 20, WriteTimeout: time.Minute}, testPermissions)
-	slow := ts.openSmallStream("dev:alice")
+	slow := ts.openSmallStream("dev:alice", "")
 	defer slow.conn.Close()
 	reading := ts.openStream("dev:ops", "")
 	for i := 0; ts.metric(`eventhub_streams_closed_total{reason="slow"}`) == 0; i++ {

@@ -110,7 +110,8 @@ func (n *testNATS) startQueue(node *testServer, lease time.Duration) *nats.Conn 
 	return nc
 }
 
-// jobSteps reads a job's events from c up to its completed or failed one.
+// jobSteps reads a job's events from c up to its completed or failed one,
+// leaving out its progress (started again, with data.progress).
 func jobSteps(t *testing.T, c *sseClient, jobID string) []string {
 	t.Helper()
 	var steps []string
@@ -118,12 +119,15 @@ func jobSteps(t *testing.T, c *sseClient, jobID string) []string {
 		f := c.nextEvent(20 * time.Second)
 		var ev struct {
 			JobID, Status string
-			Data          struct{ Attempt int }
+			Data          struct {
+				Attempt  int
+				Progress *float64
+			}
 		}
 		if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.JobID != jobID {
+		if ev.JobID != jobID || ev.Data.Progress != nil {
 			continue
 		}
 		step := ev.Status

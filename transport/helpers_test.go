@@ -222,9 +222,9 @@ var smallDialer = &net.Dialer{Control: func(_, _ string, c syscall.RawConn) erro
 }}
 
 // openSmallStream is openStream through smallDialer.
-func (ts *testServer) openSmallStream(auth string) *sseClient {
+func (ts *testServer) openSmallStream(auth, query string) *sseClient {
 	ts.t.Helper()
-	c, status, body := ts.tryStream(smallDialer, auth, "")
+	c, status, body := ts.tryStream(smallDialer, auth, query)
 	if status != 200 {
 		ts.t.Fatalf("stream: %d %s", status, body)
 	}

@@ -20,7 +20,7 @@ func TestSlowClientResumesWithEverything(t *testing.T) {
 	// A replay of 8 MB is within its mailbox's bytes: the resume gets it.
 	ts := newTestServer(t, actors.Config{Mailbox: 8, MailboxBytes: 16 << 20, History: 1000}, testPermissions)
 	mark := ts.snapshotMark(t, "alice") // where the slow client starts
-	slow := ts.openSmallStream("dev:alice")
+	slow := ts.openSmallStream("dev:alice", "")
 	const total = 200
 	pad := strings.Repeat("x", 40<<10)
 	for b := range total / 20 {

@@ -27,7 +27,7 @@ func TestRevokedStreamWritesNothingQueued(t *testing.T) {
 	}
 	ts := newTestServer(t, actors.Config{Permissions: src, PermissionsTTL: time.Hour,
 		Mailbox: 1024, MailboxBytes: 64 << 20, WriteTimeout: time.Minute}, `{"users": {}}`)
-	paused := ts.openSmallStream("dev:u")
+	paused := ts.openSmallStream("dev:u", "")
 	const n = 200 // 10 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)
 	for i := 0; i < n; i += 10 {

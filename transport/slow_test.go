@@ -22,7 +22,7 @@ import (
 // that long, past the test's deadline.
 func TestSlowClientIsClosedAndOthersAreNot(t *testing.T) {
 	ts := newTestServer(t, actors.Config{Mailbox: 16, WriteTimeout: time.Minute}, testPermissions)
-	slow := ts.openSmallStream("dev:alice")
+	slow := ts.openSmallStream("dev:alice", "")
 	fast := ts.openStream("dev:alice", "")
 
 	const batches, perBatch = 20, 16
@@ -157,7 +157,7 @@ func goroutines() int {
 // client gets every event at once.
 func TestCongestedClientCatchesUp(t *testing.T) {
 	ts := newTestServer(t, actors.Config{Mailbox: 1024, MailboxBytes: 64 << 20, WriteTimeout: time.Minute}, testPermissions)
-	paused := ts.openSmallStream("dev:alice")
+	paused := ts.openSmallStream("dev:alice", "")
 	other := ts.openStream("dev:ops", "")
 	const n = 200 // 10 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)
@@ -189,7 +189,7 @@ func TestCongestedClientCatchesUp(t *testing.T) {
 func TestCongestedStreamOutlivesItsDeadline(t *testing.T) {
 	const writeTimeout = 2 * time.Second
 	ts := newTestServer(t, actors.Config{Mailbox: 1024, MailboxBytes: 64 << 20, WriteTimeout: writeTimeout}, testPermissions)
-	paused := ts.openSmallStream("dev:alice")
+	paused := ts.openSmallStream("dev:alice", "")
 	const n = 120 // 6 MB: more than the kernel buffers on both sides
 	pad := strings.Repeat("x", 50<<10)
 	for i := range n {

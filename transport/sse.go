@@ -45,6 +45,9 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 	}
 	req := actors.StreamRequest{User: id.User, Filter: filter, Expires: id.Expires}
 	req.Resume, req.LastEventID, err = lastEventID(ctx)
+	if err == nil {
+		req.Conflate, err = conflate(ctx)
+	}
 	if err != nil {
 		hub.RecordStreamError(actors.StreamBadRequest)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
@@ -84,6 +87,26 @@ func streamHeadFor(hub *actors.Hub) []byte {
 	head = append(head, "retry: "...)
 	head = strconv.AppendInt(head, hub.RetryHint().Milliseconds(), 10)
 	return append(head, "\n\n"...)
+}
+
+// conflate reads whether the stream asks for conflation: conflate=1 (or 0,
+// the default).
+func conflate(ctx *fasthttp.RequestCtx) (bool, error) {
+	args := ctx.QueryArgs()
+	if !args.Has("conflate") {
+		return false, nil
+	}
+	switch v := string(args.Peek("conflate")); v {
+	case "1":
+		return true, nil
+	case "0":
+		return false, nil
+	default:
+		if len(v) > 8 {
+			v = v[:8] + "…"
+		}
+		return false, fmt.Errorf("conflate: %q is not 1 or 0", v)
+	}
 }
 
 // lastEventID reads where a stream resumes: the Last-Event-ID header a

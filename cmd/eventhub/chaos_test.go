@@ -721,7 +721,10 @@ func TestChaosJobRunsAgainElsewhere(t *testing.T) {
 	// The survivor's stream saw it all from the start.
 	type step struct {
 		Status string
-		Data   struct{ Attempt int }
+		Data   struct {
+			Attempt  int
+			Progress *float64
+		}
 	}
 	var steps []string
 	for {
@@ -733,7 +736,7 @@ func TestChaosJobRunsAgainElsewhere(t *testing.T) {
 		if err := json.Unmarshal([]byte(f.Data), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.JobID != submitted.JobID {
+		if ev.JobID != submitted.JobID || ev.Data.Progress != nil {
 			continue
 		}
 		s := ev.Status
