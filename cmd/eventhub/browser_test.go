@@ -789,3 +789,45 @@ const detailJS = `(() => {
 		Imgs: all('img').length,
 	};
 })()`
+
+// TestBrowserJobProgress: a running job's row shows a progress bar that
+// moves as the job reports progress, and the job ends completed, its bar
+// gone; the event log keeps one line for the job's progress, not one a step.
+func TestBrowserJobProgress(t *testing.T) {
+	b := browser.New(t)
+	h := startHub(t, "127.0.0.1:0", nil)
+	page := b.NewTab("dashboard")
+	page.Do(chromedp.Navigate(h.URL("/")))
+	page.WaitLive(15 * time.Second)
+
+	resp, body := hubtest.Request(t, http.MethodPost, h.URL("/api/jobs"), "dev:alice",
+		[]byte(`{"type":"growth","assetId":"a1","params":{"delayMs":3000}}`), "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var submitted struct{ JobID string }
+	if err := json.Unmarshal([]byte(body), &submitted); err != nil {
+		t.Fatal(err)
+	}
+	bar := fmt.Sprintf(`document.querySelector('#rows tr[data-job=%q] progress')`, submitted.JobID)
+	page.WaitFor("the job's progress bar", 10*time.Second, bar+` !== null`)
+	first := browser.Eval[float64](page, bar+`.value`)
+	page.WaitFor("the bar to move", 10*time.Second, fmt.Sprintf(`(%s?.value ?? -1) > %v`, bar, first))
+	if label := browser.Eval[string](page, bar+`.getAttribute('aria-label')`); !strings.HasSuffix(label, "%: working") {
+		t.Errorf("the bar's label %q: want its percentage and the job's message", label)
+	}
+	page.WaitFor("the job to complete", 20*time.Second,
+		fmt.Sprintf(`document.querySelector('#rows tr[data-job=%q]')?.dataset.status === 'completed'`, submitted.JobID))
+	if browser.Eval[bool](page, bar+` !== null`) {
+		t.Error("a completed job still shows a progress bar")
+	}
+	var lines []string
+	for _, e := range page.ShownEvents() {
+		if e.Job == submitted.JobID {
+			lines = append(lines, e.Status)
+		}
+	}
+	if want := []string{"queued", "started", "started", "completed"}; !slices.Equal(lines, want) {
+		t.Errorf("event log lines for the job %v, want %v: queued, started, one line of progress, completed", lines, want)
+	}
+}

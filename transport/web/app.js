@@ -90,7 +90,9 @@ function start() {
   $('last-id').textContent = 'none yet';
   $('last-id').title = '';
   logNote('connecting' + (user ? ` as ${user}` : ''));
-  client = connect({ key: devAuth ? user : sessionKey() });
+  // conflate: a tab that falls behind keeps each job's latest progress
+  // rather than being cut off; every other status still comes, in order.
+  client = connect({ key: devAuth ? user : sessionKey(), conflate: true });
   client.on('snapshot', onSnapshot);
   client.on('*', onEvent);
   client.on('reset', (r) => logNote(`reset (${r.reason || 'unknown'}) at ${shortEventId(r.lastEventId)}: reloading the jobs`, 'reset'));
@@ -193,8 +195,10 @@ function clearJobs() {
 function upsert(event, id, fresh, via) {
   let job = jobs.get(event.jobId);
   const entry = { id, status: event.status, timestamp: event.timestamp, attempt: event.data?.attempt, via };
+  // A job's progress moves its bar; its timeline keeps the statuses.
+  const progress = isProgress(event) && job?.seen.some((s) => s.status === 'started');
   if (job && job.eventId >= id) {
-    addSeen(job, entry);
+    if (!progress) addSeen(job, entry);
     return;
   }
   if (!job) {
@@ -202,7 +206,7 @@ function upsert(event, id, fresh, via) {
     job.tr.setAttribute('role', 'row');
     jobs.set(event.jobId, job);
   }
-  addSeen(job, entry);
+  if (!progress) addSeen(job, entry);
   job.eventId = id;
   job.event = event;
   renderRow(job);
@@ -271,6 +275,7 @@ function renderRow(job) {
     b.className = `badge st-${event.status}`;
     b.textContent = event.status;
     td.append(b);
+    if (isProgress(event)) td.append(progressBar(event));
     if (event.status === 'failed' && d.error) td.title = d.error;
   });
   cell(tr, 'Time', (td) => {
@@ -282,6 +287,31 @@ function renderRow(job) {
     td.append(t);
   });
   cell(tr, 'Duration', (td) => { td.className = 'duration'; td.textContent = duration(event); });
+}
+
+// isProgress says whether event reports how far a running job got: a
+// started event again, with data.progress from 0 to 1.
+function isProgress(event) {
+  const p = event.data?.progress;
+  return event.status === 'started' && typeof p === 'number' && p >= 0 && p <= 1;
+}
+
+// progressBar is a running job's bar, its percentage and its message.
+function progressBar(event) {
+  const wrap = document.createElement('span');
+  wrap.className = 'progress';
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = event.data.progress;
+  const pct = `${Math.round(event.data.progress * 100)}%`;
+  const msg = typeof event.data.message === 'string' ? event.data.message : '';
+  bar.setAttribute('aria-label', msg ? `${pct}: ${msg}` : pct);
+  const text = document.createElement('span');
+  text.className = 'progress-text';
+  text.textContent = pct;
+  if (msg) wrap.title = msg;
+  wrap.append(bar, text);
+  return wrap;
 }
 
 function duration(event) {
@@ -325,7 +355,12 @@ function logLine(li) {
 }
 
 function logEvent(event, id) {
+  // A job's progress replaces its line just before, rather than filling
+  // the log ten lines a second.
+  const top = $('log').firstElementChild;
+  if (isProgress(event) && top?.dataset.job === event.jobId && top.dataset.progress) top.remove();
   const li = document.createElement('li');
+  if (isProgress(event)) li.dataset.progress = String(event.data.progress);
   li.dataset.kind = 'event';
   li.dataset.id = id;
   li.dataset.job = event.jobId;
@@ -342,6 +377,12 @@ function logEvent(event, id) {
   badge.className = `badge st-${event.status}`;
   badge.textContent = event.status;
   li.append(idSpan, what, badge);
+  if (isProgress(event)) {
+    const pct = document.createElement('span');
+    pct.className = 'progress-text';
+    pct.textContent = `${Math.round(event.data.progress * 100)}%`;
+    li.append(pct);
+  }
   logLine(li);
 }
 
@@ -486,6 +527,10 @@ function renderDetail() {
   };
   fact('Job', el('code', 'job-id', id));
   fact('Status', badge(event.status));
+  if (isProgress(event)) {
+    fact('Progress', progressBar(event));
+    if (typeof d.message === 'string' && d.message) fact('Doing', d.message);
+  }
   if (d.assetId) fact('Asset', d.assetId);
   if (d.scenarioId) fact('Scenario', d.scenarioId);
   if (typeof d.durationMs === 'number') fact('Ran for', duration(event));
