@@ -37,8 +37,11 @@ fuzz: ## each fuzz target for FUZZTIME
 # The load harness (bench/, cmd/eventhub-bench) against a hub it starts
 # itself and against the floor server, on loopback; each stream is a user of
 # its own (--users 0 puts them all on one admin user). BENCH_ARGS adds flags.
+# BENCH_NATS_REPLICAS=N makes bench-cluster's first N hubs a NATS cluster that
+# keeps the log with N replicas (the same as BENCH_ARGS='--nats-replicas N').
 BENCH_ADDR ?= 127.0.0.1:18080
 BENCH_ARGS ?=
+BENCH_NATS_REPLICAS ?=
 BENCH_HUB  := --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --vs-floor
 
 build-bench: build
@@ -52,9 +55,10 @@ bench-full: build-bench ## every scenario at 19,900 streams, eventhub and the fl
 	$(BIN)/eventhub-bench suite $(BENCH_HUB) --streams 19900 --rate 1 --duration 20s \
 		--json $(BIN)/bench-full.json --report $(BIN)/bench-full.html $(BENCH_ARGS)
 
-bench-cluster: build-bench ## a cluster at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min)
+bench-cluster: build-bench ## a cluster at scale: 7 hubs on one port and one NATS, 100,000 streams, 1 event/s for 60 s (~1.5 min); BENCH_NATS_REPLICAS=3 (or BENCH_ARGS='--nats-replicas 3'): the log on 3 NATS nodes in hubs 1-3
 	$(BIN)/eventhub-bench broadcast --hub-binary $(BIN)/eventhub --sub-url http://$(BENCH_ADDR)/api/events --hubs 7 \
-		--streams 100000 --rate 1 --duration 60s --json $(BIN)/bench-cluster.json --report $(BIN)/bench-cluster.html $(BENCH_ARGS)
+		--streams 100000 --rate 1 --duration 60s --json $(BIN)/bench-cluster.json --report $(BIN)/bench-cluster.html \
+		$(if $(BENCH_NATS_REPLICAS),--nats-replicas $(BENCH_NATS_REPLICAS)) $(BENCH_ARGS)
 
 bench-go: ## in-process Go benchmarks (fan-out, frame encoding, mailbox)
 	$(GO) test -run='^$$' -bench=. -benchmem ./actors

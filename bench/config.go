@@ -94,6 +94,14 @@ type Config struct {
 	// means ceil(Streams / StreamsPerHub). Zero and 1 mean one hub, as
 	// above. HubArgs' zero value is then DefaultClusterHubArgs.
 	Hubs int
+	// NATSReplicas, when more than 1, makes the first NATSReplicas hubs of
+	// a cluster each run a NATS JetStream node embedded (a store and ports
+	// of its own), the nodes routed to each other as one NATS cluster, and
+	// every hub keep the log and the job queue with that many replicas; the
+	// other hubs join through all the nodes (clusterArgs). 1 to
+	// MaxNATSReplicas, and at most Hubs; zero means 1, one node in the
+	// first hub as above.
+	NATSReplicas int
 	// HubPID is an already running server to measure, when HubBinary is not
 	// set.
 	HubPID int
@@ -214,6 +222,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Hubs < 0 {
 		c.Hubs = hubsFor(c.Streams)
+	}
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = 1
+	}
+	switch {
+	case c.NATSReplicas < 1 || c.NATSReplicas > MaxNATSReplicas:
+		return fmt.Errorf("%w: %d NATS replicas: JetStream keeps 1 to %d", ErrConfig, c.NATSReplicas, MaxNATSReplicas)
+	case c.NATSReplicas > max(c.Hubs, 1):
+		return fmt.Errorf("%w: %d NATS replicas need at least as many hubs (--hubs %d): each replica is a NATS node in a hub of its own", ErrConfig, c.NATSReplicas, c.Hubs)
 	}
 	if c.Hubs > 1 {
 		if c.HubBinary == "" {

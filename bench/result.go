@@ -62,7 +62,7 @@ type ServerUsage struct {
 // HubUsage is one hub process of a cluster.
 type HubUsage struct {
 	PID  int  `json:"pid"`
-	NATS bool `json:"nats"` // it runs the embedded NATS server
+	NATS bool `json:"nats"` // it runs an embedded NATS server (a node of the cluster's)
 	// Streams it held once all were connected (eventhub_streams_active on
 	// its admin address); -1 if unknown.
 	Streams      int64   `json:"streams"`
@@ -189,8 +189,12 @@ type Result struct {
 	FanOutIncomplete int      `json:"fan_out_incomplete"`
 
 	// Hubs is each hub process of a cluster (Config.Hubs > 1), in start
-	// order; the first runs NATS.
+	// order; the first NATSReplicas run NATS.
 	Hubs []HubUsage `json:"hubs,omitempty"`
+	// NATSReplicas is, for a cluster, how many NATS nodes it ran and so
+	// how many replicas the log and the job queue were kept with
+	// (Config.NATSReplicas); zero for one hub.
+	NATSReplicas int `json:"nats_replicas,omitempty"`
 	// CPU is where the CPU went while events were published and delivered
 	// (broadcast).
 	CPU *CPUSplit `json:"cpu,omitempty"`

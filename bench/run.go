@@ -119,12 +119,16 @@ func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		r.progressf("%s: starting %d hubs on %s", cfg.Scenario, cfg.Hubs, addr)
-		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
+		cl, err := startCluster(ctx, cfg.HubBinary, cfg.HubArgs, cfg.Hubs, cfg.NATSReplicas, addr, dir, userPermissions(cfg.userCount(), cfg.Assets))
 		if err != nil {
 			return nil, err
 		}
 		defer cl.stop()
 		r.cluster, r.res.Target = cl, fmt.Sprintf("eventhub ×%d", cfg.Hubs)
+		r.res.NATSReplicas = cfg.NATSReplicas
+		if cfg.NATSReplicas > 1 {
+			r.res.Target += fmt.Sprintf(" (NATS ×%d)", cfg.NATSReplicas)
+		}
 		r.pids = cl.pids()
 	case cfg.HubBinary != "":
 		addr, err := hostPort(cfg.SubURL)

@@ -61,6 +61,8 @@ Scenarios (each bounded in time; it ends by itself):
 With --hubs H (and --hub-binary) any scenario runs against a cluster: H hubs on
 one address (--reuse-port) sharing NATS JetStream embedded in the first, e.g.
   eventhub-bench broadcast --hub-binary bin/eventhub --hubs 7 --streams 100000 --duration 60s
+--nats-replicas N makes the first N hubs a NATS cluster that keeps the log with N
+replicas (JetStream acknowledges a publish once a majority has stored it).
 
 Run "eventhub-bench broadcast -h" for the flags.
 `
@@ -167,7 +169,8 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rampStreams, "ramp-streams", 10000, "suite: streams of the ramp scenario (its target is set at 10,000); 0 means --streams")
 	fs.StringVar(&cfg.HubBinary, "hub-binary", "", "start this server for each run and measure it (e.g. bin/eventhub)")
 	fs.StringVar(&hubArgs, "hub-args", strings.Join(bench.DefaultHubArgs, " "), "arguments for --hub-binary; {listen} is the stream URL's host:port, {permissions} the permissions file the harness writes (the users, and bench as an admin); with --hubs > 1 the default adds --max-streams 19000, and the harness adds --reuse-port, --admin-listen and the NATS flags")
-	fs.IntVar(&cfg.Hubs, "hubs", 1, "with --hub-binary: hub processes sharing the stream URL's address (--reuse-port), the first with NATS JetStream embedded, the others joined to it; -1 means one per 15,000 streams")
+	fs.IntVar(&cfg.Hubs, "hubs", 1, "with --hub-binary: hub processes sharing the stream URL's address (--reuse-port), the first with NATS JetStream embedded (see --nats-replicas), the others joined to it; -1 means one per 15,000 streams")
+	fs.IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "with --hubs: NATS nodes, 1 to 5 and at most --hubs; more than 1 runs one embedded in each of the first N hubs, routed to each other as one NATS cluster, keeps the log and the job queue with N replicas, and joins the other hubs through all N")
 	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "measure the RSS and CPU of this already running server")
 	fs.BoolVar(&cfg.Floor, "floor", false, "run against the floor server (started by the harness) instead")
 	fs.BoolVar(&cfg.CompareFloor, "vs-floor", false, "then run the same against the floor and report the ratios")
@@ -212,6 +215,10 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 		if !o.set["streams"] {
 			cfg.Streams = users * max(cfg.Tabs, 1)
 		}
+	}
+	if cfg.NATSReplicas == 0 {
+		// The Config's zero means 1; on the command line it is a mistake.
+		return nil, fmt.Errorf("%w: --nats-replicas 0: JetStream keeps 1 to %d replicas", bench.ErrConfig, bench.MaxNATSReplicas)
 	}
 	if o.set["hub-args"] {
 		cfg.HubArgs = strings.Fields(hubArgs)

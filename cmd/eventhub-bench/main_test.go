@@ -70,3 +70,42 @@ func TestFloorAssetsFlag(t *testing.T) {
 		t.Errorf("err %v, output %q; want ErrConfig and nothing announced", err, out.String())
 	}
 }
+
+// TestNATSReplicasFlag: one NATS node by default; --nats-replicas N asks
+// for N; more than --hubs, or more than JetStream keeps, is refused
+// before any hub starts (the hub binary named does not exist).
+func TestNATSReplicasFlag(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags("broadcast", []string{"--hubs", "7"}, io.Discard)
+	if err != nil || o.cfg.NATSReplicas != 1 {
+		t.Fatalf("default: %+v, %v; want 1 replica", o, err)
+	}
+	if o, err = parseFlags("broadcast", []string{"--hubs", "7", "--nats-replicas", "3"}, io.Discard); err != nil || o.cfg.NATSReplicas != 3 {
+		t.Fatalf("--nats-replicas 3: %+v, %v", o, err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hubs", "2", "--nats-replicas", "3"}, "3 NATS replicas need at least as many hubs (--hubs 2)"},
+		{[]string{"--nats-replicas", "3"}, "3 NATS replicas need at least as many hubs (--hubs 1)"},
+		{[]string{"--hubs", "7", "--nats-replicas", "6"}, "6 NATS replicas: JetStream keeps 1 to 5"},
+		{[]string{"--hubs", "7", "--nats-replicas", "0"}, "--nats-replicas 0: JetStream keeps 1 to 5"},
+		{[]string{"--hubs", "7", "--nats-replicas", "3"}, ""},
+	} {
+		args := append([]string{"broadcast", "--quiet", "--hub-binary", "/nonexistent/eventhub", "--streams", "10",
+			"--sub-url", "http://127.0.0.1:1/api/events"}, c.args...)
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if c.want == "" {
+			// Accepted: it gets as far as starting the hubs, which do not
+			// exist.
+			if err == nil || errors.Is(err, bench.ErrConfig) {
+				t.Errorf("%q: err %v, want the missing hub binary", c.args, err)
+			}
+			continue
+		}
+		if !errors.Is(err, bench.ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err %v, want ErrConfig saying %q", c.args, err, c.want)
+		}
+	}
+}
