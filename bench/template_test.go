@@ -18,6 +18,8 @@ func TestTemplate(t *testing.T) {
 		{"adjacent", "{seq}{ts}{seq}{asset}", 0, "421700000000123456789" + "42" + "a17"},
 		{"braces that are not placeholders", `{"x":{}} {1} {`, 0, `{"x":{}} {1} {`},
 		{"empty pad", `p={pad}.`, 0, `p=.`},
+		{"job and progress", `{"jobId":"j-{job}","progress":{progress},"seq":{seq}}`, 0,
+			`{"jobId":"j-7","progress":0.2500,"seq":42}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -26,7 +28,7 @@ func TestTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := string(tm.Append([]byte("keep:"), 1700000000123456789, 42, "a17"))
+			got := string(tm.Append([]byte("keep:"), Values{TS: 1700000000123456789, Seq: 42, Asset: "a17", Job: 7, Progress: 0.25}))
 			if got != "keep:"+tc.want {
 				t.Errorf("got  %s\nwant keep:%s", got, tc.want)
 			}
@@ -55,7 +57,10 @@ func TestTemplateHas(t *testing.T) {
 	if tm.HasAsset() {
 		t.Errorf("HasAsset() of %q", `{"ts":{ts}}`)
 	}
-	if tm, _ := ParseTemplate(DefaultPubBody, 0); !tm.HasAsset() {
-		t.Errorf("the default body has no {asset}")
+	if tm, _ := ParseTemplate(DefaultPubBody, 0); !tm.HasAsset() || tm.HasJob() {
+		t.Errorf("the default body: HasAsset %v, HasJob %v; want true, false", tm.HasAsset(), tm.HasJob())
+	}
+	if tm, _ := ParseTemplate(`{"jobId":"j-{job}"}`, 0); !tm.HasJob() {
+		t.Errorf("no {job} in %q", `{"jobId":"j-{job}"}`)
 	}
 }
