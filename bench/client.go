@@ -34,7 +34,8 @@ type poolSpec struct {
 	PerAddr int `json:"perAddr"`
 	// DialConcurrency bounds the connections being opened at once.
 	DialConcurrency int `json:"dialConcurrency"`
-	// ReadBuffer is the size of each stream's bufio.Reader.
+	// ReadBuffer is the size of each stream's bufio.Reader (a slow
+	// stream's is at least slowReadBuffer).
 	ReadBuffer int `json:"readBuffer"`
 	// MaxSeq is the highest {seq} the publisher will send; deliveries are
 	// tracked per seq up to it (fan-out completion).
@@ -46,6 +47,10 @@ type poolSpec struct {
 	// of every figure, and they stop reading when told to stall.
 	SlowFraction float64 `json:"slowFraction"`
 	SlowRcvBuf   int     `json:"slowRcvBuf"`
+	// SlowReaders, when set, is how many of the AllStreams streams
+	// (harness-wide) are slow, spread evenly, instead of SlowFraction.
+	SlowReaders int `json:"slowReaders,omitempty"`
+	AllStreams  int `json:"allStreams,omitempty"`
 	// SlowURL, when set, is the slow streams' URL (the others use URL), so
 	// that filler events can reach only them.
 	SlowURL string `json:"slowURL,omitempty"`
@@ -67,17 +72,21 @@ type poolSpec struct {
 
 // poolStats are a pool's live counters.
 type poolStats struct {
-	Connected      int64          `json:"connected"`      // streams open now
-	Opened         int64          `json:"opened"`         // successful handshakes, reconnects included
-	Failed         int64          `json:"failed"`         // streams that gave up connecting
-	ClosedByServer int64          `json:"closedByServer"` // streams the server ended
-	Reconnects     int64          `json:"reconnects"`
-	Events         int64          `json:"events"`    // data events received, duplicates included
-	Delivered      int64          `json:"delivered"` // new in-order {seq} events on counted streams
-	Duplicates     int64          `json:"duplicates"`
-	NoTS           int64          `json:"noTS"` // events with no "ts" in their data
-	StormBack      int64          `json:"stormBack"`
-	FailReasons    map[string]int `json:"failReasons,omitempty"`
+	Connected      int64 `json:"connected"`      // streams open now
+	Opened         int64 `json:"opened"`         // successful handshakes, reconnects included
+	Failed         int64 `json:"failed"`         // streams that gave up connecting
+	ClosedByServer int64 `json:"closedByServer"` // streams the server ended
+	Reconnects     int64 `json:"reconnects"`
+	Events         int64 `json:"events"`    // data events received, duplicates included
+	Delivered      int64 `json:"delivered"` // new in-order {seq} events on counted streams
+	Duplicates     int64 `json:"duplicates"`
+	NoTS           int64 `json:"noTS"` // events with no "ts" in their data
+	StormBack      int64 `json:"stormBack"`
+	// SlowCaughtUp is the slow streams caught up since the resume,
+	// SlowDone the events of the "done" phase they read (slowResult).
+	SlowCaughtUp int64          `json:"slowCaughtUp,omitempty"`
+	SlowDone     int64          `json:"slowDone,omitempty"`
+	FailReasons  map[string]int `json:"failReasons,omitempty"`
 	// Audience is, with poolSpec.Assets, the streams that count toward
 	// loss (not slow, connected at least once) on each asset.
 	Audience []int64 `json:"audience,omitempty"`
@@ -94,6 +103,8 @@ func (s *poolStats) add(o poolStats) {
 	s.Duplicates += o.Duplicates
 	s.NoTS += o.NoTS
 	s.StormBack += o.StormBack
+	s.SlowCaughtUp += o.SlowCaughtUp
+	s.SlowDone += o.SlowDone
 	for k, v := range o.FailReasons {
 		if s.FailReasons == nil {
 			s.FailReasons = map[string]int{}
@@ -119,6 +130,38 @@ type poolResult struct {
 	// and connected at least once.
 	Counted int64      `json:"counted"`
 	Storm   *Histogram `json:"storm"` // from storm start to each stream back
+	// Slow is what the slow streams saw, when they were told to resume.
+	Slow *slowResult `json:"slow,omitempty"`
+}
+
+// slowResult is what a pool's slow streams saw after they were told to
+// stall, then to resume (pool.resume).
+type slowResult struct {
+	Streams int64 `json:"streams"` // slow streams that connected
+	// Closed is the slow streams the server ended at least once (each
+	// reconnected with Last-Event-ID once it read again).
+	Closed int64 `json:"closed"`
+	// CaughtUp is the slow streams that, after resuming, read an event at
+	// least as new as the newest published when they resumed; CatchUp the
+	// time each took, from the resume; CatchUpEvents the {seq} events they
+	// read until then, summed.
+	CaughtUp      int64      `json:"caughtUp"`
+	CatchUp       *Histogram `json:"catchUp"`
+	CatchUpEvents int64      `json:"catchUpEvents"`
+	// AllDone is the slow streams that read every event of the "done"
+	// phase (each job's completed event), when there was one.
+	AllDone int64 `json:"allDone"`
+}
+
+func (s *slowResult) add(o *slowResult) {
+	s.Streams += o.Streams
+	s.Closed += o.Closed
+	s.CaughtUp += o.CaughtUp
+	if o.CatchUp != nil {
+		s.CatchUp.Merge(o.CatchUp)
+	}
+	s.CatchUpEvents += o.CatchUpEvents
+	s.AllDone += o.AllDone
 }
 
 type phaseResult struct {
@@ -157,6 +200,7 @@ type pool struct {
 
 	connected, opened, failed, closedByServer, reconnects atomic.Int64
 	events, delivered, duplicates, noTS, stormBack        atomic.Int64
+	slowCaughtUp, slowDone                                atomic.Int64
 
 	phases    atomic.Pointer[[]*phase]
 	series    []*Histogram
@@ -166,6 +210,15 @@ type pool struct {
 	stormHist *Histogram
 	stormAt   atomic.Int64 // unix ns of the last storm
 	stormGen  atomic.Int64
+
+	// resumed is closed by resume, once: stalled slow streams read again.
+	// resumeAt (unix ns) and resumeSeq (the newest seq published then)
+	// are set before; catchUp records each slow stream's catch-up.
+	resumed    chan struct{}
+	resumeOnce sync.Once
+	resumeAt   atomic.Int64
+	resumeSeq  atomic.Int64
+	catchUp    *Histogram
 
 	failMu      sync.Mutex
 	failReasons map[string]int
@@ -193,6 +246,13 @@ type stream struct {
 	lastSeq int64
 	raw     *bufio.Reader
 	rd      sseReader
+
+	// A slow stream's own accounting (slowResult), owned by its goroutine
+	// and read by finish once the goroutine is done.
+	closed        bool  // the server ended it at least once
+	caughtUp      bool  // read an event at least as new as resumeSeq
+	catchUpEvents int64 // {seq} events read after the resume until caught up
+	done          int64 // events of the "done" phase read
 }
 
 func (s *stream) setConn(c net.Conn) {
@@ -219,6 +279,29 @@ func isSlow(i int, f float64) bool {
 		return false
 	}
 	return int(float64(i+1)*f) > int(float64(i)*f)
+}
+
+// slowReadBuffer is the least a slow stream reads at once: when it reads
+// again after a stall, what piled up in the kernel (megabytes on
+// loopback) goes in reads as large as its receive buffer allows, and a
+// filler event (16 KiB) fits in one.
+const slowReadBuffer = 32 << 10
+
+// isSlowOf reports whether the stream of global index i is one of k slow
+// streams of n, spread evenly over the indices: exactly k of 0 … n-1 are.
+func isSlowOf(i, k, n int) bool {
+	if n <= 0 {
+		return false
+	}
+	return (i+1)*k/n > i*k/n
+}
+
+// isSlow reports whether the stream of global index i is slow.
+func (spec *poolSpec) isSlow(i int) bool {
+	if spec.SlowReaders > 0 {
+		return isSlowOf(i, spec.SlowReaders, spec.AllStreams)
+	}
+	return isSlow(i, spec.SlowFraction)
 }
 
 // streamUser is the user of the stream of global index i: tabs streams in
@@ -280,6 +363,8 @@ func newPool(spec poolSpec) (*pool, error) {
 		seqCount:    make([]atomic.Int32, spec.MaxSeq+1),
 		audience:    make([]atomic.Int64, spec.Assets),
 		stormHist:   NewHistogram(),
+		resumed:     make(chan struct{}),
+		catchUp:     NewHistogram(),
 		failReasons: map[string]int{},
 	}
 	for i := range p.series {
@@ -337,7 +422,7 @@ func (p *pool) start() {
 	p.streams = make([]*stream, p.spec.Streams)
 	for i := range p.streams {
 		idx := p.spec.FirstIndex + i
-		p.streams[i] = &stream{idx: idx, slow: isSlow(idx, p.spec.SlowFraction)}
+		p.streams[i] = &stream{idx: idx, slow: p.spec.isSlow(idx)}
 	}
 	for _, pl := range p.polls {
 		p.wg.Go(pl.run)
@@ -380,8 +465,9 @@ func (p *pool) run(s *stream) {
 		if !stormed {
 			// The server ended the stream.
 			p.closedByServer.Add(1)
+			s.closed = s.closed || s.slow
 			if s.stalled.Load() {
-				return
+				return // stalled for good: it noticed only as the run ended
 			}
 			select {
 			case <-time.After(p.spec.ReconnectDelay):
@@ -526,7 +612,11 @@ func (p *pool) handshake(s *stream, conn net.Conn, resume, stormed bool) error {
 		return fmt.Errorf("writing stream request: %w", err)
 	}
 	if s.raw == nil {
-		s.raw = bufio.NewReaderSize(conn, p.spec.ReadBuffer)
+		size := p.spec.ReadBuffer
+		if s.slow {
+			size = max(size, slowReadBuffer)
+		}
+		s.raw = bufio.NewReaderSize(conn, size)
 	} else {
 		s.raw.Reset(conn)
 	}
@@ -554,7 +644,9 @@ func (p *pool) handshake(s *stream, conn net.Conn, resume, stormed bool) error {
 	return nil
 }
 
-// read reads events until the connection ends or the stream is stalled.
+// read reads events until the connection ends. A slow stream told to
+// stall stops reading after its next event, so that the server's buffers
+// fill up, until it is told to resume.
 func (p *pool) read(s *stream) error {
 	for {
 		ev, err := s.rd.next()
@@ -565,10 +657,38 @@ func (p *pool) read(s *stream) error {
 		p.events.Add(1)
 		if !s.slow {
 			p.record(s, ev, now)
-		} else if s.stalled.Load() {
-			<-p.ctx.Done() // stop reading: the server's buffers fill up
-			return errStopped
+			continue
 		}
+		p.recordSlow(s, ev, now)
+		if s.stalled.Load() {
+			select {
+			case <-p.resumed:
+			case <-p.ctx.Done():
+				return errStopped
+			}
+		}
+	}
+}
+
+// recordSlow accounts one event received at now by a slow stream: after
+// the resume, until it catches up, and in the "done" phase. Slow streams
+// count toward no other figure.
+func (p *pool) recordSlow(s *stream, ev sseEvent, now int64) {
+	if !ev.hasSeq || ev.seq <= s.lastSeq {
+		return // the filler, or a duplicate
+	}
+	s.lastSeq = ev.seq
+	if at := p.resumeAt.Load(); at > 0 && !s.caughtUp {
+		s.catchUpEvents++
+		if ev.seq >= p.resumeSeq.Load() {
+			s.caughtUp = true
+			p.catchUp.Record(time.Duration(now - at))
+			p.slowCaughtUp.Add(1)
+		}
+	}
+	if p.phaseFor(ev.seq).name == phaseDone {
+		s.done++
+		p.slowDone.Add(1)
 	}
 }
 
@@ -673,6 +793,20 @@ func (p *pool) stall() {
 	}
 }
 
+// resume makes the stalled slow streams read again, each catching up once
+// it reads an event of seq newest or later (the newest published now).
+// Only the first call counts.
+func (p *pool) resume(newest int64) {
+	p.resumeOnce.Do(func() {
+		p.resumeSeq.Store(newest)
+		p.resumeAt.Store(time.Now().UnixNano())
+		for _, s := range p.streams {
+			s.stalled.Store(false)
+		}
+		close(p.resumed)
+	})
+}
+
 // storm closes every stream at once; each reconnects at once with its
 // Last-Event-ID.
 func (p *pool) storm() {
@@ -696,6 +830,8 @@ func (p *pool) stats() poolStats {
 		Duplicates:     p.duplicates.Load(),
 		NoTS:           p.noTS.Load(),
 		StormBack:      p.stormBack.Load(),
+		SlowCaughtUp:   p.slowCaughtUp.Load(),
+		SlowDone:       p.slowDone.Load(),
 	}
 	if len(p.audience) > 0 {
 		st.Audience = make([]int64, len(p.audience))
@@ -749,6 +885,38 @@ func (p *pool) finish(upTo int) *poolResult {
 	for _, s := range p.streams {
 		if !s.slow && s.everUp.Load() {
 			r.Counted++
+		}
+	}
+	if p.resumeAt.Load() > 0 {
+		r.Slow = p.slowResult(upTo)
+	}
+	return r
+}
+
+// slowResult adds up the slow streams' accounting; upTo is the last seq
+// published. Call it once their goroutines are done.
+func (p *pool) slowResult(upTo int) *slowResult {
+	r := &slowResult{CatchUp: p.catchUp}
+	doneEvents := int64(0)
+	for _, ph := range *p.phases.Load() {
+		if ph.name == phaseDone {
+			doneEvents = int64(upTo) - ph.fromSeq + 1
+		}
+	}
+	for _, s := range p.streams {
+		if !s.slow || !s.everUp.Load() {
+			continue
+		}
+		r.Streams++
+		if s.closed {
+			r.Closed++
+		}
+		if s.caughtUp {
+			r.CaughtUp++
+			r.CatchUpEvents += s.catchUpEvents
+		}
+		if doneEvents > 0 && s.done == doneEvents {
+			r.AllDone++
 		}
 	}
 	return r

@@ -34,11 +34,22 @@ func (r *runner) collect() error {
 	seqMax := make([]int64, upTo+1)
 	seqCount := make([]int64, upTo+1)
 	counted := int64(0)
+	doneFrom := int64(0) // the first seq of the slow scenario's done phase
+	var slow *slowResult
 	for _, pr := range results {
 		st.add(pr.Stats)
+		if pr.Slow != nil {
+			if slow == nil {
+				slow = &slowResult{CatchUp: NewHistogram()}
+			}
+			slow.add(pr.Slow)
+		}
 		counted += pr.Counted
 		storm.Merge(pr.Storm)
 		for _, ph := range pr.Phases {
+			if ph.Name == phaseDone {
+				doneFrom = ph.FromSeq
+			}
 			all.Merge(ph.Latency)
 			if phases[ph.Name] == nil {
 				phases[ph.Name] = NewHistogram()
@@ -79,8 +90,16 @@ func (r *runner) collect() error {
 		}
 	}
 	if res.Slow != nil {
-		res.Slow.Baseline = summarize(phases["baseline"])
-		res.Slow.Stalled = summarize(phases["stalled"])
+		res.Slow.Baseline = summarize(phases[phaseBaseline])
+		res.Slow.Stalled = summarize(phases[phaseStalled])
+		if s := res.Slow; slow != nil {
+			s.StayedConnected, s.Closed = slow.Streams-slow.Closed, slow.Closed
+			s.CatchUp, s.CaughtUp = summarize(slow.CatchUp), slow.CaughtUp
+			if slow.CaughtUp > 0 {
+				s.CatchUpEvents = float64(slow.CatchUpEvents) / float64(slow.CaughtUp)
+			}
+			s.AllCompleted = slow.AllDone
+		}
 	}
 	if res.Storm != nil {
 		res.Storm.Back = st.StormBack
@@ -115,6 +134,13 @@ func (r *runner) collect() error {
 			}
 		}
 		res.Lost = max(want-st.Delivered, 0)
+		if res.Slow != nil && doneFrom > 0 {
+			// With conflation, a stream that fell a round behind may lose
+			// progress frames, never a job's completed event.
+			for seq := doneFrom; seq <= pb.seq && seq < int64(len(seqCount)); seq++ {
+				res.Slow.OthersDoneMissing += max(counted-seqCount[seq], 0)
+			}
+		}
 		if pb.seq > 0 {
 			res.Audience = float64(want) / float64(pb.seq)
 		}

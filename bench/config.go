@@ -11,7 +11,12 @@ import (
 )
 
 // Scenarios are the names Run accepts.
-var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selective"}
+var Scenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selective", "conflate"}
+
+// SuiteScenarios are the scenarios a suite runs unless told otherwise:
+// all but conflate, whose progress-shaped events take longer at the
+// suite's rate of one event a second than the suite can spare.
+var SuiteScenarios = []string{"idle", "broadcast", "ramp", "slow", "storm", "selective"}
 
 // DefaultPubBody is a growth JobEvent on the asset {asset}, carrying the
 // send time and sequence number in its data. The publisher's {asset} is
@@ -30,6 +35,29 @@ const SelectiveAssets = 200
 // DefaultFillerBody is a probability JobEvent: streams that asked for
 // types=growth do not receive it.
 const DefaultFillerBody = `{"type":"probability","jobId":"filler-{seq}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"scenarioId":"s1","pad":"{pad}"}}`
+
+// DefaultProgressBody is a job's progress, a started event with
+// data.progress, as the slow scenario publishes it with ProgressJobs: the
+// jobs are bench-job-0, bench-job-1, …, on the asset {asset}, carrying the
+// send time and sequence number like DefaultPubBody.
+const DefaultProgressBody = `{"type":"growth","jobId":"bench-job-{job}","status":"started","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","progress":{progress},"ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// DefaultDoneBody is a job's end, its completed event, which a stream
+// never conflates (data.progress is only for started events).
+const DefaultDoneBody = `{"type":"growth","jobId":"bench-job-{job}","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"{asset}","ts":{ts},"seq":{seq},"pad":"{pad}"}}`
+
+// DefaultFillerProgressBody is the filler of the slow scenario with
+// ProgressJobs: the progress of FillerJobs probability jobs, so that it
+// conflates as the events do, and streams that asked for types=growth
+// do not receive it.
+const DefaultFillerProgressBody = `{"type":"probability","jobId":"filler-{job}","status":"started","timestamp":"2026-01-01T00:00:00Z","data":{"scenarioId":"s1","progress":{progress},"pad":"{pad}"}}`
+
+// FillerJobs is how many jobs the progress-shaped filler reports on.
+const FillerJobs = 4
+
+// DefaultProgressJobs is the conflate scenario's ProgressJobs when none is
+// set.
+const DefaultProgressJobs = 50
 
 // Config is one scenario run. Every zero value means the default in its
 // comment, which aims at a local eventhub with development auth.
@@ -131,14 +159,41 @@ type Config struct {
 	RampFactor float64       // zero: 1.4
 
 	SlowFraction float64 // zero: 0.01
-	SlowRcvBuf   int     // zero: 4096 bytes
+	// SlowReaders, when set, is how many streams are slow, spread evenly
+	// over them, instead of SlowFraction.
+	SlowReaders int
+	SlowRcvBuf  int // zero: 4096 bytes
+	// Stall, when set, is how long the slow scenario's slow streams stop
+	// reading before they read again: the others publish (Duration −
+	// Stall) / 2 with everyone reading, then Stall with the slow ones
+	// stalled, then the rest with everyone reading, and the slow streams'
+	// catch-up is measured (Slow). Zero: they stall halfway and never read
+	// again, or with ProgressJobs for a third of Duration.
+	Stall time.Duration
+	// Conflate makes every stream ask for conflation (conflate=1 in its
+	// query): among the frames not yet written, the server keeps each
+	// job's latest progress. The conflate scenario runs the slow scenario
+	// without it, then with it, each against a hub of its own, and
+	// compares the two (Comparison.Conflation).
+	Conflate bool
+	// ProgressJobs, when set, makes the slow scenario's events the
+	// progress of that many jobs: rounds of one started event a job with
+	// data.progress growing (PubBody, zero: DefaultProgressBody, with
+	// {job} and {progress}) at Rate, and at the end each job's completed
+	// event (DoneBody, zero: DefaultDoneBody), also at Rate. Its filler
+	// (FillerBody, zero: DefaultFillerProgressBody) is then progress too,
+	// of FillerJobs jobs, and runs only while the slow streams are
+	// stalled. The conflate scenario's zero is DefaultProgressJobs.
+	ProgressJobs int
+	DoneBody     string
 	// FillerRate, when set, makes the slow scenario fill the stalled
 	// clients' buffers quickly without loading the others: while they are
 	// stalled, FillerBody (zero: DefaultFillerBody) is published FillerRate
 	// times a second with FillerPad bytes of {pad}; the slow streams use the
 	// stream URL as is, the others add OthersQuery (zero: "types=growth") so
 	// that the filler does not reach them. A server that cannot filter (the
-	// floor) cannot run this; Run then skips the floor comparison.
+	// floor) cannot run this; Run then skips the floor comparison. With a
+	// Stall the filler runs only during the stall.
 	FillerRate  float64
 	FillerBody  string
 	FillerPad   int
@@ -195,8 +250,20 @@ func (c *Config) defaults() error {
 	if c.PubHeaders == nil {
 		c.PubHeaders = []string{"Authorization: Bearer dev-publish-key"}
 	}
+	if c.Scenario == "conflate" && c.ProgressJobs == 0 {
+		c.ProgressJobs = DefaultProgressJobs
+	}
+	if err := c.checkProgress(); err != nil {
+		return err
+	}
 	if c.PubBody == "" {
 		c.PubBody = DefaultPubBody
+		if c.ProgressJobs > 0 {
+			c.PubBody = DefaultProgressBody
+		}
+	}
+	if c.DoneBody == "" {
+		c.DoneBody = DefaultDoneBody
 	}
 	if c.MetricsURL == "" {
 		c.MetricsURL = withPath(c.SubURL, "/metrics")
@@ -270,11 +337,23 @@ func (c *Config) defaults() error {
 	if c.SlowFraction <= 0 {
 		c.SlowFraction = 0.01
 	}
+	if c.SlowReaders > c.Streams {
+		return fmt.Errorf("%w: %d slow readers of %d streams", ErrConfig, c.SlowReaders, c.Streams)
+	}
+	if c.ProgressJobs > 0 && c.Stall == 0 {
+		c.Stall = c.Duration / 3
+	}
+	if c.Stall >= c.Duration && (c.Scenario == "slow" || c.Scenario == "conflate") {
+		return fmt.Errorf("%w: a stall of %v in %v of publishing leaves no time to read again", ErrConfig, c.Stall, c.Duration)
+	}
 	if c.SlowRcvBuf <= 0 {
 		c.SlowRcvBuf = 4096
 	}
 	if c.FillerBody == "" {
 		c.FillerBody = DefaultFillerBody
+		if c.ProgressJobs > 0 {
+			c.FillerBody = DefaultFillerProgressBody
+		}
 	}
 	if c.OthersQuery == "" {
 		c.OthersQuery = "types=growth"
@@ -294,6 +373,50 @@ func (c *Config) defaults() error {
 		}
 	}
 	return nil
+}
+
+// checkProgress checks the slow scenario's own settings: the slow readers,
+// the stall and the progress, and that the templates of the progress
+// carry {job}.
+func (c *Config) checkProgress() error {
+	slow := c.Scenario == "slow" || c.Scenario == "conflate"
+	switch {
+	case c.SlowReaders < 0:
+		return fmt.Errorf("%w: %d slow readers", ErrConfig, c.SlowReaders)
+	case c.Stall < 0:
+		return fmt.Errorf("%w: a stall of %v", ErrConfig, c.Stall)
+	case c.ProgressJobs < 0:
+		return fmt.Errorf("%w: %d progress jobs", ErrConfig, c.ProgressJobs)
+	case c.ProgressJobs > 0 && !slow:
+		return fmt.Errorf("%w: progress jobs are for the slow and conflate scenarios, not %s", ErrConfig, c.Scenario)
+	case c.ProgressJobs == 0:
+		return nil
+	}
+	for _, b := range []struct{ name, body string }{{"publish body", c.PubBody}, {"done body", c.DoneBody}} {
+		if b.body == "" {
+			continue // the default
+		}
+		t, err := ParseTemplate(b.body, c.Pad)
+		if err != nil {
+			return err
+		}
+		if !t.HasJob() {
+			return fmt.Errorf("%w: with %d progress jobs the %s needs {job}", ErrConfig, c.ProgressJobs, b.name)
+		}
+	}
+	return nil
+}
+
+// isSlowStream reports whether the stream of global index i is one of the
+// slow scenario's slow streams (poolSpec.isSlow).
+func (c *Config) isSlowStream(i int) bool {
+	if c.Scenario != "slow" {
+		return false
+	}
+	if c.SlowReaders > 0 {
+		return isSlowOf(i, c.SlowReaders, c.Streams)
+	}
+	return isSlow(i, c.SlowFraction)
 }
 
 // checkAssets checks that Assets can be honoured.

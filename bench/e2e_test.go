@@ -186,12 +186,18 @@ func TestWorkerProtocol(t *testing.T) {
 		resp.Body.Close()
 	}
 	hubtest.WaitFor(t, "30 deliveries", 5*time.Second, func() bool { return call(workerReq{Op: "stats"}).Stats.Delivered == 30 })
-	if h := call(workerReq{Op: "phaseHist", Name: "p1"}).Hist; h == nil || h.Count() != 30 {
-		t.Errorf("phase p1 histogram: %v", h)
-	}
+	// A stream counts a delivery just before it records its latency.
+	hubtest.WaitFor(t, "30 latencies in phase p1", 5*time.Second, func() bool {
+		h := call(workerReq{Op: "phaseHist", Name: "p1"}).Hist
+		return h != nil && h.Count() == 30
+	})
+	call(workerReq{Op: "resume", FromSeq: 3}) // no slow streams: nothing to catch up
 	res := call(workerReq{Op: "finish", UpTo: 3}).Result
 	if res == nil || res.Counted != 10 || len(res.SeqCount) != 4 || res.SeqCount[3] != 10 {
 		t.Fatalf("result %+v", res)
+	}
+	if res.Slow == nil || res.Slow.Streams != 0 || res.Slow.CatchUp == nil {
+		t.Errorf("slow result after a resume: %+v", res.Slow)
 	}
 	if err := <-served; err != nil {
 		t.Errorf("ServeWorker: %v", err)

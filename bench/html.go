@@ -39,6 +39,10 @@ code{background:#f6f8fa;padding:.1em .3em}small{color:#57606a}
 			b.WriteString("<h3>selective / broadcast, same hub binary and floor, measured in the same run</h3>")
 			htmlTable(&b, rows)
 		}
+		if rows := conflationRows(c); rows != nil {
+			b.WriteString("<h3>with conflation / without, same hub binary, measured in the same run</h3>")
+			htmlTable(&b, rows)
+		}
 		for _, r := range c.Runs {
 			if rows := phaseRows(r); rows != nil {
 				fmt.Fprintf(&b, "<h3>phases: %s</h3>", html.EscapeString(runName(c, r)))

@@ -32,6 +32,15 @@ type publisher struct {
 	assets []string
 	asset  []int32
 	rng    *rand.Rand
+
+	// jobs, when set, makes the events progress of that many jobs
+	// (progressOf): event seq is about job (seq-1) mod jobs, in rounds of
+	// one event a job, {progress} growing round by round; after finishJobs,
+	// done is the body, one event a job, and then nothing more is sent.
+	jobs     int
+	rounds   int       // the rounds maxSeq allows: {progress} stays within 1
+	done     *Template // the jobs' last event
+	doneFrom int64     // seq of the first done event; 0 before finishJobs
 }
 
 // newPublisher prepares a publisher of up to maxSeq events, each on one of
@@ -69,12 +78,45 @@ func newPublisher(url string, headers []string, tmpl *Template, maxSeq, assets i
 
 func (pb *publisher) close() { pb.client.CloseIdleConnections() }
 
+// progressOf makes the events progress of jobs jobs (jobs > 0): rounds of
+// one event a job, job (seq-1) mod jobs, whose {progress} is
+// (round+1) / (rounds+1) with the rounds maxSeq allows, so that it grows
+// from near 0 to at most 1. done is the body finishJobs switches to (nil
+// for a publisher that never finishes).
+func (pb *publisher) progressOf(jobs int, done *Template) {
+	pb.jobs, pb.done = jobs, done
+	pb.rounds = max(1, (len(pb.sent)-1)/jobs)
+}
+
+// finishJobs makes the next events each job's done event, job 0 first,
+// and the publisher send nothing after the last.
+func (pb *publisher) finishJobs() { pb.doneFrom = pb.seq + 1 }
+
+// fill is the template and the values of event seq sent at ts on asset.
+func (pb *publisher) fill(seq, ts int64, asset string) (*Template, Values) {
+	v := Values{TS: ts, Seq: uint64(seq), Asset: asset, Job: int(seq)}
+	switch {
+	case pb.jobs == 0:
+		return pb.tmpl, v
+	case pb.doneFrom > 0:
+		v.Job = int(seq - pb.doneFrom)
+		return pb.done, v
+	}
+	n := int(seq - 1)
+	v.Job = n % pb.jobs
+	v.Progress = min(1, float64(n/pb.jobs+1)/float64(pb.rounds+1))
+	return pb.tmpl, v
+}
+
 // publishOne sends the next event and returns its seq.
 func (pb *publisher) publishOne(ctx context.Context) int64 {
 	if int(pb.seq+1) >= len(pb.sent) {
 		pb.errors++
 		pb.lastErr = "more events than planned"
 		return pb.seq
+	}
+	if pb.doneFrom > 0 && pb.seq+1-pb.doneFrom >= int64(pb.jobs) {
+		return pb.seq // every job is done: there is nothing more to say
 	}
 	pb.seq++
 	ts := time.Now().UnixNano()
@@ -84,7 +126,8 @@ func (pb *publisher) publishOne(ctx context.Context) int64 {
 		a = pb.rng.IntN(len(pb.assets))
 		pb.asset[pb.seq] = int32(a)
 	}
-	pb.body = pb.tmpl.Append(pb.body[:0], ts, uint64(pb.seq), pb.assets[a])
+	tmpl, v := pb.fill(pb.seq, ts, pb.assets[a])
+	pb.body = tmpl.Append(pb.body[:0], v)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pb.url, bytes.NewReader(pb.body))
 	if err != nil {
 		pb.fail(err)
@@ -96,7 +139,9 @@ func (pb *publisher) publishOne(ctx context.Context) int64 {
 	}
 	resp, err := pb.client.Do(req)
 	if err != nil {
-		pb.fail(err)
+		if ctx.Err() == nil { // else the run was stopped, not the publish refused
+			pb.fail(err)
+		}
 		return pb.seq
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))

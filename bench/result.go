@@ -142,6 +142,8 @@ type Result struct {
 	// Assets is how many assets the users and events were spread over
 	// (Config.Assets); zero: every event to every stream.
 	Assets int `json:"assets,omitempty"`
+	// Conflate says every stream asked for conflation (Config.Conflate).
+	Conflate bool `json:"conflate,omitempty"`
 	// UsersActive is the server's eventhub_users_active once the streams
 	// were connected (summed over a cluster's hubs); zero if unknown.
 	UsersActive int64          `json:"users_active,omitempty"`
@@ -224,9 +226,41 @@ type Slow struct {
 	Baseline    *Latency `json:"baseline"` // the others, everyone reading
 	Stalled     *Latency `json:"stalled"`  // the others, slow ones stalled
 	// Overflow and SlowCloses are read from the server's /metrics (deltas
-	// over the run); -1 when it has none.
-	Overflow   float64 `json:"overflow"`
-	SlowCloses float64 `json:"slow_closes"`
+	// over the run); -1 when it has none. So are WriteTimeouts (streams
+	// closed because one write did not complete within the server's write
+	// timeout), FramesConflated (eventhub_frames_conflated_total) and
+	// ReplaysRefused (resumes whose replay was over the mailbox's byte
+	// budget, which then start with a reset, "expired").
+	Overflow        float64 `json:"overflow"`
+	SlowCloses      float64 `json:"slow_closes"`
+	WriteTimeouts   float64 `json:"write_timeouts"`
+	FramesConflated float64 `json:"frames_conflated"`
+	ReplaysRefused  float64 `json:"replays_refused"`
+
+	// The rest is measured when the slow streams read again after a stall
+	// (Config.Stall, or progress): StallSeconds is how long they were
+	// stalled, ProgressJobs the jobs whose progress was published.
+	StallSeconds float64 `json:"stall_seconds,omitempty"`
+	ProgressJobs int     `json:"progress_jobs,omitempty"`
+	// StayedConnected is the slow streams the server never closed, Closed
+	// those it closed at least once (each resumed with Last-Event-ID once
+	// it read again).
+	StayedConnected int64 `json:"stayed_connected"`
+	Closed          int64 `json:"closed"`
+	// CatchUp is the staleness of the slow streams once they read again:
+	// for each, the time from the resume until it read an event at least
+	// as new as the newest published at the resume (reconnecting first if
+	// the server had closed it). CaughtUp is how many did, CatchUpEvents
+	// the mean events they read until then.
+	CatchUp       *Latency `json:"catch_up,omitempty"`
+	CaughtUp      int64    `json:"caught_up"`
+	CatchUpEvents float64  `json:"catch_up_events_mean"`
+	// AllCompleted is the slow streams that read every job's completed
+	// event (with progress); OthersDoneMissing the completed events that
+	// did not reach one of the others (which, conflating, may lose
+	// progress frames, as "lost" counts, but never a completed event).
+	AllCompleted      int64 `json:"all_completed"`
+	OthersDoneMissing int64 `json:"others_completed_missing"`
 }
 
 // Storm is the outcome of the storm scenario.
@@ -250,12 +284,59 @@ type Ratio struct {
 }
 
 // Comparison is one scenario against the target and, when asked, the floor;
-// or, for the selective scenario, its broadcast and selective runs.
+// or, for the selective scenario, its broadcast and selective runs; for the
+// conflate scenario, its runs without and with conflation.
 type Comparison struct {
-	Scenario  string     `json:"scenario"`
-	Runs      []*Result  `json:"runs"`
-	Ratios    []Ratio    `json:"ratios,omitempty"`
-	Selective *Selective `json:"selective,omitempty"`
+	Scenario   string      `json:"scenario"`
+	Runs       []*Result   `json:"runs"`
+	Ratios     []Ratio     `json:"ratios,omitempty"`
+	Selective  *Selective  `json:"selective,omitempty"`
+	Conflation *Conflation `json:"conflation,omitempty"`
+}
+
+// Conflation compares the conflate scenario's runs: the slow scenario with
+// progress on the same hub binary, first without conflation (Off), then
+// with every stream asking for it (On). What conflation must not do is
+// cost the streams that keep up: their latency p99 and the server's CPU
+// per delivery (to them) on / off should be 1 within the noise.
+type Conflation struct {
+	P99Off float64 `json:"p99_off_ms"`
+	P99On  float64 `json:"p99_on_ms"`
+	// P99Ratio is P99On / P99Off, CPURatio the same of the server CPU per
+	// delivery; zero if either was not measured.
+	P99Ratio float64 `json:"p99_ratio"`
+	CPUOff   float64 `json:"cpu_per_delivery_off_us"`
+	CPUOn    float64 `json:"cpu_per_delivery_on_us"`
+	CPURatio float64 `json:"cpu_per_delivery_ratio"`
+}
+
+// compareConflation compares the conflate scenario's two runs, without
+// conflation and with it.
+func compareConflation(runs []*Result) *Conflation {
+	c := &Conflation{}
+	if len(runs) != 2 {
+		return c
+	}
+	div := func(a, b float64) float64 {
+		if a > 0 && b > 0 {
+			return a / b
+		}
+		return 0
+	}
+	if l := runs[0].Latency; l != nil {
+		c.P99Off = l.P99
+	}
+	if l := runs[1].Latency; l != nil {
+		c.P99On = l.P99
+	}
+	if s := runs[0].Server; s != nil {
+		c.CPUOff = s.CPUPerDelivery
+	}
+	if s := runs[1].Server; s != nil {
+		c.CPUOn = s.CPUPerDelivery
+	}
+	c.P99Ratio, c.CPURatio = div(c.P99On, c.P99Off), div(c.CPUOn, c.CPUOff)
+	return c
 }
 
 // SelectiveCPUTarget is the most the selective run's server CPU per

@@ -36,6 +36,19 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 		}
 		return cmp, err
 	}
+	if cfg.Scenario == "conflate" {
+		// The slow scenario with progress, without conflation and then
+		// with every stream asking for it, each against a hub of its own.
+		// The floor cannot filter the filler out, nor conflate.
+		off, on := cfg, cfg
+		off.Scenario, on.Scenario = "slow", "slow"
+		off.Conflate, on.Conflate = false, true
+		cmp, err := runEach(ctx, cfg.Scenario, off, on)
+		if err == nil {
+			cmp.Conflation = compareConflation(cmp.Runs)
+		}
+		return cmp, err
+	}
 	// The floor's only filter is the harness's assets: the slow scenario's
 	// filler needs a server that filters on type.
 	if !cfg.CompareFloor || cfg.Floor || cfg.Scenario == "slow" && cfg.FillerRate > 0 {
@@ -93,7 +106,7 @@ type runner struct {
 func runOne(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, start: time.Now()}
 	r.res = &Result{Scenario: cfg.Scenario, Target: "server", Began: r.start, Streams: cfg.Streams,
-		Users: cfg.userCount(), Tabs: cfg.Tabs, Assets: cfg.Assets}
+		Users: cfg.userCount(), Tabs: cfg.Tabs, Assets: cfg.Assets, Conflate: cfg.Conflate}
 	dir := cfg.WorkDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "eventhub-bench-")
@@ -201,7 +214,8 @@ func (r *runner) plannedEvents() int {
 		}
 		return int(n) + 16
 	default:
-		return int(c.Rate*c.Duration.Seconds()*1.05) + 16
+		// With progress, each job's done event comes after Duration.
+		return int(c.Rate*c.Duration.Seconds()*1.05) + 16 + c.ProgressJobs
 	}
 }
 
@@ -221,6 +235,13 @@ func (r *runner) body(ctx context.Context) error {
 			return err
 		}
 		defer r.pub.close()
+		if c.ProgressJobs > 0 {
+			done, err := ParseTemplate(c.DoneBody, c.Pad)
+			if err != nil {
+				return err
+			}
+			r.pub.progressOf(c.ProgressJobs, done)
+		}
 	}
 
 	// Let the server settle before its baseline is read.
@@ -397,11 +418,9 @@ func (r *runner) expected(st poolStats, first, last int64) int64 {
 // and not slow.
 func (r *runner) counted() int64 {
 	slow := int64(0)
-	if r.cfg.Scenario == "slow" {
-		for i := range r.cfg.Streams {
-			if isSlow(i, r.cfg.SlowFraction) {
-				slow++
-			}
+	for i := range r.cfg.Streams {
+		if r.cfg.isSlowStream(i) {
+			slow++
 		}
 	}
 	return max(r.res.Connected-slow, 0)

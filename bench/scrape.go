@@ -10,7 +10,9 @@ import (
 )
 
 // serverMetrics are the figures the harness reads from /metrics.
-type serverMetrics struct{ overflow, slowCloses, streams, users float64 }
+type serverMetrics struct {
+	overflow, slowCloses, writeTimeouts, conflated, replaysRefused, streams, users float64
+}
 
 // metrics scrapes the server's /metrics (every hub's in a cluster) and
 // adds them up; nil if one has none.
@@ -27,6 +29,9 @@ func (r *runner) metrics(ctx context.Context) *serverMetrics {
 		}
 		sum.overflow += m.overflow
 		sum.slowCloses += m.slowCloses
+		sum.writeTimeouts += m.writeTimeouts
+		sum.conflated += m.conflated
+		sum.replaysRefused += m.replaysRefused
 		sum.streams += m.streams
 		sum.users += m.users
 	}
@@ -73,6 +78,12 @@ func scrape(ctx context.Context, url string) *serverMetrics {
 			m.overflow += v
 		case strings.Contains(name, `_streams_closed_total{`) && strings.Contains(name, `reason="slow"`):
 			m.slowCloses += v
+		case strings.Contains(name, `_streams_closed_total{`) && strings.Contains(name, `reason="write_timeout"`):
+			m.writeTimeouts += v
+		case name == "eventhub_frames_conflated_total":
+			m.conflated += v
+		case name == "eventhub_replays_refused_total":
+			m.replaysRefused += v
 		case name == "eventhub_streams_active":
 			m.streams += v
 		case name == "eventhub_users_active":

@@ -8,9 +8,10 @@ import (
 
 // Template is a publish body with placeholders filled in per event:
 // {ts} the send time in unix nanoseconds, {seq} the event's sequence number,
-// {asset} the event's asset (the publisher's choice), {pad} a run of 'x' of
-// the configured length (to grow the frame). A Template is immutable and
-// safe for concurrent use.
+// {asset} the event's asset (the publisher's choice), {job} the number of
+// the event's job and {progress} how far that job got (Values), {pad} a run
+// of 'x' of the configured length (to grow the frame). A Template is
+// immutable and safe for concurrent use.
 type Template struct {
 	parts []tmplPart
 }
@@ -23,6 +24,8 @@ const (
 	tmplSeq
 	tmplPad
 	tmplAsset
+	tmplJob
+	tmplProgress
 )
 
 type tmplPart struct {
@@ -58,6 +61,10 @@ func ParseTemplate(s string, pad int) (*Template, error) {
 			k = tmplPad
 		case "asset":
 			k = tmplAsset
+		case "job":
+			k = tmplJob
+		case "progress":
+			k = tmplProgress
 		default:
 			// A brace that opens no placeholder (JSON) is literal text.
 			if j > 0 && isIdent(name) {
@@ -107,16 +114,33 @@ func isIdent(s string) bool {
 	return true
 }
 
+// Values are what one event's placeholders are filled with.
+type Values struct {
+	TS    int64  // {ts}: unix nanoseconds
+	Seq   uint64 // {seq}
+	Asset string // {asset}
+	// Job is {job}: the publisher's progress mode (publisher.progressOf)
+	// numbers its jobs from 0; without it, each event is a job of its own,
+	// its seq.
+	Job int
+	// Progress is {progress}, written with four decimals: 0 to 1.
+	Progress float64
+}
+
 // Append appends the body for one event to dst.
-func (t *Template) Append(dst []byte, ts int64, seq uint64, asset string) []byte {
+func (t *Template) Append(dst []byte, v Values) []byte {
 	for _, p := range t.parts {
 		switch p.kind {
 		case tmplTS:
-			dst = strconv.AppendInt(dst, ts, 10)
+			dst = strconv.AppendInt(dst, v.TS, 10)
 		case tmplSeq:
-			dst = strconv.AppendUint(dst, seq, 10)
+			dst = strconv.AppendUint(dst, v.Seq, 10)
 		case tmplAsset:
-			dst = append(dst, asset...)
+			dst = append(dst, v.Asset...)
+		case tmplJob:
+			dst = strconv.AppendInt(dst, int64(v.Job), 10)
+		case tmplProgress:
+			dst = strconv.AppendFloat(dst, v.Progress, 'f', 4, 64)
 		default:
 			dst = append(dst, p.text...)
 		}
@@ -136,9 +160,15 @@ func (t *Template) Has() (ts, seq bool) {
 
 // HasAsset reports whether the template carries {asset}: without it, the
 // publisher cannot choose who an event is for.
-func (t *Template) HasAsset() bool {
+func (t *Template) HasAsset() bool { return t.has(tmplAsset) }
+
+// HasJob reports whether the template carries {job}: without it, every
+// event of the progress mode would be of one job, or of a job of its own.
+func (t *Template) HasJob() bool { return t.has(tmplJob) }
+
+func (t *Template) has(k tmplKind) bool {
 	for _, p := range t.parts {
-		if p.kind == tmplAsset {
+		if p.kind == k {
 			return true
 		}
 	}

@@ -18,6 +18,12 @@ func TestTemplate(t *testing.T) {
 		{"adjacent", "{seq}{ts}{seq}{asset}", 0, "421700000000123456789" + "42" + "a17"},
 		{"braces that are not placeholders", `{"x":{}} {1} {`, 0, `{"x":{}} {1} {`},
 		{"empty pad", `p={pad}.`, 0, `p=.`},
+		{"progress body", DefaultProgressBody, 0,
+			`{"type":"growth","jobId":"bench-job-7","status":"started","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a17","progress":0.2500,"ts":1700000000123456789,"seq":42,"pad":""}}`},
+		{"done body", DefaultDoneBody, 0,
+			`{"type":"growth","jobId":"bench-job-7","status":"completed","timestamp":"2026-01-01T00:00:00Z","data":{"assetId":"a17","ts":1700000000123456789,"seq":42,"pad":""}}`},
+		{"filler progress body", DefaultFillerProgressBody, 2,
+			`{"type":"probability","jobId":"filler-7","status":"started","timestamp":"2026-01-01T00:00:00Z","data":{"scenarioId":"s1","progress":0.2500,"pad":"xx"}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -26,7 +32,7 @@ func TestTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := string(tm.Append([]byte("keep:"), 1700000000123456789, 42, "a17"))
+			got := string(tm.Append([]byte("keep:"), Values{TS: 1700000000123456789, Seq: 42, Asset: "a17", Job: 7, Progress: 0.25}))
 			if got != "keep:"+tc.want {
 				t.Errorf("got  %s\nwant keep:%s", got, tc.want)
 			}
@@ -55,7 +61,12 @@ func TestTemplateHas(t *testing.T) {
 	if tm.HasAsset() {
 		t.Errorf("HasAsset() of %q", `{"ts":{ts}}`)
 	}
-	if tm, _ := ParseTemplate(DefaultPubBody, 0); !tm.HasAsset() {
-		t.Errorf("the default body has no {asset}")
+	if tm, _ := ParseTemplate(DefaultPubBody, 0); !tm.HasAsset() || tm.HasJob() {
+		t.Errorf("the default body: HasAsset %v, HasJob %v; want true, false", tm.HasAsset(), tm.HasJob())
+	}
+	for _, body := range []string{DefaultProgressBody, DefaultDoneBody, DefaultFillerProgressBody} {
+		if tm, _ := ParseTemplate(body, 0); !tm.HasJob() {
+			t.Errorf("%s has no {job}", body)
+		}
 	}
 }

@@ -169,12 +169,71 @@ func summaryRows(c *Comparison) [][]string {
 			}
 			return fmt.Sprintf("%.0f / %.0f", r.Slow.Overflow, r.Slow.SlowCloses)
 		})
+		if resumed(c) {
+			resumedRows(c, row)
+		}
 	}
 	if c.Runs[0].Storm != nil {
 		row("storm: back / dropped", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Storm.Back, r.Storm.Streams) })
 		row("storm: all back after", func(r *Result) string { return fmtMs(r.Storm.AllBackMs) })
 	}
 	return rows
+}
+
+// resumed reports whether the slow streams of a run of c read again after
+// their stall, so that their catch-up was measured.
+func resumed(c *Comparison) bool {
+	for _, r := range c.Runs {
+		if r.Slow != nil && r.Slow.StallSeconds > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// resumedRows adds, with row, the rows of what the slow streams saw once
+// they read again.
+func resumedRows(c *Comparison, row func(string, func(*Result) string)) {
+	slow := func(f func(s *Slow) string) func(*Result) string {
+		return func(r *Result) string {
+			if r.Slow == nil || r.Slow.StallSeconds == 0 {
+				return "-"
+			}
+			return f(r.Slow)
+		}
+	}
+	row("slow: stalled for", slow(func(s *Slow) string { return fmt.Sprintf("%.1f s", s.StallSeconds) }))
+	row("slow: stayed connected / closed", slow(func(s *Slow) string { return fmt.Sprintf("%d / %d", s.StayedConnected, s.Closed) }))
+	row("write timeouts", slow(func(s *Slow) string {
+		if s.WriteTimeouts < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f", s.WriteTimeouts)
+	}))
+	row("frames conflated / replays refused", slow(func(s *Slow) string {
+		if s.FramesConflated < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f / %.0f", s.FramesConflated, s.ReplaysRefused)
+	}))
+	row("slow: catch-up p50 / p99 / max", slow(func(s *Slow) string {
+		if s.CatchUp == nil {
+			return "-"
+		}
+		return fmtMs(s.CatchUp.P50) + " / " + fmtMs(s.CatchUp.P99) + " / " + fmtMs(s.CatchUp.Max)
+	}))
+	row("slow: caught up, events read to catch up (mean)", slow(func(s *Slow) string {
+		return fmt.Sprintf("%d, %.1f", s.CaughtUp, s.CatchUpEvents)
+	}))
+	for _, r := range c.Runs {
+		if r.Slow != nil && r.Slow.ProgressJobs > 0 {
+			row("slow: read every job's completed", slow(func(s *Slow) string {
+				return fmt.Sprintf("%d of %d (%d jobs)", s.AllCompleted, s.StayedConnected+s.Closed, s.ProgressJobs)
+			}))
+			row("others: completed events missing", slow(func(s *Slow) string { return fmt.Sprintf("%d", s.OthersDoneMissing) }))
+			break
+		}
+	}
 }
 
 // phaseRows returns the table of a run's phases, header first; nil when
@@ -241,7 +300,61 @@ func writeComparison(w io.Writer, c *Comparison) error {
 		fmt.Fprintf(w, "\n%s: selective / broadcast, same hub binary and floor, measured in the same run:\n", c.Scenario)
 		return writeTable(w, rows)
 	}
+	if rows := conflationRows(c); rows != nil {
+		fmt.Fprintf(w, "\n%s: with conflation / without, same hub binary, measured in the same run:\n", c.Scenario)
+		return writeTable(w, rows)
+	}
 	return nil
+}
+
+// conflationRows returns the conflate scenario's table, with conflation
+// against without, header first; nil for any other comparison.
+func conflationRows(c *Comparison) [][]string {
+	cf := c.Conflation
+	if cf == nil || len(c.Runs) != 2 {
+		return nil
+	}
+	rows := [][]string{{"figure", "conflate=0", "conflate=1", "on / off"}}
+	add := func(name, unit string, off, on float64) {
+		ratio := "-"
+		if off > 0 && on > 0 {
+			ratio = fmt.Sprintf("%.2f×", on/off)
+		}
+		rows = append(rows, []string{name, fmtNum(off, unit), fmtNum(on, unit), ratio})
+	}
+	slow := func(i int) *Slow {
+		if s := c.Runs[i].Slow; s != nil {
+			return s
+		}
+		return &Slow{}
+	}
+	p99 := func(l *Latency) float64 {
+		if l == nil {
+			return 0
+		}
+		return l.P99
+	}
+	add("the others' latency p99", "ms", cf.P99Off, cf.P99On)
+	add("the others' latency p99, slow ones stalled", "ms", p99(slow(0).Stalled), p99(slow(1).Stalled))
+	add("server CPU per delivery", "µs", cf.CPUOff, cf.CPUOn)
+	rows = append(rows, []string{"the others: lost (conflated) / completed missing",
+		fmt.Sprintf("%d / %d", c.Runs[0].Lost, slow(0).OthersDoneMissing),
+		fmt.Sprintf("%d / %d", c.Runs[1].Lost, slow(1).OthersDoneMissing), ""})
+	rows = append(rows, []string{"slow: stayed connected / closed",
+		fmt.Sprintf("%d / %d", slow(0).StayedConnected, slow(0).Closed),
+		fmt.Sprintf("%d / %d", slow(1).StayedConnected, slow(1).Closed), ""})
+	rows = append(rows, []string{"closes: slow / write timeout",
+		fmt.Sprintf("%.0f / %.0f", slow(0).SlowCloses, slow(0).WriteTimeouts),
+		fmt.Sprintf("%.0f / %.0f", slow(1).SlowCloses, slow(1).WriteTimeouts), ""})
+	catchUp := func(s *Slow) float64 {
+		if s.CatchUp == nil {
+			return 0
+		}
+		return s.CatchUp.P50
+	}
+	add("slow: catch-up p50", "ms", catchUp(slow(0)), catchUp(slow(1)))
+	add("slow: events read to catch up (mean)", "", slow(0).CatchUpEvents, slow(1).CatchUpEvents)
+	return rows
 }
 
 // selectiveRows returns the selective / broadcast table of the selective
@@ -307,11 +420,17 @@ func selectiveRows(c *Comparison) [][]string {
 }
 
 // runName names a run in a comparison's tables: its target, and its
-// scenario when the comparison's runs differ by scenario (selective).
+// scenario when the comparison's runs differ by scenario (selective), or
+// whether it conflated when they differ by that (conflate).
 func runName(c *Comparison, r *Result) string {
 	for _, o := range c.Runs {
-		if o.Scenario != r.Scenario {
+		switch {
+		case o.Scenario != r.Scenario:
 			return r.Target + " " + r.Scenario
+		case o.Conflate != r.Conflate && r.Conflate:
+			return r.Target + " conflate=1"
+		case o.Conflate != r.Conflate:
+			return r.Target + " conflate=0"
 		}
 	}
 	return r.Target

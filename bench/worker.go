@@ -22,6 +22,7 @@ type worker interface {
 	setPhase(name string, fromSeq int64) error
 	phaseHist(name string) (*Histogram, error)
 	stall() error
+	resume(newest int64) error
 	storm() error
 	finish(upTo int) (*poolResult, error)
 	pid() int // 0 for this process
@@ -32,10 +33,10 @@ type worker interface {
 // per line on the worker's stdin); each is answered by one workerResp line
 // on its stdout.
 type workerReq struct {
-	Op      string    `json:"op"` // start, stats, phase, phaseHist, stall, storm, finish
+	Op      string    `json:"op"` // start, stats, phase, phaseHist, stall, resume, storm, finish
 	Spec    *poolSpec `json:"spec,omitempty"`
 	Name    string    `json:"name,omitempty"`
-	FromSeq int64     `json:"fromSeq,omitempty"`
+	FromSeq int64     `json:"fromSeq,omitempty"` // phase: where it begins; resume: the newest seq published
 	UpTo    int       `json:"upTo,omitempty"`
 }
 
@@ -70,6 +71,10 @@ func (w *localWorker) phaseHist(name string) (*Histogram, error) {
 	return nil, fmt.Errorf("%w: no phase %q", ErrWorker, name)
 }
 func (w *localWorker) stall() error { w.p.stall(); return nil }
+func (w *localWorker) resume(newest int64) error {
+	w.p.resume(newest)
+	return nil
+}
 func (w *localWorker) storm() error { w.p.storm(); return nil }
 func (w *localWorker) finish(upTo int) (*poolResult, error) {
 	r := w.p.finish(upTo)
@@ -131,6 +136,8 @@ func ServeWorker(r io.Reader, w io.Writer) error {
 				}
 			case "stall":
 				p.stall()
+			case "resume":
+				p.resume(req.FromSeq)
 			case "storm":
 				p.storm()
 			case "finish":
@@ -232,6 +239,10 @@ func (w *remoteWorker) phaseHist(name string) (*Histogram, error) {
 	return r.Hist, err
 }
 func (w *remoteWorker) stall() error { _, err := w.call(workerReq{Op: "stall"}); return err }
+func (w *remoteWorker) resume(newest int64) error {
+	_, err := w.call(workerReq{Op: "resume", FromSeq: newest})
+	return err
+}
 func (w *remoteWorker) storm() error { _, err := w.call(workerReq{Op: "storm"}); return err }
 func (w *remoteWorker) finish(upTo int) (*poolResult, error) {
 	r, err := w.call(workerReq{Op: "finish", UpTo: upTo})
@@ -277,8 +288,15 @@ func (r *runner) startWorkers() error {
 		}
 		if c.Scenario == "slow" {
 			spec.SlowFraction, spec.SlowRcvBuf = c.SlowFraction, c.SlowRcvBuf
+			spec.SlowReaders, spec.AllStreams = c.SlowReaders, c.Streams
 			if c.FillerRate > 0 {
 				spec.SlowURL, spec.URL = c.SubURL, withQuery(c.SubURL, c.OthersQuery)
+			}
+		}
+		if c.Conflate {
+			spec.URL = withQuery(spec.URL, "conflate=1")
+			if spec.SlowURL != "" {
+				spec.SlowURL = withQuery(spec.SlowURL, "conflate=1")
 			}
 		}
 		first += share

@@ -3,7 +3,7 @@
 // timestamped events and reports latency, fan-out completion, throughput and
 // the server's memory and CPU, side by side with a lean floor server.
 //
-//	eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   one scenario
+//	eventhub-bench idle|broadcast|ramp|slow|storm|selective|conflate [flags]   one scenario
 //	eventhub-bench suite [flags]                                      several scenarios
 //	eventhub-bench floor --listen ADDR                                the floor server
 //
@@ -41,7 +41,7 @@ func main() {
 }
 
 const usage = `usage:
-  eventhub-bench idle|broadcast|ramp|slow|storm|selective [flags]   run one scenario
+  eventhub-bench idle|broadcast|ramp|slow|storm|selective|conflate [flags]   run one scenario
   eventhub-bench suite [--scenarios a,b,…] [flags]                  run several, one report
   eventhub-bench floor [--listen ADDR]                              serve the floor SSE server
 
@@ -51,7 +51,15 @@ Scenarios (each bounded in time; it ends by itself):
              deliveries/s, events lost, server CPU per delivery
   ramp       raise R step by step until p99 passes --ramp-p99: highest deliveries/s
   slow       a fraction of the clients stop reading halfway: the others' latency
-             before and after, overflow and slow closes from /metrics
+             before and after, overflow and slow closes from /metrics; with
+             --stall they read again after it (catch-up time), with
+             --progress-jobs J the events are the progress of J jobs, then each
+             job's completed
+  conflate   slow with the progress of --progress-jobs jobs (default 50) and a
+             --stall (default a third of --duration), without conflation, then
+             with every stream asking for it (conflate=1), each on a hub of the
+             same binary: slow clients kept or closed, their catch-up, and the
+             others' p99 and server CPU per delivery with / without
   storm      every client drops and reconnects at once with Last-Event-ID a third
              of the way in: time until all are back, events lost
   selective  broadcast, then each event only for the users of one of --assets
@@ -154,7 +162,7 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&subH, "sub-header", "header for each stream request, \"Name: value\", repeatable (default with --users 0 \"Authorization: Bearer dev:bench\"; else none, each stream sends its user's token)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "", "publish URL (POST); empty means /api/events on the stream URL's host")
 	fs.Var(&pubH, "pub-header", "header for each publish request, repeatable (default \"Authorization: Bearer dev-publish-key\")")
-	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {asset} the event's asset, {pad} --pad bytes of x")
+	fs.StringVar(&cfg.PubBody, "pub-body", bench.DefaultPubBody, "publish body template: {ts} send time in unix ns, {seq} sequence number, {asset} the event's asset, {job} its job's number (with --progress-jobs; else the seq), {progress} the job's progress, {pad} --pad bytes of x (with --progress-jobs the default is the progress body, a started event of job bench-job-{job})")
 	fs.IntVar(&cfg.Pad, "pad", 0, "length of {pad} in the publish body")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "Prometheus metrics of the server (slow scenario); empty means /metrics on the stream URL's host")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow URLs that are not loopback addresses")
@@ -184,17 +192,22 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&cfg.RampStep, "ramp-step", 5*time.Second, "ramp: length of a step")
 	fs.Float64Var(&cfg.RampFactor, "ramp-factor", 1.4, "ramp: rate multiplier between steps")
 	fs.Float64Var(&cfg.SlowFraction, "slow-fraction", 0.01, "slow: fraction of the clients that stop reading")
+	fs.IntVar(&cfg.SlowReaders, "slow-readers", 0, "slow: how many clients stop reading, spread evenly (instead of --slow-fraction)")
+	fs.DurationVar(&cfg.Stall, "stall", 0, "slow: how long the slow clients stop reading before they read again, measuring their catch-up; 0: halfway to the end (with --progress-jobs: a third of --duration)")
+	fs.BoolVar(&cfg.Conflate, "conflate", false, "every stream asks for conflation (conflate=1): the server keeps, among the frames not yet written, each job's latest progress (the conflate scenario runs without, then with)")
+	fs.IntVar(&cfg.ProgressJobs, "progress-jobs", 0, "slow: the events are the progress of this many jobs, rounds of one started event a job with data.progress at --rate, then each job's completed; the filler is progress too, and runs only during the stall (conflate: 0 means 50)")
+	fs.StringVar(&cfg.DoneBody, "done-body", bench.DefaultDoneBody, "slow with --progress-jobs: body template of each job's completed event")
 	fs.IntVar(&cfg.SlowRcvBuf, "slow-rcvbuf", 4096, "slow: receive buffer of the slow clients, bytes")
-	fs.Float64Var(&cfg.FillerRate, "filler-rate", 50, "slow: filler events/s that only the stalled clients receive, to fill their buffers; 0 for a server that cannot filter")
+	fs.Float64Var(&cfg.FillerRate, "filler-rate", 50, "slow: filler events/s that only the stalled clients receive, to fill their buffers (with a --stall, only during it); 0 for a server that cannot filter")
 	fs.IntVar(&cfg.FillerPad, "filler-pad", 16384, "slow: length of {pad} in the filler body")
-	fs.StringVar(&cfg.FillerBody, "filler-body", bench.DefaultFillerBody, "slow: filler body template")
+	fs.StringVar(&cfg.FillerBody, "filler-body", bench.DefaultFillerBody, "slow: filler body template (with --progress-jobs the default is the progress of 4 probability jobs)")
 	fs.StringVar(&cfg.OthersQuery, "others-query", "types=growth", "slow: query the other streams add to --sub-url so that the filler misses them")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.htmlOut, "report", "", "write a self-contained HTML report to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not of its workers) to this file")
 	if cmd == "suite" {
-		fs.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "scenarios to run, in order")
+		fs.StringVar(&scenarios, "scenarios", strings.Join(bench.SuiteScenarios, ","), "scenarios to run, in order (any of "+strings.Join(bench.Scenarios, ", ")+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -205,6 +218,14 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	cfg.SubHeaders, cfg.PubHeaders = subH.list(), pubH.list()
+	// Bodies not given are left to the scenario: with progress jobs, its
+	// own.
+	if !o.set["pub-body"] {
+		cfg.PubBody = ""
+	}
+	if !o.set["filler-body"] {
+		cfg.FillerBody = ""
+	}
 	switch {
 	case users < -1:
 		return nil, fmt.Errorf("--users %d: want -1 (one per --tabs streams), 0 (one admin user) or more", users)
@@ -280,8 +301,8 @@ func runScenarios(ctx context.Context, cmd string, args []string, stdout, stderr
 		if c.CompareFloor {
 			runs = 2
 		}
-		if c.Scenario == "selective" {
-			runs *= 2 // a broadcast and a selective run
+		if c.Scenario == "selective" || c.Scenario == "conflate" {
+			runs *= 2 // a broadcast and a selective run; without and with conflation
 		}
 		bound := time.Duration(runs) * (2*c.Duration + 3*time.Minute + time.Duration(c.Streams)*2*time.Millisecond)
 		sctx, cancel := context.WithTimeout(ctx, bound)

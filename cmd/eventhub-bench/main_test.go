@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/finexbot/eventhub/bench"
 )
@@ -107,5 +108,34 @@ func TestNATSReplicasFlag(t *testing.T) {
 		if !errors.Is(err, bench.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err %v, want ErrConfig saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestSlowFlags: --slow-readers, --stall, --conflate and --progress-jobs
+// reach the Config; bodies not given are left to the scenario (the
+// progress ones with --progress-jobs); the suite leaves conflate out
+// unless asked.
+func TestSlowFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags("conflate", []string{"--slow-readers", "100", "--stall", "8s", "--progress-jobs", "50", "--conflate"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.SlowReaders != 100 || c.Stall != 8*time.Second || c.ProgressJobs != 50 || !c.Conflate {
+		t.Errorf("slow readers %d, stall %v, progress jobs %d, conflate %v", c.SlowReaders, c.Stall, c.ProgressJobs, c.Conflate)
+	}
+	if c.PubBody != "" || c.FillerBody != "" || c.DoneBody != bench.DefaultDoneBody {
+		t.Errorf("bodies %q, %q, %q: want the scenario's", c.PubBody, c.FillerBody, c.DoneBody)
+	}
+	o, err = parseFlags("slow", []string{"--pub-body", `{"ts":{ts},"job":{job}}`, "--filler-body", "{pad}"}, io.Discard)
+	if err != nil || o.cfg.PubBody != `{"ts":{ts},"job":{job}}` || o.cfg.FillerBody != "{pad}" || o.cfg.Conflate || o.cfg.SlowReaders != 0 {
+		t.Errorf("bodies given: %+v, %v", o, err)
+	}
+	if o, err = parseFlags("suite", nil, io.Discard); err != nil || slices.Contains(o.scenarios, "conflate") {
+		t.Errorf("suite: %+v, %v; want conflate left out", o, err)
+	}
+	if o, err = parseFlags("suite", []string{"--scenarios", "slow,conflate"}, io.Discard); err != nil || !slices.Equal(o.scenarios, []string{"slow", "conflate"}) {
+		t.Errorf("suite --scenarios slow,conflate: %+v, %v", o, err)
 	}
 }
