@@ -52,6 +52,10 @@
  *   limit        jobs in the snapshot (1-1000); default the hub's (100)
  *   key          who this stream is for, e.g. the signed-in user's id: tabs
  *                share a stream only when their keys are equal
+ *   conflate     true: ask the hub to conflate (?conflate=1): a stream
+ *                that falls behind keeps each job's latest progress
+ *                instead of being closed; every queued, completed and
+ *                failed still comes, in order
  *   shared       false: never share the stream with other tabs
  *   backoff      {initialMs: 1000, maxMs: 30000}
  *   beforeConnect  async () => void, awaited before each snapshot load and
@@ -128,6 +132,13 @@ export interface ConnectOptions {
   key?: string;
   /** false: never share the stream with other tabs. Default true. */
   shared?: boolean;
+  /**
+   * true: ask the hub to conflate (?conflate=1). A stream that falls behind
+   * then keeps, of each job's progress events it has not written yet, only
+   * the latest, instead of being closed; every queued, completed and failed
+   * event still comes, in order. Default false: every event.
+   */
+  conflate?: boolean;
   /** Default {initialMs: 1000, maxMs: 30000}. */
   backoff?: BackoffOptions;
   /** Awaited before each snapshot load and stream (re)open: refresh the session cookie here. */
@@ -233,6 +244,7 @@ interface ResolvedOptions extends Omit<ConnectOptions, 'backoff'> {
   filters: Filters;
   key: string;
   shared: boolean;
+  conflate: boolean;
   withCredentials: boolean;
   backoff: Required<BackoffOptions>;
 }
@@ -275,12 +287,15 @@ export class Client {
       filters: {},
       key: '',
       shared: true,
+      conflate: false,
       withCredentials: false,
       ...options,
       backoff: { initialMs: 1000, maxMs: 30000, ...(options.backoff || {}) },
     };
     const query = filterQuery(this.#opts.filters);
-    this.#streamUrl = withQuery(this.#opts.url, query);
+    const streamQuery = new URLSearchParams(query);
+    if (this.#opts.conflate) streamQuery.set('conflate', '1');
+    this.#streamUrl = withQuery(this.#opts.url, streamQuery);
     const snapQuery = new URLSearchParams(query);
     if (this.#opts.limit != null) snapQuery.set('limit', String(this.#opts.limit));
     this.#snapshotUrl = withQuery(this.#opts.snapshotUrl, snapQuery);

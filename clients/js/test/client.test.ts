@@ -290,6 +290,15 @@ test('snapshot ids keep their digits where JSON.parse gives the source text', as
   assert.equal(hub.lastEventId, want);
 });
 
+test('conflate asks the hub to conflate the stream, not the snapshot', async (t) => {
+  const { b } = solo(t, { conflate: true, filters: { types: 'growth' } });
+  const f = await b.fetches.next();
+  assert.equal(f.url, '/api/jobs?types=growth');
+  f.snapshot(1);
+  const es = await b.eventSources.next();
+  assert.equal(es.url.search, '?types=growth&conflate=1&lastEventId=1');
+});
+
 test('filters: arrays or comma-separated strings, sorted into one stream name; unknown keys refused', async (t) => {
   const { b } = solo(t, { filters: { scenarios: ' s2 , ,s1', assets: [], jobs: ['j-1'] } });
   const f = await b.fetches.next();

@@ -19,6 +19,7 @@ import { useJobs, type UseJobsResult } from '@finexbot/eventhub-client/react';
 const hub = connect({
   filters: { types: ['matrix', 'growth'], statuses: 'completed,failed', assets: ['a1'] },
   key: 'alice',
+  conflate: true,
   backoff: { initialMs: 500 },
   beforeConnect: async () => {},
 });

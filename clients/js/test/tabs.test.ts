@@ -48,15 +48,17 @@ test('tabs with the same stream share one EventSource; the leader hands every ta
   assert.equal(b.eventSources.all.length, 1, 'one stream for both tabs');
 });
 
-test('a different key or other filters make a stream of their own', async (t) => {
+test('a different key, other filters or conflation make a stream of their own', async (t) => {
   const b = new Browser().start(t);
   const alice = b.connect({ key: 'alice' });
   const bob = b.connect({ key: 'bob' });
   const aliceFailed = b.connect({ key: 'alice', filters: { statuses: ['failed'] } });
-  for (let i = 0; i < 3; i++) (await b.fetches.next()).snapshot(1);
-  for (const tab of [alice, bob, aliceFailed]) await until(tab, (s) => s.role === 'leader');
-  const streams = [await b.eventSources.next(), await b.eventSources.next(), await b.eventSources.next()];
-  assert.deepEqual(streams.map((es) => es.url.searchParams.get('statuses')).sort(), ['failed', null, null]);
+  const aliceConflated = b.connect({ key: 'alice', conflate: true });
+  for (let i = 0; i < 4; i++) (await b.fetches.next()).snapshot(1);
+  for (const tab of [alice, bob, aliceFailed, aliceConflated]) await until(tab, (s) => s.role === 'leader');
+  const streams = [];
+  for (let i = 0; i < 4; i++) streams.push((await b.eventSources.next()).url.search);
+  assert.deepEqual(streams.sort(), ['?conflate=1&lastEventId=1', '?lastEventId=1', '?lastEventId=1', '?statuses=failed&lastEventId=1']);
 });
 
 test('when the leader closes, a follower takes the lock and resumes from the last id it saw', async (t) => {
