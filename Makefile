@@ -4,7 +4,7 @@ BIN     ?= bin
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run build build-bench test deps vet fmt-check cross-build fuzz bench bench-full bench-cluster bench-go clean
+.PHONY: run build build-bench test test-js client deps vet fmt-check cross-build fuzz bench bench-full bench-cluster bench-go clean
 
 run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 	$(GO) run ./cmd/eventhub serve --demo
@@ -12,8 +12,20 @@ run: ## the hub on 127.0.0.1:8080 with dev auth, demo permissions and demo jobs
 build:
 	$(GO) build -o $(BIN)/eventhub ./cmd/eventhub
 
-test: deps fmt-check vet cross-build ## every test, with the race detector
+test: deps fmt-check vet cross-build test-js ## every test, with the race detector
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(GO) test -race -count=1 $(PKGS)
+
+# The browser client (clients/js): a TypeScript package. The hub embeds its
+# build, committed at transport/web/eventhub-client.js, so building the hub
+# never needs Node; tests in both languages fail when the two differ.
+test-js: ## the browser client's tests: npm ci, build, node --test, the strict type check of a consumer
+	bash .ci/test-js
+
+client: ## the browser client again from its sources: the JobEvent schema from the Go types, its TypeScript types, the bundle the hub serves
+	$(GO) run ./cmd/eventhub schema > clients/js/schema/jobevent.schema.json.tmp
+	mv clients/js/schema/jobevent.schema.json.tmp clients/js/schema/jobevent.schema.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run generate && npm run build
+	cp clients/js/dist/index.js transport/web/eventhub-client.js
 
 deps: ## what the tests need beyond Go (installed once, from Debian's packages)
 	bash .ci/install-deps

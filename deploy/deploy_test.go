@@ -26,12 +26,11 @@
 //
 // The package has no Go code of its own: only these tests. promtool and
 // nginx come from Debian's packages through .ci/install-deps (`make deps`);
-// a test that needs one skips without it, except when CI is set (CI=true),
-// where it fails.
+// a test that needs one skips without it (hubtest.Tool says how to get
+// it), except when CI is set (CI=true), where it fails.
 package deploy
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -61,28 +60,9 @@ func startHub(t *testing.T, args ...string) string {
 	return hubtest.StartBinary(t, hubtest.Options{Args: append([]string{"--drain", "2s"}, args...)}).Addr
 }
 
-// tool finds an external program: on PATH, then in the given places. Without
-// it the test skips, or fails when CI is set (CI=true: CI installs it with
-// .ci/install-deps).
-func tool(t *testing.T, name string, fallbacks ...string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, p := range fallbacks {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found: .ci/install-deps should have installed it", name)
-	}
-	t.Skipf("%s not found; `make deps` (.ci/install-deps) installs it", name)
-	return ""
-}
-
 func promtool(t *testing.T) string {
-	return tool(t, "promtool", filepath.Join("..", ".tools", "bin", "promtool"))
+	t.Helper()
+	return hubtest.Tool(t, "promtool")
 }
 
 func runTool(t *testing.T, name string, args ...string) string {

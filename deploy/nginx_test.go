@@ -36,7 +36,7 @@ import (
 // must arrive on the stream promptly: nginx neither buffers the stream nor
 // holds it back.
 func TestNginxStreamsWithoutBuffering(t *testing.T) {
-	nginx := tool(t, "nginx", "/usr/sbin/nginx")
+	nginx := hubtest.Tool(t, "nginx")
 	hub := startHub(t)
 	dir := t.TempDir()
 	certPEM := writeSelfSignedCert(t, dir)

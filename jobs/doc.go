@@ -8,6 +8,11 @@
 // eventhub trusts it. Events are immutable once decoded, so one *Event may be
 // shared by every goroutine and actor that routes it.
 //
+// Schema is the JSON Schema of a JobEvent as the hub sends it, built by
+// reflection over the types that encode events (the envelope, the data the
+// workers write, each kind's result), so that it changes with them; clients
+// in other languages generate their types from it (`eventhub schema`).
+//
 // Worker actors publish the events they emit through a function they are
 // given (the hub's Publish, the door an outside worker's POST goes through
 // too); this package imports neither actors nor transport, nor anything of

@@ -15,7 +15,11 @@ import (
 // The dashboard (GET /) and the browser client library
 // (GET /eventhub-client.js) are static files embedded in the binary from
 // web/: the hub needs no files beside it, and the page loads nothing from
-// anywhere else, so it works offline and under a strict CSP.
+// anywhere else, so it works offline and under a strict CSP. The client
+// library is the build of the npm package in clients/js (its source is
+// clients/js/src/index.ts), committed here by `make client` so that
+// building the hub never needs Node; TestClientLibraryBuiltFromSource
+// fails when the two differ.
 //
 // The page's own assets are served under /static/<name>?v=<content hash>:
 // index.html names them with their hash, so a browser may keep them for a

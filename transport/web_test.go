@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,6 +31,44 @@ func TestClientLibraryDocCopy(t *testing.T) {
 	if !bytes.Equal(doc, served) {
 		t.Fatal("docs/examples/sse-client.js differs from transport/web/eventhub-client.js: " +
 			"it should be a link: ln -sf ../../transport/web/eventhub-client.js docs/examples/sse-client.js")
+	}
+}
+
+// TestClientLibraryBuiltFromSource: the client library the hub serves is
+// what its one source, clients/js/src/index.ts, compiles to, byte for
+// byte: it is committed so that building the hub never needs Node, and
+// this test (with Node) keeps it from drifting from the source. It
+// installs the package's locked devDependencies first if they are not.
+func TestClientLibraryBuiltFromSource(t *testing.T) {
+	t.Parallel()
+	node := hubtest.Tool(t, "node")
+	pkg := filepath.Join("..", "clients", "js")
+	tsc := filepath.Join("node_modules", "typescript", "bin", "tsc") // in pkg
+	if _, err := os.Stat(filepath.Join(pkg, tsc)); err != nil {
+		npm := hubtest.Tool(t, "npm")
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = pkg
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in clients/js: %v\n%s", err, out)
+		}
+	}
+	outDir := t.TempDir()
+	cmd := exec.Command(node, tsc, "-p", "tsconfig.json", "--outDir", outDir)
+	cmd.Dir = pkg
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tsc -p clients/js/tsconfig.json: %v\n%s", err, out)
+	}
+	built, err := os.ReadFile(filepath.Join(outDir, "index.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := fs.ReadFile(webFiles, "web/eventhub-client.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(built, served) {
+		t.Fatal("transport/web/eventhub-client.js is not what clients/js/src/index.ts compiles to: " +
+			"edit the TypeScript source, then run `make client` to build and copy it")
 	}
 }
 

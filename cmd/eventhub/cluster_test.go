@@ -95,7 +95,7 @@ func TestServeReplicasOnASingleNATS(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	start := time.Now()
 	err = run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0", "--nats", srv.ClientURL(), "--nats-replicas", "3"},
-		func(string) string { return "" }, io.Discard)
+		func(string) string { return "" }, io.Discard, io.Discard)
 	const want = "--nats-replicas 3: the NATS cluster has only 1 JetStream server"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err %v, want one saying %q", err, want)

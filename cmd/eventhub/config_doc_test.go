@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,7 +32,7 @@ type helpFlag struct {
 func serveHelpFlags(t *testing.T) []helpFlag {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, &out)
+	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, io.Discard, &out)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("serve -h: %v, want flag.ErrHelp", err)
 	}

@@ -126,10 +126,7 @@ func TestEmbeddedNATSNeedsCredentials(t *testing.T) {
 // and hard, set by util-linux's prlimit) and returns its address.
 func startLimited(t *testing.T, files int, args ...string) string {
 	t.Helper()
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("needs util-linux's prlimit")
-	}
+	prlimit := hubtest.Tool(t, "prlimit")
 	bin := hubtest.Binary(t)
 	cmd := exec.Command(prlimit, fmt.Sprintf("--nofile=%d:%d", files, files), bin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Args = append(cmd.Args, args...)

@@ -2,6 +2,10 @@
 // Server-Sent Events.
 //
 //	eventhub serve [flags]
+//	eventhub schema
+//
+// schema prints the JSON Schema (draft 2020-12) of a JobEvent as the hub
+// sends it, which clients in other languages build their types from.
 //
 // Every flag can also be set with an environment variable EVENTHUB_<NAME>
 // (--publish-key from EVENTHUB_PUBLISH_KEY); a flag on the command line wins.
@@ -18,12 +22,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/finexbot/eventhub/jobs"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -34,20 +40,31 @@ func main() {
 }
 
 const usage = `usage: eventhub serve [flags]
+       eventhub schema
 
-Serves job status events over Server-Sent Events. Run "eventhub serve -h" for
-the flags; each also reads EVENTHUB_<NAME>, e.g. EVENTHUB_PUBLISH_KEY.
+serve serves job status events over Server-Sent Events. Run "eventhub serve -h"
+for the flags; each also reads EVENTHUB_<NAME>, e.g. EVENTHUB_PUBLISH_KEY.
+
+schema prints the JSON Schema of a JobEvent as the hub sends it.
 `
 
 // run is the whole program, with its outside world passed in so a test can
 // drive it.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "schema" {
+		if len(args) > 1 {
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("schema takes no arguments, not %q", args[1:])
+		}
+		_, err := stdout.Write(jobs.Schema())
+		return err
+	}
 	if len(args) == 0 || args[0] != "serve" {
 		fmt.Fprint(stderr, usage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return flag.ErrHelp
 		}
-		return errors.New("unknown command: want serve")
+		return errors.New("unknown command: want serve or schema")
 	}
 	cfg, err := parseServeFlags(args[1:], getenv, stderr)
 	if err != nil {

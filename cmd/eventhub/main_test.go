@@ -56,7 +56,7 @@ func launchRun(t *testing.T, args []string, env map[string]string, keep func(lin
 	pr, pw := io.Pipe()
 	r := &runningHub{t: t, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, args, func(k string) string { return env[k] }, pw)
+		err := run(ctx, args, func(k string) string { return env[k] }, io.Discard, pw)
 		pw.CloseWithError(io.EOF)
 		r.done <- err
 	}()
@@ -223,7 +223,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out)
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out, &out)
 			if err == nil || !strings.Contains(err.Error()+out.String(), tc.want) {
 				t.Fatalf("err %v (output %q), want one mentioning %q", err, out.String(), tc.want)
 			}

@@ -28,6 +28,9 @@
 //   - metrics: Metric reads one sample of a /metrics page through a
 //     Prometheus-style selector (`name{label="value"}`); Scrape returns
 //     the whole page.
+//   - tools: Tool finds a program outside Go that a test runs (chromium,
+//     nginx, promtool, node, npm, prlimit). Without it the test skips with
+//     one line saying how to get it, or fails when CI is set (InCI).
 //
 // A hub in the test's own process is built by each package's own helpers
 // (transport's test server, actors' test hub, cmd/eventhub's run): hubtest

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +127,72 @@ func TestStartBinary(t *testing.T) {
 	}
 	if !strings.Contains(p.Log(), fmt.Sprintf("%q", p.Addr)) {
 		t.Errorf("the log does not name the address %s:\n%s", p.Addr, p.Log())
+	}
+}
+
+// toolTB records how Tool ended a test: a skip or a failure, with its line.
+type toolTB struct {
+	testing.TB
+	ended, msg string
+}
+
+func (tb *toolTB) Helper() {}
+func (tb *toolTB) Skip(args ...any) {
+	tb.ended, tb.msg = "skip", fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (tb *toolTB) Fatal(args ...any) {
+	tb.ended, tb.msg = "fatal", fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+// callTool runs Tool(tb, name) on a goroutine of its own, as Skip and
+// Fatal end it, and returns what it found and how it ended.
+func callTool(t *testing.T, name string) (path string, tb *toolTB) {
+	tb = &toolTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path = Tool(tb, name)
+	}()
+	<-done
+	return path, tb
+}
+
+// TestTool: a tool on PATH is found, and its variable wins over PATH; a
+// missing one skips with one line naming it and how to get it, except in
+// CI, where it fails.
+func TestTool(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "nginx")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	t.Setenv("CI", "")
+	if got, tb := callTool(t, "nginx"); got != fake || tb.ended != "" {
+		t.Errorf("nginx on PATH: %q, %s %s; want %q", got, tb.ended, tb.msg, fake)
+	}
+	t.Setenv("EVENTHUB_CHROMIUM", "/opt/my-chromium")
+	if got, tb := callTool(t, "chromium"); got != "/opt/my-chromium" || tb.ended != "" {
+		t.Errorf("EVENTHUB_CHROMIUM: %q, %s %s", got, tb.ended, tb.msg)
+	}
+	t.Setenv("EVENTHUB_CHROMIUM", "")
+	for _, ci := range []string{"", "false", "0", "true", "1"} {
+		t.Setenv("CI", ci)
+		want := "skip"
+		if InCI() {
+			want = "fatal"
+		}
+		_, tb := callTool(t, "node")
+		if tb.ended != want {
+			t.Errorf("CI=%q, node missing: %s, want %s", ci, tb.ended, want)
+		}
+		if !strings.HasPrefix(tb.msg, "node not found: install Node.js") || strings.Contains(tb.msg, "\n") {
+			t.Errorf("CI=%q: %q, want one line naming node and how to get it", ci, tb.msg)
+		}
+	}
+	if !InCI() {
+		t.Error(`InCI with CI=1: false`)
 	}
 }

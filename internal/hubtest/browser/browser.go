@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,29 +25,13 @@ import (
 // screenshot.
 const stepTimeout = 30 * time.Second
 
-// chromium finds the browser, or fails (CI) or skips (elsewhere).
+// chromium finds the browser (hubtest.Tool: skips without it, fails in CI).
 func chromium(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test: starts Chromium")
 	}
-	if p := os.Getenv("EVENTHUB_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	const msg = "Chromium not found: run .ci/install-deps (Debian's chromium), or set EVENTHUB_CHROMIUM to a Chromium binary"
-	if ci := os.Getenv("CI"); ci != "" && ci != "0" && ci != "false" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return hubtest.Tool(t, "chromium")
 }
 
 // Browser is one headless Chromium with a fresh profile, closed when the
