@@ -16,16 +16,7 @@ import (
 // finishJobs, one done event a job, then nothing more, without an error.
 func TestPublisherProgress(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, string(b))
-		mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
+	srv := newBodyRecorder(t)
 	progress, err := ParseTemplate(`s {seq} j{job} {progress}`, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +44,37 @@ func TestPublisherProgress(t *testing.T) {
 		"s 7 j0 0.7500",
 		"c 8 j0", "c 9 j1", "c 10 j2",
 	}
-	if pb.errors != 0 || pb.seq != 10 || strings.Join(bodies, "|") != strings.Join(want, "|") {
+	if bodies := srv.got(); pb.errors != 0 || pb.seq != 10 || strings.Join(bodies, "|") != strings.Join(want, "|") {
 		t.Errorf("%d errors (%s), seq %d, bodies\n%q\nwant\n%q", pb.errors, pb.lastErr, pb.seq, bodies, want)
 	}
+}
+
+// bodyRecorder is an HTTP server that answers 202 and keeps the bodies it
+// is sent, in order; it is closed at the test's cleanup.
+type bodyRecorder struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func newBodyRecorder(t *testing.T) *bodyRecorder {
+	r := &bodyRecorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.bodies = append(r.bodies, string(b))
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// got returns the bodies received so far.
+func (r *bodyRecorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...)
 }
 
 // TestPublisherStoppedIsNoError: a publish cut short because the run was

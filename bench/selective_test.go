@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -185,16 +181,7 @@ func TestUserPermissionsAssets(t *testing.T) {
 // the publisher remembers which: an event's audience is its asset's.
 func TestPublisherAssets(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, string(b))
-		mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
+	srv := newBodyRecorder(t)
 	tmpl, err := ParseTemplate(`{{asset}/{seq}}`, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +194,7 @@ func TestPublisherAssets(t *testing.T) {
 	for range 100 {
 		pb.publishOne(context.Background())
 	}
+	bodies := srv.got()
 	if pb.errors != 0 || len(bodies) != 100 {
 		t.Fatalf("%d errors (%s), %d bodies", pb.errors, pb.lastErr, len(bodies))
 	}

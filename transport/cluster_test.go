@@ -141,6 +141,17 @@ func jobSteps(t *testing.T, c *sseClient, jobID string) []string {
 	}
 }
 
+// nothingMore publishes a marker on node and fails the test unless it is
+// the next event watch reads: nothing of a job came after its end (after
+// what).
+func nothingMore(t *testing.T, node *testServer, watch *sseClient, after string) {
+	t.Helper()
+	node.publish(event("growth", "marker", "queued", "a1", ""))
+	if f := watch.nextEvent(10 * time.Second); jobIDOf(t, f.data) != "marker" {
+		t.Fatalf("after %s: %s, want the marker (did a job run or end twice?)", after, f.data)
+	}
+}
+
 func submitJob(t *testing.T, node *testServer, body string) string {
 	t.Helper()
 	status, resp := node.do("POST", "/api/jobs", "dev:alice", []byte(body))
@@ -166,10 +177,7 @@ func TestClusterJobsRunOnce(t *testing.T) {
 	if steps := jobSteps(t, watch, id); strings.Join(steps, ",") != "queued,started,completed" {
 		t.Fatalf("steps %v", steps)
 	}
-	b.publish(event("growth", "marker", "queued", "a1", ""))
-	if got := jobIDOf(t, watch.nextEvent(10*time.Second).data); got != "marker" {
-		t.Fatalf("after the job: %s (did it run twice?)", got)
-	}
+	nothingMore(t, b, watch, "the job")
 	runs := a.metric(`eventhub_jobs_total{result="completed",type="growth"}`) + b.metric(`eventhub_jobs_total{result="completed",type="growth"}`)
 	if runs != 1 {
 		t.Fatalf("the job ran %v times", runs)
@@ -208,10 +216,7 @@ func TestClusterLongJobKeepsItsLease(t *testing.T) {
 	if steps := jobSteps(t, watch, id); strings.Join(steps, ",") != "queued,started,completed" {
 		t.Fatalf("steps %v, want the job run once", steps)
 	}
-	b.publish(event("growth", "marker", "queued", "a1", ""))
-	if f := watch.nextEvent(10 * time.Second); jobIDOf(t, f.data) != "marker" {
-		t.Fatalf("after the job: %s, want the marker (did it run twice?)", f.data)
-	}
+	nothingMore(t, b, watch, "the job")
 }
 
 // TestClusterEndedJobIsNotRunAgain: a node that published a job's end but
@@ -256,10 +261,7 @@ func TestClusterEndedJobIsNotRunAgain(t *testing.T) {
 	if runs := b.metric(`eventhub_jobs_total{result="completed",type="growth"}`); runs != 0 {
 		t.Fatalf("B ran the ended job (%v runs)", runs)
 	}
-	b.publish(event("growth", "marker", "queued", "a1", ""))
-	if f := watch.nextEvent(10 * time.Second); jobIDOf(t, f.data) != "marker" {
-		t.Fatalf("after B took the job: %s, want the marker (nothing of the ended job)", f.data)
-	}
+	nothingMore(t, b, watch, "B took the ended job")
 }
 
 // TestClusterEveryNodeDeliversOnce: an event published on A reaches the
