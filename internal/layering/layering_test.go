@@ -47,6 +47,7 @@ var allowed = map[string]rule{
 	"authz":             {ours: []string{"jobs"}, outside: []string{"github.com/clerk/clerk-sdk-go", "github.com/go-jose/go-jose"}},
 	"internal/eventlog": {ours: []string{"jobs"}},
 	"internal/natsjs":   {ours: []string{"internal/eventlog", "jobs"}, outside: []string{"github.com/nats-io", "github.com/prometheus"}},
+	"internal/disklog":  {ours: []string{"internal/eventlog", "internal/ratelog", "jobs"}, outside: []string{"github.com/prometheus", "golang.org/x/sys"}},
 	"internal/sock":     {outside: []string{"golang.org/x/sys"}},
 	"internal/ratelog":  {},
 	"actors": {ours: []string{"authz", "internal/eventlog", "internal/ratelog", "internal/sock", "jobs"},
