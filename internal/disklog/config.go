@@ -88,6 +88,7 @@ type Config struct {
 	now        func() time.Time // the clock; nil means time.Now
 	openFile   openFunc         // the files' data path; nil means the OS's
 	retryEvery time.Duration    // how often a failing disk is tried again; zero means 1s
+	boot       func() string    // the machine's boot id; nil means the kernel's
 }
 
 func (c Config) withDefaults() Config {

@@ -35,6 +35,13 @@
 // counted. A file of a newer format version is refused, and so is a data
 // directory that another process holds (a lock file, flock).
 //
+// A run file (RUN) says on which boot of the machine the log last ran, with
+// which policy, and whether it was closed. A SyncBatch log that was not
+// closed when the machine went down (the boot id changed) may have lost
+// what it acknowledged last, before its fsync, and clients may have seen
+// those ids: the id counter jumps by a billion, and resumes from before
+// get a reset. Ids are never given twice.
+//
 // When a write or fsync fails (a full disk), the appends of that commit
 // answer eventlog.ErrUnavailable and nothing of them is published; the
 // file is cut back, the log is not Ready, and appends are refused at once

@@ -97,6 +97,19 @@ func (tl *testLog) reopen() *testLog {
 	return openLog(tl.t, cfg)
 }
 
+// crash stops the log as a crash of the process would leave it: what was
+// written is in the files (the kernel keeps it), but the log is not closed
+// (its run file says so). It releases the files and the lock, so that the
+// test may open the directory again.
+func (tl *testLog) crash() {
+	tl.mu.Lock()
+	tl.closed = true
+	tl.mu.Unlock()
+	close(tl.stop)
+	<-tl.done
+	tl.closeFiles()
+}
+
 // metric returns the value of the counter or gauge name (with labels
 // label=value pairs) in tl's registry.
 func (tl *testLog) metric(name string, labels ...string) float64 {

@@ -39,6 +39,7 @@ const stateFile = "jobs.state"
 // mu shared. The lock order is jobsMu, tailMu, mu.
 type Log struct {
 	cfg  Config
+	boot string // this boot of the machine, for the run file
 	log  *slog.Logger
 	warn *ratelog.Limiter
 	m    *metrics
@@ -113,6 +114,16 @@ func Open(cfg Config) (*Log, error) {
 		jobs:  newJobIndex(cfg.Jobs, cfg.JobsBytes),
 	}
 	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	l.boot = cfg.bootID()
+	prev, _ := readRun(cfg.Dir)
+	if err := l.afterMachineCrash(prev, l.boot); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	if err := writeRun(cfg.Dir, runState{Boot: l.boot, Sync: cfg.Sync.String()}); err != nil {
 		l.closeFiles()
 		return nil, err
 	}
@@ -194,7 +205,7 @@ func (l *Log) recover() error {
 		if s.base != prev.last+1 {
 			l.floor = s.base
 			if s.base > prev.last+1 {
-				l.log.Warn("event log: ids are missing between two segments; resumes from before them get a reset",
+				l.log.Warn("event log: ids are missing between two segments (the jump after a crash of the machine, or a segment lost); resumes from before them get a reset",
 					"missing_from", prev.last+1, "missing_to", s.base-1)
 			} else {
 				return fmt.Errorf("%w: %s starts at id %d, which %s holds", ErrDamaged, s.path, s.base, prev.path)
@@ -637,6 +648,9 @@ func (l *Log) Close() error {
 	clear(l.tails)
 	l.tailMu.Unlock()
 	err := l.w.closeErr
+	if err == nil {
+		err = l.closeRun()
+	}
 	l.jobsMu.Lock()
 	l.closeFiles()
 	l.jobsMu.Unlock()

@@ -348,3 +348,59 @@ func recordLen(t *testing.T, job string) int64 {
 	ev := event(t, job, "queued")
 	return int64(recordHeaderSize + len(ev.AppendJSON(nil)))
 }
+
+// TestMachineCrash: a log that ran with SyncBatch and was not closed when
+// the machine went down (its boot id changed) may have lost the events it
+// acknowledged last, whose ids clients may have seen: the counter jumps
+// past them and resumes from before get a reset. A crash of the process
+// alone (same boot), a clean close, or SyncAlways keep the ids contiguous.
+func TestMachineCrash(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		sync  Sync
+		clean bool
+		boot  string // the boot id at the second open; the first is "A"
+		jump  bool
+	}{
+		{"batch, the machine crashed", SyncBatch, false, "B", true},
+		{"batch, the process crashed", SyncBatch, false, "A", false},
+		{"batch, closed, then the machine rebooted", SyncBatch, true, "B", false},
+		{"always, the machine crashed", SyncAlways, false, "B", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l := openLog(t, Config{Dir: dir, Sync: tc.sync, boot: func() string { return "A" }})
+			ids := l.appendJobs("queued", "a", "b")
+			if tc.clean {
+				l.Close()
+			} else {
+				l.crash()
+			}
+			l = openLog(t, Config{Dir: dir, Sync: tc.sync, boot: func() string { return tc.boot }})
+			next := l.appendJobs("queued", "c")
+			err := l.Read(context.Background(), ids[0], next[0], func(eventlog.Record) {})
+			if !tc.jump {
+				if next[0] != ids[1]+1 || err != nil {
+					t.Errorf("next id %d (want %d), read from before: %v", next[0], ids[1]+1, err)
+				}
+				return
+			}
+			if next[0] != ids[1]+1+idJump || !errors.Is(err, eventlog.ErrExpired) {
+				t.Errorf("next id %d (want %d), read from before: %v (want ErrExpired)", next[0], ids[1]+1+idJump, err)
+			}
+			if !strings.Contains(l.logs.String(), "the machine crashed") {
+				t.Errorf("the jump is not logged:\n%s", l.logs.String())
+			}
+			// The jump holds across another restart, and the job table too.
+			l = l.reopen()
+			if got := l.appendJobs("queued", "d"); got[0] != next[0]+1 {
+				t.Errorf("after reopening: id %d, want %d", got[0], next[0]+1)
+			}
+			if got := l.latestJobs(); len(got) != 4 {
+				t.Errorf("latest jobs %v, want a, b, c and d", got)
+			}
+		})
+	}
+}
