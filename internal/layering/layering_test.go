@@ -54,7 +54,7 @@ var allowed = map[string]rule{
 		outside: []string{"github.com/asynkron/protoactor-go", "github.com/orcaman/concurrent-map", "github.com/prometheus"}},
 	"transport": {ours: []string{"actors", "authz", "internal/ratelog", "jobs"},
 		outside: []string{"github.com/fasthttp/router", "github.com/prometheus", "github.com/valyala/fasthttp"}},
-	"cmd/eventhub": {ours: []string{"actors", "authz", "internal/eventlog", "internal/natsjs", "internal/sock", "jobs", "transport"},
+	"cmd/eventhub": {ours: []string{"actors", "authz", "internal/disklog", "internal/eventlog", "internal/natsjs", "internal/sock", "jobs", "transport"},
 		outside: []string{anything}},
 	"internal/hubtest":          {outside: []string{"github.com/nats-io", "github.com/prometheus"}},
 	"internal/hubtest/browser":  {ours: []string{"internal/hubtest"}, outside: []string{"github.com/chromedp"}},
@@ -72,7 +72,7 @@ var testOnly = []string{"internal/hubtest", "internal/hubtest/browser", "interna
 
 // testAssembly are the event logs a hub is assembled with: tests that
 // build a hub in process give it one, as cmd/eventhub does.
-var testAssembly = []string{"internal/eventlog", "internal/natsjs"}
+var testAssembly = []string{"internal/disklog", "internal/eventlog", "internal/natsjs"}
 
 // TestTableKeepsTheRules checks the table itself against the rules that
 // docs/architecture.md states in words, so that widening an edge that
