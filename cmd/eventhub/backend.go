@@ -114,19 +114,22 @@ func endInterrupted(ctx context.Context, hub *actors.Hub, log *slog.Logger) erro
 		return fmt.Errorf("interrupted jobs: %w", err)
 	}
 	now := time.Now()
-	for len(latest) > 0 {
-		n := min(len(latest), jobs.MaxBatch)
-		evs := make([]jobs.Event, n)
-		for i := range evs {
-			evs[i] = jobs.Interrupted(latest[i], now)
+	var named []string // the first few, for the log
+	for i := 0; i < len(latest); i += jobs.MaxBatch {
+		part := latest[i:min(i+jobs.MaxBatch, len(latest))]
+		evs := make([]jobs.Event, len(part))
+		for j := range part {
+			evs[j] = jobs.Interrupted(part[j], now)
+			if len(named) < 10 {
+				named = append(named, part[j].JobID)
+			}
 		}
 		if _, err := hub.Publish(ctx, evs); err != nil {
 			return fmt.Errorf("interrupted jobs: %w", err)
 		}
-		for _, ev := range evs {
-			log.Info("job interrupted by a restart: ended failed", "job", ev.JobID)
-		}
-		latest = latest[n:]
+	}
+	if len(latest) > 0 {
+		log.Info("jobs interrupted by a restart ended failed", "jobs", len(latest), "first", named)
 	}
 	return nil
 }

@@ -484,7 +484,7 @@ func TestCrashInterruptsJob(t *testing.T) {
 	if _, jobs := snapshotOf2(t, h.Addr, "dev:alice"); jobs[job.JobID] != "failed" {
 		t.Errorf("GET /api/jobs: job %s is %q, want failed", job.JobID, jobs[job.JobID])
 	}
-	if !strings.Contains(h.Log(), "job interrupted by a restart") {
+	if !strings.Contains(h.Log(), `"msg":"jobs interrupted by a restart ended failed","jobs":1,"first":["`+job.JobID+`"]`) {
 		t.Errorf("the restart does not log the interrupted job")
 	}
 }
