@@ -45,6 +45,7 @@ fuzz: ## each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) ./jobs
 	$(GO) test -run='^$$' -fuzz='^FuzzEventFrame$$' -fuzztime=$(FUZZTIME) ./actors
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventID$$' -fuzztime=$(FUZZTIME) ./transport
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./internal/disklog
 
 # The load harness (bench/, cmd/eventhub-bench) against a hub it starts
 # itself and against the floor server, on loopback; each stream is a user of

@@ -129,8 +129,13 @@ func NewHub(system *actor.ActorSystem, cfg Config) (*Hub, error) {
 		h.stopWorkers()
 		return nil, err
 	}
+	seed, err := h.latestJobs(after)
+	if err != nil {
+		h.stopWorkers()
+		return nil, err
+	}
 	// One instance, whatever happens: a resumed hub keeps its state.
-	hubActor := newHubActor(h, after)
+	hubActor := newHubActor(h, after, seed)
 	props := actor.PropsFromProducer(func() actor.Actor { return hubActor },
 		actor.WithGuardian(resume), actor.WithSupervisor(resume), actor.WithDispatcher(h.control))
 	h.pid, err = system.Root.SpawnNamed(props, "hub")
@@ -191,6 +196,29 @@ func (h *Hub) tailStart() (uint64, error) {
 		after = max(after, first-1)
 	}
 	return after, nil
+}
+
+// latestJobs returns, when the log keeps every job's latest event
+// (eventlog.JobKeeper: the disk log), the frames of those up to after, in
+// id order: the job table before the tail from after brings the rest, so
+// GET /api/jobs shows every job the log knows after a restart.
+func (h *Hub) latestJobs(after uint64) ([]*frame, error) {
+	keeper, ok := h.events.(eventlog.JobKeeper)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var seed []*frame
+	err := keeper.LatestJobs(ctx, after, func(r eventlog.Record) {
+		if r.Event != nil {
+			seed = append(seed, newFrame(r.ID, r.Event))
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event log: the latest jobs: %w", err)
+	}
+	return seed, nil
 }
 
 // Publish appends validated events to the event log, all or none, and
@@ -272,6 +300,19 @@ func (h *Hub) JobEnded(ctx context.Context, id string) (bool, error) {
 	}
 	return ask(h, ctx, h.cfg.PublishTimeout, func(reply chan bool) any {
 		return &jobEnded{id: id, reply: reply}
+	})
+}
+
+// Unfinished returns the latest event of each job in the job table that
+// has not ended (queued or started), oldest update first: what a single
+// node that restarted after a crash ends as interrupted. Call it once
+// NewHub has returned: the job table then holds what the log had.
+func (h *Hub) Unfinished(ctx context.Context) ([]jobs.Event, error) {
+	if h.isClosing() {
+		return nil, ErrClosed
+	}
+	return ask(h, ctx, h.cfg.PublishTimeout, func(reply chan []jobs.Event) any {
+		return &unfinished{reply: reply}
 	})
 }
 

@@ -42,6 +42,18 @@ func (t *jobTable) ended(id string) bool {
 	return ok && e.Value.(*frame).ev.Status >= jobs.Completed
 }
 
+// unfinished returns the latest event (without its data) of each job whose
+// latest event is queued or started, oldest update first.
+func (t *jobTable) unfinished() []jobs.Event {
+	var out []jobs.Event
+	for e := t.order.Back(); e != nil; e = e.Prev() {
+		if f := e.Value.(*frame); f.ev.Status < jobs.Completed {
+			out = append(out, f.ev)
+		}
+	}
+	return out
+}
+
 // jobCost is what a job whose latest frame is f costs against the budget.
 func (f *frame) jobCost() int { return f.size() + len(f.ev.JobID) + jobEntryOverhead }
 

@@ -103,6 +103,11 @@ type jobEnded struct {
 	reply chan bool // capacity 1: the hub never blocks on a caller that gave up
 }
 
+// unfinished asks for the latest event of each job that has not ended.
+type unfinished struct {
+	reply chan []jobs.Event // capacity 1: the hub never blocks on a caller that gave up
+}
+
 // caughtUp asks the hub to answer once it has taken the log's records up
 // to id: a resume from an id on its way to the hub waits for it.
 type caughtUp struct {

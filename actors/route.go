@@ -63,8 +63,10 @@ type userEntry struct {
 }
 
 // newHubActor starts after the log's record after: the tail hands it
-// every record from there on.
-func newHubActor(h *Hub, after uint64) *hubActor {
+// every record from there on. seed is the latest event of the jobs last
+// updated up to after, in id order (from a log that keeps them): the job
+// table starts with them.
+func newHubActor(h *Hub, after uint64, seed []*frame) *hubActor {
 	h.routed.Store(after)
 	a := &hubActor{
 		h:           h,
@@ -76,6 +78,10 @@ func newHubActor(h *Hub, after uint64) *hubActor {
 		routes:      newRoutes(),
 	}
 	a.userProps = actor.PropsFromProducer(func() actor.Actor { return a.waking }, actor.WithDispatcher(h.control))
+	for _, f := range seed {
+		a.jobs.update(f)
+	}
+	h.m.jobsBytes.Set(float64(a.jobs.bytes))
 	return a
 }
 
@@ -126,6 +132,8 @@ func (a *hubActor) Receive(ctx actor.Context) {
 		msg.reply <- Snapshot{LastEventID: a.routed, Jobs: list, Truncated: truncated}
 	case *jobEnded:
 		msg.reply <- a.jobs.ended(msg.id)
+	case *unfinished:
+		msg.reply <- a.jobs.unfinished()
 	case *authorize:
 		a.authorize(ctx, msg)
 	case *invalidate:

@@ -91,8 +91,11 @@ func (e exposition) has(name string) bool {
 //
 // The NATS metrics (eventhub_nats_*, and eventhub_events_rejected_total,
 // which counts bad messages read from the NATS log) exist only when the hub
-// runs with NATS: the single-node hub is checked for every other name, and a
-// hub with an embedded NATS (--nats-embed) for all of them.
+// runs with NATS, and the disk log's (eventhub_log_*) only with --data-dir:
+// the single-node hub is checked for every other name, a hub with an
+// embedded NATS (--nats-embed) for all but the disk log's, and a hub with
+// --data-dir for all but the NATS ones. On the last two, every eventhub
+// metric has help text and a panel.
 func TestMetricNamesExist(t *testing.T) {
 	used := usedMetrics(t, alertsFile, dashboardFile, runbookFile, deploymentDoc)
 	if len(used) < 10 {
@@ -101,19 +104,20 @@ func TestMetricNamesExist(t *testing.T) {
 	natsOnly := func(name string) bool {
 		return strings.HasPrefix(name, "eventhub_nats_") || name == "eventhub_events_rejected_total"
 	}
+	diskOnly := func(name string) bool { return strings.HasPrefix(name, "eventhub_log_") }
 	t.Run("single node", func(t *testing.T) {
 		exp := scrapeUntil(t, startHub(t, "--demo"), func(exp exposition) []string {
 			var missing []string
 			for name := range used {
-				if !natsOnly(name) && !exp.has(name) {
+				if !natsOnly(name) && !diskOnly(name) && !exp.has(name) {
 					missing = append(missing, name)
 				}
 			}
 			return missing
 		}, used)
 		for name := range exp.types {
-			if natsOnly(name) {
-				t.Errorf("%s is on a single node's /metrics: update natsOnly", name)
+			if natsOnly(name) || diskOnly(name) {
+				t.Errorf("%s is on a single node's /metrics: update natsOnly or diskOnly", name)
 			}
 		}
 	})
@@ -122,36 +126,53 @@ func TestMetricNamesExist(t *testing.T) {
 		exp := scrapeUntil(t, hub, func(exp exposition) []string {
 			var missing []string
 			for name := range used {
-				if !exp.has(name) {
+				if !diskOnly(name) && !exp.has(name) {
 					missing = append(missing, name)
 				}
 			}
 			return missing
 		}, used)
-
-		// The other way round, on the hub that has every metric: each
-		// eventhub metric has help text and a place on the dashboard.
-		onDashboard := usedMetrics(t, dashboardFile)
-		var families []string
-		for name := range exp.types {
-			if strings.HasPrefix(name, "eventhub_") {
-				families = append(families, name)
-			}
-		}
-		sort.Strings(families)
-		for _, name := range families {
-			if !exp.help[name] {
-				t.Errorf("%s has no help text", name)
-			}
-			shown := onDashboard[name] != nil
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				shown = shown || onDashboard[name+s] != nil
-			}
-			if !shown {
-				t.Errorf("%s is on /metrics but on no panel of %s", name, dashboardFile)
-			}
-		}
+		helpAndPanel(t, exp)
 	})
+	t.Run("data dir", func(t *testing.T) {
+		hub := startHub(t, "--demo", "--data-dir", t.TempDir())
+		exp := scrapeUntil(t, hub, func(exp exposition) []string {
+			var missing []string
+			for name := range used {
+				if !natsOnly(name) && !exp.has(name) {
+					missing = append(missing, name)
+				}
+			}
+			return missing
+		}, used)
+		helpAndPanel(t, exp)
+	})
+}
+
+// helpAndPanel checks the other way round, on a hub: each eventhub metric
+// it has has help text and a place on the dashboard.
+func helpAndPanel(t *testing.T, exp exposition) {
+	t.Helper()
+	onDashboard := usedMetrics(t, dashboardFile)
+	var families []string
+	for name := range exp.types {
+		if strings.HasPrefix(name, "eventhub_") {
+			families = append(families, name)
+		}
+	}
+	sort.Strings(families)
+	for _, name := range families {
+		if !exp.help[name] {
+			t.Errorf("%s has no help text", name)
+		}
+		shown := onDashboard[name] != nil
+		for _, s := range []string{"_bucket", "_sum", "_count"} {
+			shown = shown || onDashboard[name+s] != nil
+		}
+		if !shown {
+			t.Errorf("%s is on /metrics but on no panel of %s", name, dashboardFile)
+		}
+	}
 }
 
 // scrapeUntil opens an admin's stream and makes a request without a token

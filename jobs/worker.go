@@ -321,6 +321,28 @@ func (w *Workers) Fail(ctx context.Context, job Job, reason string) error {
 	return err
 }
 
+// ErrorInterrupted is the data.error of a job ended by Interrupted.
+const ErrorInterrupted = "interrupted"
+
+// Interrupted is the failed event that ends a job whose node stopped
+// without ending it (a crash; the job's queued or started event was the
+// last): data.error "interrupted", and durationMs from its started event
+// to now, or 0 when it had not started. latest is the job's latest event;
+// its data is not needed, its scope is kept.
+func Interrupted(latest Event, now time.Time) Event {
+	var ms int64
+	if latest.Status == Started {
+		ms = max(now.Sub(latest.Timestamp).Milliseconds(), 0)
+	}
+	data, _ := json.Marshal(eventData{AssetID: latest.AssetID, ScenarioID: latest.ScenarioID, DurationMs: &ms, Error: ErrorInterrupted}) // plain strings and a number: never fails
+	ev := Event{Type: latest.Type, JobID: latest.JobID, Status: Failed, Timestamp: now.UTC(), Data: data,
+		AssetID: latest.AssetID, ScenarioID: latest.ScenarioID}
+	if err := ev.Validate(); err != nil {
+		panic(fmt.Sprintf("BUG: jobs: the interrupted event of job %s: %v", latest.JobID, err))
+	}
+	return ev
+}
+
 // Capacity is how many jobs this node's workers run at once.
 func (w *Workers) Capacity() int { return w.perType * len(Types) }
 

@@ -621,3 +621,29 @@ func TestDemoJob(t *testing.T) {
 	}()
 	DemoJob(rng, "u", nil, nil)
 }
+
+// TestInterrupted: the event that ends a job a crash interrupted is failed,
+// "interrupted", keeps the job's scope, and counts its duration from its
+// started event (0 for a job that had not started).
+func TestInterrupted(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		latest string
+		want   string
+	}{
+		{`{"type":"matrix","jobId":"j-1","status":"started","timestamp":"2026-11-27T10:00:00.250Z","data":{"assetId":"a1","scenarioId":"s1","attempt":2}}`,
+			`{"type":"matrix","jobId":"j-1","status":"failed","timestamp":"2026-11-27T10:00:05.000Z","data":{"assetId":"a1","scenarioId":"s1","durationMs":4750,"error":"interrupted"}}`},
+		{`{"type":"probability","jobId":"j-2","status":"queued","timestamp":"2026-11-27T09:00:00Z","data":{"scenarioId":"s2"}}`,
+			`{"type":"probability","jobId":"j-2","status":"failed","timestamp":"2026-11-27T10:00:05.000Z","data":{"scenarioId":"s2","durationMs":0,"error":"interrupted"}}`},
+	} {
+		evs, err := DecodeEvents([]byte(tc.latest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := Interrupted(evs[0], now)
+		if got := string(ev.AppendJSON(nil)); got != tc.want {
+			t.Errorf("interrupted\n got %s\nwant %s", got, tc.want)
+		}
+	}
+}

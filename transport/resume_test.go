@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/finexbot/eventhub/actors"
-	"github.com/finexbot/eventhub/internal/eventlog"
+	"github.com/finexbot/eventhub/internal/disklog"
 )
 
 const resumePermissions = `{"users": {
@@ -282,14 +281,15 @@ func TestResumeRespectsRBACAndFilters(t *testing.T) {
 	}
 }
 
-// TestRestartWithHistoryFile: with --history-file a client resumes across a
-// restart with no gap, and ids go on from where they were; without it, it
-// gets a reset.
-func TestRestartWithHistoryFile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "history.jsonl")
-	// A node with its history file, as eventhub serve --history-file opens it.
-	withFile := func() *testServer {
-		log, err := eventlog.OpenMemory(eventlog.MemoryConfig{File: file})
+// TestRestartWithDataDir: with the event log on disk (--data-dir) a
+// client resumes across a restart with no gap, ids go on from where they
+// were, and GET /api/jobs shows every job again; without it, it gets a
+// reset.
+func TestRestartWithDataDir(t *testing.T) {
+	dir := t.TempDir()
+	// A node with its log on disk, as eventhub serve --data-dir opens it.
+	withDisk := func() *testServer {
+		log, err := disklog.Open(disklog.Config{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +297,7 @@ func TestRestartWithHistoryFile(t *testing.T) {
 		ts.closeLog = log.Close
 		return ts
 	}
-	first := withFile()
+	first := withDisk()
 	var evs []string
 	for i := range 10 {
 		evs = append(evs, event("growth", fmt.Sprintf("j%d", i), "queued", "a1", ""))
@@ -305,7 +305,7 @@ func TestRestartWithHistoryFile(t *testing.T) {
 	ids := first.publish("[" + strings.Join(evs, ",") + "]")
 	first.stop()
 
-	second := withFile()
+	second := withDisk()
 	c := second.openStream("dev:alice", "", "Last-Event-ID", strconv.FormatUint(ids[4], 10))
 	for i := 5; i < 10; i++ {
 		f := c.nextEvent(5 * time.Second)
@@ -319,6 +319,14 @@ func TestRestartWithHistoryFile(t *testing.T) {
 	}
 	if f := c.nextEvent(5 * time.Second); jobIDOf(t, f.data) != "after" {
 		t.Fatalf("live after replay: %s", f.data)
+	}
+	status, body := second.do("GET", "/api/jobs", "dev:alice", nil)
+	var snap struct {
+		LastEventID uint64 `json:"lastEventId"`
+		Jobs        []struct{ EventID uint64 }
+	}
+	if err := json.Unmarshal([]byte(body), &snap); status != 200 || err != nil || len(snap.Jobs) != 11 || snap.LastEventID != next[0] {
+		t.Errorf("GET /api/jobs after the restart: %d %s (%v): want the 11 jobs, up to %d", status, body, err, next[0])
 	}
 	second.stop()
 

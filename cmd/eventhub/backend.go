@@ -13,14 +13,15 @@ import (
 	"github.com/valyala/fasthttp/reuseport"
 
 	"github.com/finexbot/eventhub/actors"
+	"github.com/finexbot/eventhub/internal/disklog"
 	"github.com/finexbot/eventhub/internal/eventlog"
 	"github.com/finexbot/eventhub/internal/natsjs"
 	"github.com/finexbot/eventhub/jobs"
 )
 
 // backend is the event log and, in a cluster, the NATS it runs on, as the
-// flags chose them: a memory log on a single node, a JetStream log with
-// --nats or --nats-embed. close undoes it, after the hub has stopped.
+// flags chose them: a memory log on a single node, a disk log with
+// --data-dir, a JetStream log with --nats or --nats-embed. close undoes it, after the hub has stopped.
 type backend struct {
 	log      eventlog.Log
 	closeLog func() error
@@ -28,6 +29,9 @@ type backend struct {
 	conn     *nats.Conn     // in a cluster; nil on a single node
 	replicas int            // of the log and the job queue, in a cluster
 	timeout  time.Duration  // how long to wait for JetStream at start
+	// durable is set for the disk log (--data-dir): the job table comes
+	// back after a crash, with the jobs the crash interrupted.
+	durable bool
 }
 
 // openBackend opens the event log the flags ask for; it gives up waiting
@@ -55,8 +59,21 @@ func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer
 			url = srv.ClientURL()
 		}
 	}
+	if url == "" && cfg.dataDir != "" {
+		policy, _ := disklog.ParseSync(cfg.sync) // checked by the flags
+		dl, err := disklog.Open(disklog.Config{
+			Dir: cfg.dataDir, Sync: policy,
+			MaxEvents: cfg.dataMaxEvents, MaxBytes: int64(cfg.dataMaxBytes), MaxAge: cfg.dataMaxAge,
+			Jobs: cfg.jobs, JobsBytes: int(cfg.jobsBytes), Logger: log, Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.log, b.closeLog, b.durable = dl, dl.Close, true
+		return &b, nil
+	}
 	if url == "" {
-		mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.history, Bytes: int(cfg.historyBytes), File: cfg.historyFile, Logger: log})
+		mem, err := eventlog.OpenMemory(eventlog.MemoryConfig{Size: cfg.history, Bytes: int(cfg.historyBytes)})
 		if err != nil {
 			return nil, err
 		}
@@ -83,6 +100,38 @@ func openBackend(ctx context.Context, cfg serveConfig, reg prometheus.Registerer
 	}
 	b.log, b.closeLog = js, js.Close
 	return &b, nil
+}
+
+// endInterrupted ends, failed with data.error "interrupted", every job the
+// job table recovered from the disk log whose latest status is queued or
+// started: the node that had it died without ending it (a job cut short by
+// a clean stop has ended failed already). Its params are not kept, so it
+// is not run again. A job of an outside worker that is still at it is
+// ended too; that worker's next event supersedes this one.
+func endInterrupted(ctx context.Context, hub *actors.Hub, log *slog.Logger) error {
+	latest, err := hub.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("interrupted jobs: %w", err)
+	}
+	now := time.Now()
+	var named []string // the first few, for the log
+	for i := 0; i < len(latest); i += jobs.MaxBatch {
+		part := latest[i:min(i+jobs.MaxBatch, len(latest))]
+		evs := make([]jobs.Event, len(part))
+		for j := range part {
+			evs[j] = jobs.Interrupted(part[j], now)
+			if len(named) < 10 {
+				named = append(named, part[j].JobID)
+			}
+		}
+		if _, err := hub.Publish(ctx, evs); err != nil {
+			return fmt.Errorf("interrupted jobs: %w", err)
+		}
+	}
+	if len(latest) > 0 {
+		log.Info("jobs interrupted by a restart ended failed", "jobs", len(latest), "first", named)
+	}
+	return nil
 }
 
 // queue is where submitted jobs wait for a worker: this node's workers, or

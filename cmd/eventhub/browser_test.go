@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -168,12 +167,11 @@ func TestBrowserSubmitJob(t *testing.T) {
 }
 
 // TestBrowserResumesAcrossRestart: the hub stops and starts again (with
-// --history-file) while a publisher keeps publishing; after it reconnects
-// the page has shown every event, once, in order.
+// --data-dir) while a publisher keeps publishing; after it reconnects the
+// page has shown every event, once, in order.
 func TestBrowserResumesAcrossRestart(t *testing.T) {
 	b := browser.New(t)
-	history := filepath.Join(t.TempDir(), "history.jsonl")
-	args := []string{"--history-file", history, "--drain", "1s"}
+	args := []string{"--data-dir", t.TempDir(), "--drain", "1s"}
 	h := startHub(t, "127.0.0.1:0", nil, args...)
 	addr := h.Addr
 	page := b.NewTab("restart")
@@ -221,7 +219,7 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 		}
 	}
 	if n := browser.Eval[int](page, `document.querySelectorAll('#log li[data-kind="reset"]').length`); n != 0 {
-		t.Errorf("the page got %d resets: the history file should have let it resume", n)
+		t.Errorf("the page got %d resets: the log on disk should have let it resume", n)
 	}
 	seen := browser.Eval[[]string](page, `window.connStatuses`)
 	if !slices.Contains(seen, "reconnecting") || seen[len(seen)-1] != "live" {

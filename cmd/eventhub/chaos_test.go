@@ -132,6 +132,13 @@ func (s *chaosStream) run(ctx context.Context, hubs []*chaosHub) {
 		hub := hubs[h%len(hubs)]
 		h++
 		if !hub.up() {
+			if h%len(hubs) == s.first%len(hubs) {
+				// Every hub is down: wait, as a client would.
+				select {
+				case <-ctx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 			continue
 		}
 		conn, r, err := s.open(ctx, hub.addr(), last)

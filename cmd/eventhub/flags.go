@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finexbot/eventhub/internal/disklog"
 	"github.com/finexbot/eventhub/internal/natsjs"
 )
 
@@ -28,6 +29,12 @@ type serveConfig struct {
 	history           int
 	historyBytes      byteSize
 	historyFile       string
+	dataDir           string
+	sync              string
+	dataMaxEvents     int
+	dataMaxBytes      byteSize
+	dataMaxAge        time.Duration
+	jobs              int
 	jobsBytes         byteSize
 	snapshotBytes     byteSize
 	maxSnapshots      int
@@ -82,6 +89,8 @@ type serveConfig struct {
 
 	clerkJWTKey    string // CLERK_JWT_KEY
 	clerkSecretKey string // CLERK_SECRET_KEY
+
+	set map[string]bool // the flags set, on the command line or by their variable
 }
 
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -104,12 +113,19 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.history, "history", 10000, "events kept for resume with Last-Event-ID")
 	c.historyBytes = 64 << 20
 	fs.Var(&c.historyBytes, "history-bytes", "the `size` those events may take in memory (in the hub's history, and again in a single node's log); the oldest go first")
+	fs.IntVar(&c.jobs, "jobs", 10000, "jobs whose latest status the job table keeps for GET /api/jobs (and, with --data-dir, keeps on disk when their events are dropped); the job updated longest ago goes first")
 	c.jobsBytes = 32 << 20
 	fs.Var(&c.jobsBytes, "jobs-bytes", "the `size` the job table for GET /api/jobs may take in memory; the job updated longest ago goes first")
 	c.snapshotBytes = 4 << 20
 	fs.Var(&c.snapshotBytes, "snapshot-bytes", "the largest `size` of one GET /api/jobs answer; the jobs past it are left out and the answer says \"truncated\":true")
 	fs.IntVar(&c.maxSnapshots, "max-snapshots", 16, "GET /api/jobs answers being written at once (a quarter of them for one user); past it, 429")
-	fs.StringVar(&c.historyFile, "history-file", "", "save history and the id counter here on shutdown, load them at start: clients resume across a restart")
+	fs.StringVar(&c.historyFile, "history-file", "", "retired: refused; --data-dir DIR keeps the event log on disk and survives a crash too")
+	fs.StringVar(&c.dataDir, "data-dir", "", "keep the event log and the job table on disk in DIR (a single node): an event is acknowledged once it is durable by --sync, and a restart, after a crash too, recovers the log, the id counter and the job table; empty means in memory")
+	fs.StringVar(&c.sync, "sync", "batch", "with --data-dir, when a publish is acknowledged: batch (once written; fsynced within 2ms, for many publishes at once: a crash of the process loses nothing acknowledged, a crash of the machine at most the last 2ms) or always (once fsynced: nothing acknowledged is lost by any crash; each publish waits for the disk)")
+	fs.IntVar(&c.dataMaxEvents, "data-max-events", 1_000_000, "with --data-dir, the events the log keeps for resumes; older ones are dropped a segment at a time")
+	c.dataMaxBytes = 1 << 30
+	fs.Var(&c.dataMaxBytes, "data-max-bytes", "with --data-dir, the `size` the log's segments may take on disk; the oldest segment goes first")
+	fs.DurationVar(&c.dataMaxAge, "data-max-age", 24*time.Hour, "with --data-dir, how long the log keeps an event at least (at most a quarter longer); a segment goes once its newest event is older")
 	fs.DurationVar(&c.streamLifetime, "stream-lifetime", 0, "end each stream after this long (±10%) with a retry hint; 0 means unlimited")
 	fs.IntVar(&c.mailbox, "mailbox", 64, "frames queued per stream before it is closed as slow")
 	c.mailboxBytes = 1 << 20
@@ -156,17 +172,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	// The environment fills in what the command line did not set.
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || envErr != nil {
+		if c.set[f.Name] || envErr != nil {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
 			}
+			c.set[f.Name] = true
 		}
 	})
 	if envErr != nil {
@@ -270,7 +287,7 @@ func (c *serveConfig) validate() error {
 	if c.heartbeat <= 0 {
 		return fmt.Errorf("--heartbeat %v: must be positive", c.heartbeat)
 	}
-	for name, v := range map[string]int{"history": c.history, "mailbox": c.mailbox, "max-backfills": c.maxBackfills,
+	for name, v := range map[string]int{"history": c.history, "jobs": c.jobs, "mailbox": c.mailbox, "max-backfills": c.maxBackfills,
 		"max-backfills-per-user": c.maxBackfillsUser, "history-bytes": int(c.historyBytes), "jobs-bytes": int(c.jobsBytes),
 		"snapshot-bytes": int(c.snapshotBytes), "mailbox-bytes": int(c.mailboxBytes), "backfill-bytes": int(c.backfillBytes)} {
 		if v <= 0 {
@@ -280,8 +297,8 @@ func (c *serveConfig) validate() error {
 	if c.streamLifetime < 0 || c.drain <= 0 || c.permissionsTTL <= 0 || c.reauthGrace < 0 || c.clerkLeeway < 0 {
 		return errors.New("--stream-lifetime, --reauth-grace and --clerk-leeway must not be negative; --drain and --permissions-ttl must be positive")
 	}
-	if c.historyFile != "" && (c.nats != "" || c.natsEmbed != "") {
-		return errors.New("--history-file keeps a single node's event log: with --nats or --nats-embed the log is JetStream, which keeps itself")
+	if c.historyFile != "" {
+		return errors.New("--history-file is replaced by --data-dir DIR, which also survives a crash")
 	}
 	if c.natsStore != "" && c.natsEmbed == "" {
 		return errors.New("--nats-store is where an embedded NATS server keeps its data: it needs --nats-embed")
@@ -305,6 +322,9 @@ func (c *serveConfig) validate() error {
 		return errors.New("--max-streams, --max-streams-per-user, --max-conns and --max-conns-per-ip must not be negative")
 	}
 	cluster := c.nats != "" || c.natsEmbed != ""
+	if err := c.validateDataDir(cluster); err != nil {
+		return err
+	}
 	if c.reusePort && !cluster {
 		// Each process would number and route only the events it took in:
 		// a stream would see some of them, silently.
@@ -319,6 +339,28 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--nats-embed %q listens beyond loopback: it needs credentials (--nats-token-file or EVENTHUB_NATS_TOKEN, or --nats-user with a password)", c.natsEmbed)
 	}
 	return c.validateNATSCluster()
+}
+
+// validateDataDir checks the disk log's flags.
+func (c *serveConfig) validateDataDir(cluster bool) error {
+	if c.dataDir != "" && cluster {
+		// Two logs would number events each their own way.
+		return errors.New("--data-dir keeps a single node's event log on disk: with --nats or --nats-embed the log is JetStream, which keeps itself (--nats-store)")
+	}
+	if _, err := disklog.ParseSync(c.sync); err != nil {
+		return fmt.Errorf("--sync %q: want batch or always", c.sync)
+	}
+	if c.dataDir == "" {
+		for _, name := range []string{"sync", "data-max-events", "data-max-bytes", "data-max-age"} {
+			if c.set[name] {
+				return fmt.Errorf("--%s is for the event log on disk: it needs --data-dir", name)
+			}
+		}
+	}
+	if c.dataMaxEvents <= 0 || c.dataMaxBytes <= 0 || c.dataMaxAge <= 0 {
+		return errors.New("--data-max-events, --data-max-bytes and --data-max-age must be positive")
+	}
+	return nil
 }
 
 // validateNATSCluster checks the replicas and the embedded cluster's

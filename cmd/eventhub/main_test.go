@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finexbot/eventhub/internal/disklog"
 	"github.com/finexbot/eventhub/internal/hubtest"
 )
 
@@ -149,11 +150,15 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// A history file edited so that ids would wrap around.
-	tampered := filepath.Join(t.TempDir(), "history.jsonl")
-	if err := os.WriteFile(tampered, []byte(`{"eventhub_history":1,"next_id":18446744073709551615}`+"\n"), 0o600); err != nil {
+	// A data dir another hub holds, and one with a segment of a newer
+	// format.
+	locked := t.TempDir()
+	holder, err := disklog.Open(disklog.Config{Dir: locked})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer holder.Close()
+	newer, newerSegment := newerVersionDataDir(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -172,7 +177,18 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"clerk with a bad key", []string{"serve", "--auth", "clerk", "--publish-key", "k"}, map[string]string{"CLERK_JWT_KEY": "not a pem"}, "CLERK_JWT_KEY"},
 		{"clerk permissions without secret", []string{"serve", "--permissions", "clerk"}, nil, "CLERK_SECRET_KEY"},
 		{"bad permissions url", []string{"serve", "--permissions", "http://"}, nil, "permissions url"},
-		{"history file in a cluster", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--history-file", "h.jsonl"}, nil, "--history-file"},
+		{"history file, retired", []string{"serve", "--history-file", "h.jsonl"}, nil, "--history-file is replaced by --data-dir DIR, which also survives a crash"},
+		{"data dir in a cluster", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--data-dir", "/tmp/x"}, nil, "--data-dir keeps a single node's event log on disk"},
+		{"data dir with an embedded nats", []string{"serve", "--nats-embed", "127.0.0.1:4222", "--data-dir", "/tmp/x"}, nil, "--data-dir keeps a single node's event log on disk"},
+		{"sync without a data dir", []string{"serve", "--sync", "always"}, nil, "--sync is for the event log on disk: it needs --data-dir"},
+		{"sync from the environment without a data dir", []string{"serve"}, map[string]string{"EVENTHUB_SYNC": "batch"}, "--sync is for the event log on disk"},
+		{"unknown sync", []string{"serve", "--data-dir", "/tmp/x", "--sync", "sometimes"}, nil, `--sync "sometimes": want batch or always`},
+		{"data retention without a data dir", []string{"serve", "--data-max-age", "1h"}, nil, "--data-max-age is for the event log on disk"},
+		{"no data retention", []string{"serve", "--data-dir", "/tmp/x", "--data-max-bytes", "0"}, nil, "must be positive"},
+		{"data dir not writable", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(empty, "data")}, nil, "data dir"},
+		{"data dir held by another hub", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", locked}, nil, "data dir in use by another eventhub: " + filepath.Join(locked, "LOCK") + " is held by pid"},
+		{"data dir of a newer format", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", newer}, nil, newerSegment + " is format version 2"},
+		{"no jobs", []string{"serve", "--jobs", "0"}, nil, "--jobs 0: must be positive"},
 		{"nats store without an embedded server", []string{"serve", "--nats-store", "/tmp/x"}, nil, "--nats-embed"},
 		{"reuse-port without a shared log", []string{"serve", "--reuse-port"}, nil, "--reuse-port"},
 		{"embedded nats beyond loopback without credentials", []string{"serve", "--nats-embed", "0.0.0.0:4222"}, nil, "credentials"},
@@ -189,7 +205,6 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad size in env", []string{"serve"}, map[string]string{"EVENTHUB_HISTORY_BYTES": "lots"}, "EVENTHUB_HISTORY_BYTES"},
 		{"no mailbox bytes", []string{"serve", "--mailbox-bytes", "0"}, nil, "--mailbox-bytes"},
 		{"no backfills", []string{"serve", "--max-backfills", "0"}, nil, "--max-backfills"},
-		{"impossible history file", []string{"serve", "--listen", "127.0.0.1:0", "--history-file", tampered}, nil, "next_id 18446744073709551615 is impossible"},
 		{"no nats replicas", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "0"}, nil, "--nats-replicas 0: JetStream keeps 1 to 5"},
 		{"more nats replicas than JetStream keeps", []string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "6"}, nil, "--nats-replicas 6: JetStream keeps 1 to 5"},
 		{"nats replicas on a single node", []string{"serve", "--nats-replicas", "3"}, nil, "--nats-replicas 3 needs a NATS cluster"},
@@ -229,6 +244,19 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newerVersionDataDir returns a data dir holding a segment whose header
+// says format version 2, and that segment's path.
+func newerVersionDataDir(t *testing.T) (dir, segment string) {
+	t.Helper()
+	dir = t.TempDir()
+	segment = filepath.Join(dir, "00000000000000000001.seg")
+	header := append([]byte("EVHUBSEG"), 2, 0, 0, 0) // magic, version 2 (little-endian)
+	if err := os.WriteFile(segment, append(header, make([]byte, 52)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, segment
 }
 
 // TestSIGTERMExitsZero runs the real binary, opens a stream, and sends

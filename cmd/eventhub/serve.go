@@ -66,8 +66,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 		return err
 	}
 	// After the hub and the workers have stopped (defers run last-in
-	// first-out): nothing appends to the log any more, and a memory log
-	// saves its history file.
+	// first-out): nothing appends to the log any more.
 	defer func() {
 		if err := be.close(); err != nil {
 			log.Error("close", "err", err)
@@ -83,6 +82,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	hub, err := actors.NewHub(system, actors.Config{
 		History:             cfg.history,
 		HistoryBytes:        int(cfg.historyBytes),
+		Jobs:                cfg.jobs,
 		JobsBytes:           int(cfg.jobsBytes),
 		SnapshotBytes:       int(cfg.snapshotBytes),
 		Log:                 be.log,
@@ -104,6 +104,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stderr io.Wri
 	})
 	if err != nil {
 		return err
+	}
+	if be.durable {
+		// Before the workers start and anyone can submit: only jobs of
+		// the node that died are unfinished now.
+		if err := endInterrupted(ctx, hub, log); err != nil {
+			hub.Shutdown(context.Background())
+			return err
+		}
 	}
 	workers, err := jobs.StartWorkers(system.Root, jobs.WorkersConfig{
 		Publish: hub.PublishWithKey, Logger: log, Registerer: reg,

@@ -18,10 +18,12 @@
 //
 // # Implementations
 //
-//   - Memory (this package): a single node. A bounded ring of the newest
-//     events; ids start from the clock, a thousand per millisecond, so a
-//     restarted node never reuses one; with a history file the ring and the
-//     id counter are saved at Close and loaded at OpenMemory.
+//   - Memory (this package): a single node, in memory. A bounded ring of
+//     the newest events; ids start from the clock, a thousand per
+//     millisecond, so a restarted node never reuses one.
+//   - internal/disklog: a single node, on disk (--data-dir): segments of
+//     records, group commit, recovery of a torn tail after a crash; it
+//     also keeps every job's latest event (JobKeeper).
 //   - internal/natsjs: a cluster. A NATS JetStream stream whose sequence is
 //     the event id, so a client resumes on any node.
 //

@@ -33,6 +33,18 @@ type Log interface {
 	Ready() bool
 }
 
+// JobKeeper is a Log that keeps the latest event of every job it has
+// seen, beyond the events it keeps for Read (the disk log does, in its
+// job-state file): the hub rebuilds its job table from it at start, so
+// GET /api/jobs shows every job after a restart.
+type JobKeeper interface {
+	// LatestJobs calls fn, in id order, with the latest event of each job
+	// whose latest event has an id up to upTo, as far as the log's own
+	// budgets keep them. Jobs updated after upTo are left out: a Tail
+	// from upTo brings them.
+	LatestJobs(ctx context.Context, upTo uint64, fn func(Record)) error
+}
+
 // Record is one entry of a Log. Event is nil for a message that is not a
 // valid event: its id is passed, nothing is routed. Event is shared and
 // read-only.

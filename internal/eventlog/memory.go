@@ -2,10 +2,6 @@ package eventlog
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -21,18 +17,12 @@ type MemoryConfig struct {
 	// size, see RecordSize): the oldest go first when either bound is
 	// reached. Zero means 64 MiB.
 	Bytes int
-	// File, when set, is the history file: OpenMemory loads the ring and
-	// the id counter from it (and removes it, so that a crash later cannot
-	// bring back stale ids), Close writes them to it. Empty means a restart
-	// loses the log, and ids resume from the clock.
-	File string
-	// Logger receives what happened to the history file. Nil means no logs.
-	Logger *slog.Logger
 }
 
-// Memory is the log of a single node: a bounded ring of the newest events,
-// numbered from a counter that only grows, kept across a restart when it
-// has a history file.
+// Memory is the log of a single node in memory: a bounded ring of the
+// newest events, numbered from a counter that only grows. A restart loses
+// it (ids then resume from the clock, above every earlier one); the disk
+// log (internal/disklog, --data-dir) is the one that survives.
 //
 // Memory owns the ring, the counter and the tails under mu. It hands each
 // tail its records while it holds mu, so every tail sees every append in id
@@ -52,9 +42,8 @@ type Memory struct {
 
 var _ Log = (*Memory)(nil)
 
-// OpenMemory returns a memory log, loaded from cfg.File when that exists.
-// A history file that cannot be read is an error: the node should not
-// start and silently forget what its clients may resume from.
+// OpenMemory returns an empty memory log. It never fails; it returns an
+// error for the shape every log's opening has.
 func OpenMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Size <= 0 {
 		cfg.Size = 10000
@@ -62,33 +51,12 @@ func OpenMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Bytes <= 0 {
 		cfg.Bytes = 64 << 20
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	m := &Memory{cfg: cfg, ring: make([]Record, cfg.Size), tails: map[*func(Record)]struct{}{}}
 	// Ids only grow, even across a restart that lost the log: starting from
 	// the clock (a thousand ids per millisecond) puts a restarted node's ids
 	// above every id it gave before, so a client resuming from one of those
 	// gets a reset, never events it did not ask for.
 	m.next = max(uint64(time.Now().UnixMilli())*1000, 1)
-	if cfg.File == "" {
-		return m, nil
-	}
-	next, records, err := readHistoryFile(cfg.File, cfg.Size)
-	if errors.Is(err, errNoHistoryFile) {
-		return m, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(cfg.File); err != nil {
-		return nil, fmt.Errorf("history file: %w", err)
-	}
-	m.next = next
-	for _, r := range records {
-		m.push(r)
-	}
-	cfg.Logger.Info("history loaded", "file", cfg.File, "events", len(records), "next_id", next)
 	return m, nil
 }
 
@@ -231,9 +199,7 @@ func (m *Memory) Ready() bool {
 	return !m.closed
 }
 
-// Close stops taking appends and, with a history file, writes the ring and
-// the id counter to it. Call it once nothing appends any more (after the
-// hub and the workers have stopped). It is idempotent.
+// Close stops taking appends. It is idempotent.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -242,14 +208,5 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	clear(m.tails)
-	if m.cfg.File == "" {
-		return nil
-	}
-	records := make([]Record, 0, m.n)
-	m.each(0, m.next-1, func(r Record) { records = append(records, r) })
-	if err := writeHistoryFile(m.cfg.File, m.next, records); err != nil {
-		return err
-	}
-	m.cfg.Logger.Info("history saved", "file", m.cfg.File, "events", len(records), "next_id", m.next)
 	return nil
 }

@@ -47,13 +47,14 @@ var allowed = map[string]rule{
 	"authz":             {ours: []string{"jobs"}, outside: []string{"github.com/clerk/clerk-sdk-go", "github.com/go-jose/go-jose"}},
 	"internal/eventlog": {ours: []string{"jobs"}},
 	"internal/natsjs":   {ours: []string{"internal/eventlog", "jobs"}, outside: []string{"github.com/nats-io", "github.com/prometheus"}},
+	"internal/disklog":  {ours: []string{"internal/eventlog", "internal/ratelog", "jobs"}, outside: []string{"github.com/prometheus", "golang.org/x/sys"}},
 	"internal/sock":     {outside: []string{"golang.org/x/sys"}},
 	"internal/ratelog":  {},
 	"actors": {ours: []string{"authz", "internal/eventlog", "internal/ratelog", "internal/sock", "jobs"},
 		outside: []string{"github.com/asynkron/protoactor-go", "github.com/orcaman/concurrent-map", "github.com/prometheus"}},
 	"transport": {ours: []string{"actors", "authz", "internal/ratelog", "jobs"},
 		outside: []string{"github.com/fasthttp/router", "github.com/prometheus", "github.com/valyala/fasthttp"}},
-	"cmd/eventhub": {ours: []string{"actors", "authz", "internal/eventlog", "internal/natsjs", "internal/sock", "jobs", "transport"},
+	"cmd/eventhub": {ours: []string{"actors", "authz", "internal/disklog", "internal/eventlog", "internal/natsjs", "internal/sock", "jobs", "transport"},
 		outside: []string{anything}},
 	"internal/hubtest":          {outside: []string{"github.com/nats-io", "github.com/prometheus"}},
 	"internal/hubtest/browser":  {ours: []string{"internal/hubtest"}, outside: []string{"github.com/chromedp"}},
@@ -71,7 +72,7 @@ var testOnly = []string{"internal/hubtest", "internal/hubtest/browser", "interna
 
 // testAssembly are the event logs a hub is assembled with: tests that
 // build a hub in process give it one, as cmd/eventhub does.
-var testAssembly = []string{"internal/eventlog", "internal/natsjs"}
+var testAssembly = []string{"internal/disklog", "internal/eventlog", "internal/natsjs"}
 
 // TestTableKeepsTheRules checks the table itself against the rules that
 // docs/architecture.md states in words, so that widening an edge that
