@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -208,29 +207,11 @@ func TestIdleConnsCannotStarveOthers(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink several goroutines write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestNoSecretInLogs: malformed requests carrying a session token, a
 // __session cookie and the publish key are refused, and no log line holds
 // any of them; a flood of them is a line or two, not one each.
 func TestNoSecretInLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs hubtest.LogBuffer
 	ts := newTestServerWith(t, actors.Config{}, testPermissions, authz.DevAuthenticate, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})

@@ -1,7 +1,6 @@
 package disklog
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/finexbot/eventhub/internal/eventlog"
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -28,26 +28,8 @@ type testLog struct {
 	t    *testing.T
 	cfg  Config
 	reg  *prometheus.Registry
-	logs *logLines
+	logs *hubtest.LogBuffer
 	fs   *testFS
-}
-
-// logLines collects a log's lines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // openLog opens a log on cfg (cfg.Dir a new temporary directory when
@@ -66,7 +48,7 @@ func tryOpen(t *testing.T, cfg Config) (*testLog, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
-	tl := &testLog{t: t, reg: prometheus.NewRegistry(), logs: &logLines{}, fs: &testFS{limit: -1}}
+	tl := &testLog{t: t, reg: prometheus.NewRegistry(), logs: &hubtest.LogBuffer{}, fs: &testFS{limit: -1}}
 	cfg.Registerer = tl.reg
 	cfg.Logger = slog.New(slog.NewJSONHandler(tl.logs, nil))
 	if cfg.openFile == nil {

@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,24 +123,6 @@ func replicated(info *jetstream.StreamInfo, want int) bool {
 	return true
 }
 
-// syncLog is a log's output, safe to write from the log's goroutines.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // appendRetrying appends evs with key until JetStream acknowledges them,
 // as a publisher does on 503 (the same key: stored once), and returns
 // their ids.
@@ -176,7 +157,7 @@ func events(t *testing.T, prefix string, n int) []jobs.Event {
 func TestLogReadyFollowsQuorum(t *testing.T) {
 	c := startCluster(t, 3)
 	nc := c.connect(t)
-	var logged syncLog
+	var logged hubtest.LogBuffer
 	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
 		CheckEvery: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
@@ -246,7 +227,7 @@ func TestReplicatedLog(t *testing.T) {
 	t.Cleanup(func() { first.Close() })
 	before := appendRetrying(t, first, "before-replicas", events(t, "r1-", 5))
 
-	var logged syncLog
+	var logged hubtest.LogBuffer
 	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
 		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
@@ -353,7 +334,7 @@ func TestReplicatedLog(t *testing.T) {
 	t.Run("MoreReplicasThanServers", func(t *testing.T) {
 		const timeout = time.Second
 		start := time.Now()
-		var logged syncLog
+		var logged hubtest.LogBuffer
 		_, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Stream: "FIVE", Subject: "five.events", Replicas: 5, StartTimeout: timeout,
 			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		var re *natsjs.ReplicasError
