@@ -92,11 +92,11 @@ func readLog(t *testing.T, addr string, after, upTo uint64) []durableEvent {
 	}
 }
 
-// snapshotOf returns GET /api/jobs for durableUser: the newest id, and
-// each job's latest event (at most limit jobs).
-func snapshotOf(t *testing.T, addr string, limit int) (uint64, map[string]durableEvent) {
+// snapshotOf returns GET /api/jobs for the user of token tok: the newest
+// id, and each job's latest event (at most limit jobs).
+func snapshotOf(t *testing.T, addr, tok string, limit int) (uint64, map[string]durableEvent) {
 	t.Helper()
-	resp, body := hubtest.Request(t, http.MethodGet, "http://"+addr+"/api/jobs?limit="+strconv.Itoa(limit), "dev:"+durableUser, nil)
+	resp, body := hubtest.Request(t, http.MethodGet, "http://"+addr+"/api/jobs?limit="+strconv.Itoa(limit), tok, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /api/jobs: %d %s", resp.StatusCode, body)
 	}
@@ -317,7 +317,7 @@ func TestCrashDataDir(t *testing.T) {
 			if first == 0 {
 				first = firstID(t, p)
 			}
-			last, snap := snapshotOf(t, addr, 1000)
+			last, snap := snapshotOf(t, addr, "dev:"+durableUser, 1000)
 			latest := rec.check(t, readLog(t, addr, first-1, last))
 			durableSnapshotMatches(t, round, snap, latest)
 			for job, ev := range latest {
@@ -347,7 +347,7 @@ func TestCrashDataDir(t *testing.T) {
 		}
 	}
 	p := hub.p.Load()
-	last, _ := snapshotOf(t, addr, 1)
+	last, _ := snapshotOf(t, addr, "dev:"+durableUser, 1)
 	log := readLog(t, addr, first-1, last)
 
 	// The client that read throughout has the log, exactly.
@@ -481,32 +481,12 @@ func TestCrashInterruptsJob(t *testing.T) {
 		end.Data.Error != "interrupted" || end.Data.DurationMs == nil || end.Data.AssetID != "a1" {
 		t.Fatalf("after the restart: %s %s, want job %s failed, interrupted, with its duration and scope", f.Event, f.Data, job.JobID)
 	}
-	if _, jobs := snapshotOf2(t, h.Addr, "dev:alice"); jobs[job.JobID] != "failed" {
-		t.Errorf("GET /api/jobs: job %s is %q, want failed", job.JobID, jobs[job.JobID])
+	if _, jobs := snapshotOf(t, h.Addr, "dev:alice", 100); jobs[job.JobID].status != "failed" {
+		t.Errorf("GET /api/jobs: job %s is %q, want failed", job.JobID, jobs[job.JobID].status)
 	}
 	if !strings.Contains(h.Log(), `"msg":"jobs interrupted by a restart ended failed","jobs":1,"first":["`+job.JobID+`"]`) {
 		t.Errorf("the restart does not log the interrupted job")
 	}
-}
-
-// snapshotOf2 is GET /api/jobs for user token tok: each job's status.
-func snapshotOf2(t *testing.T, addr, tok string) (uint64, map[string]string) {
-	t.Helper()
-	resp, body := hubtest.Request(t, http.MethodGet, "http://"+addr+"/api/jobs", tok, nil)
-	var snap struct {
-		LastEventID uint64 `json:"lastEventId"`
-		Jobs        []struct {
-			Event struct{ JobID, Status string }
-		}
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &snap) != nil {
-		t.Fatalf("GET /api/jobs: %d %s", resp.StatusCode, body)
-	}
-	jobs := map[string]string{}
-	for _, j := range snap.Jobs {
-		jobs[j.Event.JobID] = j.Event.Status
-	}
-	return snap.LastEventID, jobs
 }
 
 // TestDataDirRefusedAtStart: the hub binary exits non-zero, saying why,

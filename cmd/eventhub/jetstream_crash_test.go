@@ -52,7 +52,7 @@ func TestCrashEmbeddedJetStream(t *testing.T) {
 			end := streamEnd(t, "nats://127.0.0.1:"+strconv.Itoa(ports[1]))
 			var last uint64
 			hubtest.WaitFor(t, "the tail to catch up with the stream", 30*time.Second, func() bool {
-				last, _ = snapshotOf(t, addr, 1)
+				last, _ = snapshotOf(t, addr, "dev:"+durableUser, 1)
 				return last >= end
 			})
 			rec.check(t, readLog(t, addr, 0, last))
