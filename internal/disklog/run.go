@@ -2,7 +2,6 @@ package disklog
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,9 +86,6 @@ func (l *Log) afterMachineCrash(prev runState, boot string) error {
 		"last_id", last, "next_id", l.next)
 	return nil
 }
-
-// errNoBoot: the machine's boot id is not known here.
-var errNoBoot = errors.New("no boot id")
 
 // bootID returns an id of this boot of the machine, or "" when it cannot
 // tell; a seam for tests.
