@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/finexbot/eventhub/internal/hubtest"
-	"github.com/finexbot/eventhub/internal/natsjs"
+	"github.com/finexbot/eventhub/internal/natsjs/natstest"
 )
 
 // The chaos tests run a cluster of hub processes, kill its machines (a hub
@@ -525,60 +524,10 @@ func TestChaosEmbeddedCluster(t *testing.T) {
 	})
 }
 
-// natsCluster is three NATS servers run by the test, in its process: the
-// external cluster that hubs given --nats use.
-type natsCluster struct {
-	configs map[string]natsjs.ServerConfig
-	servers map[string]*natsjs.Server // nil while stopped
-	urls    []string
-}
-
-func startNATSCluster(t *testing.T, n int) *natsCluster {
-	t.Helper()
-	ports := hubtest.FreePorts(t, 2*n) // clients, then routes
-	var routes []string
-	for i := range n {
-		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[n+i]))
-	}
-	c := &natsCluster{configs: map[string]natsjs.ServerConfig{}, servers: map[string]*natsjs.Server{}}
-	for i := range n {
-		cfg := natsjs.ServerConfig{
-			Addr: "127.0.0.1:" + strconv.Itoa(ports[i]), StoreDir: t.TempDir(), Name: "nats-" + strconv.Itoa(i),
-			ClusterAddr: "127.0.0.1:" + strconv.Itoa(ports[n+i]), Routes: routes,
-		}
-		c.configs[cfg.Name] = cfg
-		c.urls = append(c.urls, "nats://"+cfg.Addr)
-		c.start(t, cfg.Name)
-	}
-	return c
-}
-
-// start starts the server named name, again after stop: the same ports
-// and store.
-func (c *natsCluster) start(t *testing.T, name string) {
-	t.Helper()
-	srv, err := natsjs.StartServer(c.configs[name])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	c.servers[name] = srv
-}
-
-func (c *natsCluster) stop(name string) {
-	c.servers[name].Shutdown()
-	c.servers[name] = nil
-}
-
 // roles says which server leads the event log's stream and which follow.
-func (c *natsCluster) roles(t *testing.T) (leader string, followers []string) {
+func roles(t *testing.T, c *natstest.Cluster) (leader string, followers []string) {
 	t.Helper()
-	nc, err := natsjs.Connect(strings.Join(c.urls, ","), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(c.Connect())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +567,7 @@ func TestChaosExternalCluster(t *testing.T) {
 		t.Skip("a cluster of processes")
 	}
 	t.Parallel()
-	nc := startNATSCluster(t, 3)
+	nc := natstest.Start(t, 3)
 	perms := chaosPermissions(t, chaosUsers)
 	ports := hubtest.FreePorts(t, 2)
 	hubs := make([]*chaosHub, len(ports))
@@ -626,7 +575,7 @@ func TestChaosExternalCluster(t *testing.T) {
 	for i, port := range ports {
 		opts[i] = hubtest.Options{
 			Listen: "127.0.0.1:" + strconv.Itoa(port),
-			Args:   []string{"--permissions", perms, "--drain", "1s", "--nats", strings.Join(nc.urls, ","), "--nats-replicas", "3"},
+			Args:   []string{"--permissions", perms, "--drain", "1s", "--nats", strings.Join(nc.URLs, ","), "--nats-replicas", "3"},
 		}
 		hubs[i] = &chaosHub{t: t, opts: opts[i]}
 	}
@@ -634,19 +583,19 @@ func TestChaosExternalCluster(t *testing.T) {
 		hubs[i].p.Store(p)
 	}
 	runChaos(t, hubs, func(r *chaosRun) {
-		leader, _ := nc.roles(t)
-		nc.stop(leader)
+		leader, _ := roles(t, nc)
+		nc.Stop(leader)
 		r.progress("after the stream's leader stopped")
-		nc.start(t, leader)
-		_, followers := nc.roles(t)
-		nc.stop(followers[0])
+		nc.Start(leader)
+		_, followers := roles(t, nc)
+		nc.Stop(followers[0])
 		r.progress("after a follower stopped")
-		nc.start(t, followers[0])
+		nc.Start(followers[0])
 
-		leader, followers = nc.roles(t)
+		leader, followers = roles(t, nc)
 		resumes := r.resumes()
-		nc.stop(followers[0])
-		nc.stop(followers[1])
+		nc.Stop(followers[0])
+		nc.Stop(followers[1])
 		for i, h := range hubs {
 			hubtest.WaitFor(t, fmt.Sprintf("hub %d not ready without a quorum", i), 30*time.Second, func() bool {
 				resp, err := http.Get("http://" + h.addr() + "/readyz")
@@ -667,8 +616,8 @@ func TestChaosExternalCluster(t *testing.T) {
 		if got := r.resumes(); got != resumes {
 			t.Errorf("%d streams resumed while the quorum was lost: the hubs should keep them", got-resumes)
 		}
-		nc.start(t, followers[0])
-		nc.start(t, followers[1])
+		nc.Start(followers[0])
+		nc.Start(followers[1])
 		// What the publisher retried meanwhile now comes at once: a stream
 		// whose mailbox it overflows is closed as slow and resumes.
 		r.progress("after the quorum came back")
@@ -685,14 +634,14 @@ func TestChaosJobRunsAgainElsewhere(t *testing.T) {
 		t.Skip("a cluster of processes")
 	}
 	t.Parallel()
-	nc := startNATSCluster(t, 3)
+	nc := natstest.Start(t, 3)
 	perms := chaosPermissions(t, 1)
 	ports := hubtest.FreePorts(t, 2)
 	opts := make([]hubtest.Options, len(ports))
 	for i, port := range ports {
 		opts[i] = hubtest.Options{
 			Listen: "127.0.0.1:" + strconv.Itoa(port),
-			Args:   []string{"--permissions", perms, "--nats", strings.Join(nc.urls, ","), "--nats-replicas", "3", "--job-lease", "1s"},
+			Args:   []string{"--permissions", perms, "--nats", strings.Join(nc.URLs, ","), "--nats-replicas", "3", "--job-lease", "1s"},
 		}
 	}
 	hubs := hubtest.StartBinaries(t, opts...)

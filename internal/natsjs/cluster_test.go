@@ -20,6 +20,7 @@ import (
 	"github.com/finexbot/eventhub/internal/eventlog/logtest"
 	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/internal/natsjs"
+	"github.com/finexbot/eventhub/internal/natsjs/natstest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -27,72 +28,6 @@ import (
 // leader takes JetStream a few seconds), a failover. A passing test never
 // reaches it.
 const clusterWait = 30 * time.Second
-
-// testCluster is n embedded NATS servers on loopback that form one
-// JetStream cluster, as n hubs started together with the embedded cluster
-// flags do.
-type testCluster struct {
-	servers map[string]*natsjs.Server      // by server name; nil once the test shut it down
-	configs map[string]natsjs.ServerConfig // by server name, to start it again
-	urls    []string                       // the client URLs
-}
-
-// startCluster starts n servers on free ports, each routing to all the
-// others with route credentials, and shuts them down at cleanup (a server
-// the test shut down already is skipped).
-func startCluster(t *testing.T, n int) *testCluster {
-	t.Helper()
-	routes := make([]string, n)
-	clusterAddrs := make([]string, n)
-	ports := hubtest.FreePorts(t, 2*n) // routes, then clients
-	for i := range n {
-		clusterAddrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		routes[i] = "nats-route://" + clusterAddrs[i]
-	}
-	c := &testCluster{servers: map[string]*natsjs.Server{}, configs: map[string]natsjs.ServerConfig{}}
-	for i := range n {
-		cfg := natsjs.ServerConfig{
-			Addr: fmt.Sprintf("127.0.0.1:%d", ports[n+i]), StoreDir: t.TempDir(),
-			Name: fmt.Sprintf("n%d", i+1), ClusterAddr: clusterAddrs[i], ClusterName: "test",
-			Routes:      routes, // its own among them, as every node of a cluster may list them all
-			ClusterAuth: natsjs.Credentials{User: "route", Password: "route-secret"},
-		}
-		c.configs[cfg.Name] = cfg
-		c.start(t, cfg.Name)
-		c.urls = append(c.urls, c.servers[cfg.Name].ClientURL())
-	}
-	return c
-}
-
-// start starts the server named name, again after shutdown: the same
-// ports, the same store.
-func (c *testCluster) start(t *testing.T, name string) {
-	t.Helper()
-	srv, err := natsjs.StartServer(c.configs[name])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	c.servers[name] = srv
-}
-
-// shutdown shuts the server named name down.
-func (c *testCluster) shutdown(name string) {
-	c.servers[name].Shutdown()
-	c.servers[name] = nil
-}
-
-// connect connects to every server of the cluster, as a hub given all
-// their URLs with --nats does, and closes the connection at cleanup.
-func (c *testCluster) connect(t *testing.T) *nats.Conn {
-	t.Helper()
-	nc, err := natsjs.Connect(strings.Join(c.urls, ","), natsjs.Credentials{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 // streamInfo is the stream's info as JetStream gives it now, or nil.
 func streamInfo(nc *nats.Conn, stream string) *jetstream.StreamInfo {
@@ -155,8 +90,8 @@ func events(t *testing.T, prefix string, n int) []jobs.Event {
 // an append fails (the hub answers 503); once they are back it is Ready
 // again, and what was acknowledged before is all there.
 func TestLogReadyFollowsQuorum(t *testing.T) {
-	c := startCluster(t, 3)
-	nc := c.connect(t)
+	c := natstest.Start(t, 3)
+	nc := c.Connect()
 	var logged hubtest.LogBuffer
 	l, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, Replicas: 3, StartTimeout: clusterWait,
 		CheckEvery: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
@@ -170,8 +105,8 @@ func TestLogReadyFollowsQuorum(t *testing.T) {
 		t.Fatal("not ready with every server up")
 	}
 
-	c.shutdown("n2")
-	c.shutdown("n3")
+	c.Stop("n2")
+	c.Stop("n3")
 	hubtest.WaitFor(t, "not ready without a quorum", clusterWait, func() bool { return !l.Ready() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_, err = l.Append(ctx, "lost-quorum", events(t, "x-", 1))
@@ -185,8 +120,8 @@ func TestLogReadyFollowsQuorum(t *testing.T) {
 		return strings.Contains(logged.String(), "event log not ready")
 	})
 
-	c.start(t, "n2")
-	c.start(t, "n3")
+	c.Start("n2")
+	c.Start("n3")
 	hubtest.WaitFor(t, "ready again with a quorum", clusterWait, l.Ready)
 	after := appendRetrying(t, l, "after", events(t, "r-", 3))
 	_, last, err := l.Bounds(context.Background())
@@ -216,8 +151,8 @@ func TestLogReadyFollowsQuorum(t *testing.T) {
 // takes three replicas too; and the cluster, two servers left, refuses
 // more replicas than it has once the start timeout has passed, saying why.
 func TestReplicatedLog(t *testing.T) {
-	c := startCluster(t, 3)
-	nc := c.connect(t)
+	c := natstest.Start(t, 3)
+	nc := c.Connect()
 
 	// Opened while the cluster forms: it waits for the leader.
 	first, err := natsjs.OpenLog(context.Background(), natsjs.LogConfig{Conn: nc, StartTimeout: clusterWait})
@@ -273,7 +208,7 @@ func TestReplicatedLog(t *testing.T) {
 	withLeader := appendRetrying(t, l, "with-leader", events(t, "a-", 5))
 
 	// The stream's leader goes; the two others hold a majority.
-	leader := c.servers[info.Cluster.Leader]
+	leader := c.Server(info.Cluster.Leader)
 	if leader == nil {
 		t.Fatalf("stream leader %q is none of the servers", info.Cluster.Leader)
 	}
