@@ -41,9 +41,10 @@ type mailbox struct {
 	closed   bool // after close, user messages are dropped, not counted
 	// conflate is set before the actor starts, for a stream that asked for
 	// it: a job's progress frame replaces its older one still queued
-	// (conflated counts them until the actor takes the count).
+	// (conflated counts them until the actor takes the count, without the
+	// lock: it looks after every write).
 	conflate  bool
-	conflated int32
+	conflated atomic.Int32
 
 	userCount atomic.Int32 // = n + marks, written under mu, read without it
 	sysCount  atomic.Int32
@@ -160,7 +161,7 @@ func (m *mailbox) replaceProgress(f *frame) {
 		m.queue[m.slot(m.n-1)] = nil
 		m.n--
 		m.bytes -= int32(len(old.bytes))
-		m.conflated++
+		m.conflated.Add(1)
 		m.userCount.Store(m.n + m.marks)
 		return
 	}
@@ -168,13 +169,7 @@ func (m *mailbox) replaceProgress(f *frame) {
 
 // takeConflated returns how many frames were conflated since it was last
 // called.
-func (m *mailbox) takeConflated() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := m.conflated
-	m.conflated = 0
-	return int(n)
-}
+func (m *mailbox) takeConflated() int { return int(m.conflated.Swap(0)) }
 
 // slot is the index in the ring of the i-th queued message. Caller holds mu.
 func (m *mailbox) slot(i int32) int { return int(m.head+i) % len(m.queue) }
