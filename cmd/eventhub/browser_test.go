@@ -81,6 +81,16 @@ func (h *hub) publish(key string, events ...string) []uint64 {
 	return ids.IDs
 }
 
+// dashboard opens the hub's dashboard in a new tab of b named name, and
+// returns once its stream is live.
+func (h *hub) dashboard(b *browser.Browser, name string) *browser.Tab {
+	h.t.Helper()
+	page := b.NewTab(name)
+	page.Do(chromedp.Navigate(h.URL("/")))
+	page.WaitLive(15 * time.Second)
+	return page
+}
+
 const devPublishKey = "dev-publish-key"
 
 // jobEvent is a JobEvent as JSON, timestamped now; asset and scenario may
@@ -94,9 +104,7 @@ func jobEvent(typ, jobID, status, asset, scenario string) string {
 func TestBrowserSubmitJob(t *testing.T) {
 	b := browser.New(t)
 	h := startHub(t, "127.0.0.1:0", nil)
-	page := b.NewTab("dashboard")
-	page.Do(chromedp.Navigate(h.URL("/")))
-	page.WaitLive(15 * time.Second)
+	page := h.dashboard(b, "dashboard")
 	if st := page.State(); st.Role != "leader" || !strings.HasPrefix(st.Text, "Live") {
 		t.Errorf("state %+v: want a live leader", st)
 	}
@@ -174,9 +182,7 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 	args := []string{"--data-dir", t.TempDir(), "--drain", "1s"}
 	h := startHub(t, "127.0.0.1:0", nil, args...)
 	addr := h.Addr
-	page := b.NewTab("restart")
-	page.Do(chromedp.Navigate(h.URL("/")))
-	page.WaitLive(15 * time.Second)
+	page := h.dashboard(b, "restart")
 	page.Do(chromedp.Evaluate[chromedp.Void](`window.connStatuses = [];
 		new MutationObserver(() => {
 			const s = document.getElementById('conn').dataset.status;
@@ -236,9 +242,7 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 func TestBrowserResetReloadsSnapshot(t *testing.T) {
 	b := browser.New(t)
 	h := startHub(t, "127.0.0.1:0", nil, "--drain", "1s")
-	page := b.NewTab("reset")
-	page.Do(chromedp.Navigate(h.URL("/")))
-	page.WaitLive(15 * time.Second)
+	page := h.dashboard(b, "reset")
 	before := h.publish(devPublishKey, jobEvent("growth", "z-before", "completed", "a1", ""))[0]
 	page.WaitFor("the first event", 10*time.Second, fmt.Sprintf(`document.querySelector('#log li[data-id="%d"]')`, before))
 
@@ -331,9 +335,7 @@ func TestBrowserTabsShareOneStream(t *testing.T) {
 func TestBrowserRBACHidesJobs(t *testing.T) {
 	b := browser.New(t)
 	h := startHub(t, "127.0.0.1:0", nil)
-	page := b.NewTab("carol")
-	page.Do(chromedp.Navigate(h.URL("/")))
-	page.WaitLive(15 * time.Second)
+	page := h.dashboard(b, "carol")
 	// Switch to carol (asset a1, scenario s3) with the keyboard.
 	page.Do(
 		chromedp.Focus(chromedp.ID("user")),
@@ -794,9 +796,7 @@ const detailJS = `(() => {
 func TestBrowserJobProgress(t *testing.T) {
 	b := browser.New(t)
 	h := startHub(t, "127.0.0.1:0", nil)
-	page := b.NewTab("dashboard")
-	page.Do(chromedp.Navigate(h.URL("/")))
-	page.WaitLive(15 * time.Second)
+	page := h.dashboard(b, "dashboard")
 
 	resp, body := hubtest.Request(t, http.MethodPost, h.URL("/api/jobs"), "dev:alice",
 		[]byte(`{"type":"growth","assetId":"a1","params":{"delayMs":3000}}`), "Content-Type", "application/json")
