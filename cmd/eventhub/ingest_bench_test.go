@@ -5,10 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +35,7 @@ func BenchmarkIngest(b *testing.B) {
 		for _, publishers := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/publishers=%d", mode.name, publishers), func(b *testing.B) {
 				args := mode.args(b)
-				if extra := strings.Fields(getenvBench("EVENTHUB_BENCH_ARGS")); len(extra) > 0 {
+				if extra := strings.Fields(os.Getenv("EVENTHUB_BENCH_ARGS")); len(extra) > 0 {
 					args = append(args, extra...)
 				}
 				h := hubtest.StartBinary(b, hubtest.Options{Args: args})
@@ -63,36 +60,9 @@ func BenchmarkIngest(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				var next atomic.Int64
-				lat := make([][]time.Duration, publishers)
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for p := range publishers {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							d, err := post()
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							lat[p] = append(lat[p], d)
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				all := slices.Concat(lat...)
-				slices.Sort(all)
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-				if len(all) > 0 {
-					b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-				}
+				hubtest.TimeParallel(b, publishers, post)
 				h.Stop()
 			})
 		}
 	}
 }
-
-// getenvBench reads a benchmark's setting from the environment.
-func getenvBench(name string) string { return os.Getenv(name) }

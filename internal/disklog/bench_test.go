@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/finexbot/eventhub/internal/hubtest"
 	"github.com/finexbot/eventhub/jobs"
 )
 
@@ -29,30 +28,11 @@ func BenchmarkAppend(b *testing.B) {
 				}
 				defer l.Close()
 				ev := event(b, "j-0123456789abcdef", "completed")
-				var next atomic.Int64
-				lat := make([][]time.Duration, appenders)
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for a := range appenders {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							start := time.Now()
-							if _, err := l.Append(context.Background(), "", []jobs.Event{ev}); err != nil {
-								b.Error(err)
-								return
-							}
-							lat[a] = append(lat[a], time.Since(start))
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				all := slices.Concat(lat...)
-				slices.Sort(all)
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-				if len(all) > 0 {
-					b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-				}
+				hubtest.TimeParallel(b, appenders, func() (time.Duration, error) {
+					start := time.Now()
+					_, err := l.Append(context.Background(), "", []jobs.Event{ev})
+					return time.Since(start), err
+				})
 			})
 		}
 	}
